@@ -79,7 +79,7 @@ def image_from_array(array: np.ndarray, source: str = "pasted image") -> LoadedI
     if arr.ndim not in (2, 3) or arr.size == 0 or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
         raise ImageError(f"{source}: not an image array (shape {arr.shape})")
     if arr.dtype != np.uint8:
-        arr = _to_uint8(arr.astype(np.float64))
+        arr = _to_uint8(arr)
     mode = {2: "L", 1: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2] if arr.ndim == 3 else 2]
     img = Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[2] == 1 else arr, mode)
     return LoadedImage(rgb=pil_to_rgb(img), source=source, original_mode=mode)
@@ -89,7 +89,7 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
     """Any Pillow image → (H, W, 3) uint8: EXIF-rotated, alpha over white, depth scaled."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return np.repeat(_to_uint8(np.asarray(img, dtype=np.float64))[..., None], 3, axis=2)
+        return np.repeat(_to_uint8(np.asarray(img))[..., None], 3, axis=2)
     if img.mode == "1":
         img = img.convert("L")
     if img.mode == "P":
@@ -102,13 +102,17 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """Scale high-depth values to 0..255: 16-bit by 257, other ranges by min/max."""
+    """Scale to 0..255: floats in [0, 1] by 255, 16-bit integers by 257, other ranges by min/max."""
+    is_float = values.dtype.kind == "f"
+    values = values.astype(np.float64)
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    if lo >= 0 and hi <= 255 and values.dtype.kind in "iu":
+    if is_float and lo >= 0 and hi <= 1:
+        scaled = values * 255.0
+    elif not is_float and lo >= 0 and hi <= 255:
         scaled = values
-    elif lo >= 0 and hi <= 65535 and float(np.mod(finite, 1).max(initial=0)) == 0:
-        scaled = values / 257.0 if hi > 255 else values
+    elif not is_float and lo >= 0 and hi <= 65535:
+        scaled = values / 257.0
     else:
         scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
     return np.clip(np.nan_to_num(scaled), 0, 255).round().astype(np.uint8)

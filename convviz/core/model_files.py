@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 import zipfile
 
@@ -50,14 +51,17 @@ def read_weights(path: str, allow_pickle: bool = False):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise ModelError(f"{name}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if not found:
+            detail = re.search(r"WeightsUnpickler error: \s*(.+)", str(exc))
+            reason = detail[1].strip() if detail else _first_line(exc)
+            raise ModelError(f"{name}: not a PyTorch checkpoint ({reason})") from None
         if not allow_pickle:
             raise ModelError(
-                f"{name}: refused: the file holds pickled Python objects, not just weights "
+                f"{name}: refused: the file holds pickled Python objects ({found[1]}), not just weights "
                 "(open it as a full model only if you trust its source)"
             ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # a malformed pickle can fail in any way (IndexError, KeyError …)
         raise ModelError(f"{name}: not a PyTorch checkpoint ({_first_line(exc)})") from None
     warnings.warn(f"{name}: unpickling a full model; this runs code from the file", stacklevel=2)
     try:
