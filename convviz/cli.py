@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     from .core.images import ImageError
     from .core.model_files import ModelError
 
+    from .core.allocator import keep_freed_memory
+
+    keep_freed_memory()
     commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations}
     started = time.perf_counter()
     try:

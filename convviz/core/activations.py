@@ -1,11 +1,12 @@
 """One forward pass → every module's output, by its ``named_modules()`` path.
 
 Forward hooks keep references (no copies) to each module's output and to the input of
-every leaf module. A module called several times (torchvision's ResNet reuses ``relu``)
+every leaf module (the pass runs under ``no_grad``, so nothing needs detaching). A module called several times (torchvision's ResNet reuses ``relu``)
 is recorded once per call: ``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later
 in-place op overwrites (``out += identity``, ``ReLU(inplace=True)``) is detected through
 its version counter; those names are then cloned, and the pass is run once more, so a
-capture never holds corrupted values. :class:`ActivationCache` keeps recent captures so
+capture never holds corrupted values. In-place activation modules are switched to
+out-of-place once (identical results), so they need no clones. :class:`ActivationCache` keeps recent captures so
 that changing the view never recomputes.
 """
 from __future__ import annotations
@@ -56,57 +57,82 @@ class Capture:
         return self.output(name)[0].detach().float().cpu().numpy()
 
 
+class _Pass:
+    """State of one capturing forward pass."""
+
+    def __init__(self, clone: set[str]):
+        self.clone = clone
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.versions: dict[str, tuple[torch.Tensor, int]] = {}
+        self.calls: dict[nn.Module, int] = {}
+
+    def keep(self, key: str, tensor: torch.Tensor, store: dict, name: str) -> None:
+        store[name] = tensor.clone() if key in self.clone else tensor
+        self.versions[key] = (tensor, tensor._version)
+
+    def stale(self) -> set[str]:
+        return {key for key, (tensor, version) in self.versions.items() if tensor._version != version}
+
+
 class Capturer:
-    """Hooks a model for capture; remembers which outputs need cloning."""
+    """Hooks a model once for capture; remembers which outputs need cloning.
+
+    The hooks stay on the model (they return at once when no capture is running) so a
+    capture pays no registration cost; :meth:`close` removes them. Not re-entrant: one
+    capture at a time per model (the workers run model work on one thread).
+    """
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.names = {module: name for name, module in model.named_modules() if name}
         self.leaves = {module for module in self.names if not any(True for _ in module.children())}
         self.clone_names: set[str] = set()
+        self._pass: _Pass | None = None
+        for module in self.names:  # same results, but pre-activation tensors survive
+            if getattr(module, "inplace", None) is True:
+                module.inplace = False
+        self._handles = [m.register_forward_hook(self._hook) for m in self.names]
+        self._handles += [m.register_forward_pre_hook(self._pre_hook) for m in self.leaves]
+
+    def close(self) -> None:
+        """Remove the hooks from the model."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> Capture:
         """Run ``model(x)`` once, capturing every module's output."""
-        capture, versions = self._run(x)
-        stale = {n for n, (t, v) in versions.items() if t._version != v}
+        capture, stale = self._run(x)
         if stale - self.clone_names:
             self.clone_names |= stale
             capture, _ = self._run(x)
         return capture
 
-    def _run(self, x: torch.Tensor):
-        outputs: dict[str, torch.Tensor] = {}
-        inputs: dict[str, torch.Tensor] = {}
-        versions: dict[str, tuple[torch.Tensor, int]] = {}
-        calls: dict[nn.Module, int] = {}
-        clone = self.clone_names
-
-        def keep(key: str, tensor: torch.Tensor, store: dict, name: str) -> None:
-            tensor = tensor.detach()
-            store[name] = tensor.clone() if key in clone else tensor
-            versions[key] = (tensor, tensor._version)
-
-        def pre_hook(module, args):
-            if args and isinstance(args[0], torch.Tensor):
-                name = call_name(self.names[module], calls.get(module, 0) + 1)
-                keep("<" + name, args[0], inputs, name)
-
-        def hook(module, args, output):
-            calls[module] = calls.get(module, 0) + 1
-            out = first_tensor(output)
-            if out is not None:
-                name = call_name(self.names[module], calls[module])
-                keep(name, out, outputs, name)
-
-        handles = [m.register_forward_hook(hook) for m in self.names]
-        handles += [m.register_forward_pre_hook(pre_hook) for m in self.leaves]
+    def _run(self, x: torch.Tensor) -> tuple[Capture, set[str]]:
+        self._pass = record = _Pass(self.clone_names)
         try:
             logits = first_tensor(self.model(x))
         finally:
-            for handle in handles:
-                handle.remove()
-        return Capture(logits=logits.detach(), outputs=outputs, inputs=inputs), versions
+            self._pass = None
+        return Capture(logits=logits.detach(), outputs=record.outputs, inputs=record.inputs), record.stale()
+
+    def _pre_hook(self, module, args):
+        record = self._pass
+        if record is not None and args and isinstance(args[0], torch.Tensor):
+            name = call_name(self.names[module], record.calls.get(module, 0) + 1)
+            record.keep("<" + name, args[0], record.inputs, name)
+
+    def _hook(self, module, args, output):
+        record = self._pass
+        if record is None:
+            return
+        record.calls[module] = count = record.calls.get(module, 0) + 1
+        out = first_tensor(output)
+        if out is not None:
+            name = call_name(self.names[module], count)
+            record.keep(name, out, record.outputs, name)
 
 
 class ActivationCache:
@@ -126,6 +152,8 @@ class ActivationCache:
             return self._items[key]
         capturer = self._capturers.get(id(model))
         if capturer is None or capturer.model is not model:
+            if capturer is not None:
+                capturer.close()
             capturer = self._capturers[id(model)] = Capturer(model)
         capture = capturer(make_input())
         self.computed += 1
@@ -135,7 +163,10 @@ class ActivationCache:
         return capture
 
     def clear(self) -> None:
+        """Forget all captures and unhook every model."""
         self._items.clear()
+        for capturer in self._capturers.values():
+            capturer.close()
         self._capturers.clear()
 
 
