@@ -120,7 +120,7 @@ class FieldTracer(TorchFunctionMode):
             return tuple(fields)
         if name == "pad":
             pad = list(_arg(args, kwargs, 1, "pad")) + [0, 0, 0, 0]
-            return (Field(fh.size, fh.jump, fh.start + pad[2] * fh.jump), Field(fw.size, fw.jump, fw.start + pad[0] * fw.jump))
+            return (Field(fh.size, fh.jump, fh.start - pad[2] * fh.jump), Field(fw.size, fw.jump, fw.start - pad[0] * fw.jump))
         return self._union(tracked, out)
 
     def _union(self, tracked, out):

@@ -55,6 +55,7 @@ MODELS = {
     "googlenet": lambda: torchvision.models.googlenet(aux_logits=False, init_weights=False),
     "efficientnet_lite0": lambda: timm.create_model("efficientnet_lite0"),
     "vgg11": lambda: torchvision.models.vgg11(),
+    "tf_efficientnet_lite0 (dynamic 'same' padding via F.pad)": lambda: timm.create_model("tf_efficientnet_lite0"),
 }
 
 
