@@ -21,6 +21,10 @@ class ModelError(ValueError):
     """A model that cannot be loaded; the message is one line for the user."""
 
 
+class PickledModelError(ModelError):
+    """A file holding pickled Python objects, refused without the explicit opt-in."""
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -57,7 +61,7 @@ def read_weights(path: str, allow_pickle: bool = False):
             reason = detail[1].strip() if detail else _first_line(exc)
             raise ModelError(f"{name}: not a PyTorch checkpoint ({reason})") from None
         if not allow_pickle:
-            raise ModelError(
+            raise PickledModelError(
                 f"{name}: refused: the file holds pickled Python objects ({found[1]}), not just weights "
                 "(open it as a full model only if you trust its source)"
             ) from None

@@ -1,0 +1,178 @@
+"""Builds the QApplication and the window, and wires the command line to them.
+
+``python main.py [--image PATH] [--model SPEC] [--view NAME] [--screenshot PNG] [--allow-pickle]``
+
+Start-up order matters: the window is shown and painted first; only then does the
+first model load start, in a worker thread, and with it ``import torch``. Nothing this
+module imports at its top pulls in torch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+EXIT_USAGE = 2
+SCREENSHOT_TIMEOUT_MS = 300_000
+VIEWS = ("convolution", "layers")  # the tabs of convviz.ui.main_window (checked in its tests)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="convviz: see what a convolutional network does.")
+    parser.add_argument("--image", metavar="PATH", help="photo to open (default: the last one, else the cat sample)")
+    parser.add_argument("--model", metavar="SPEC",
+                        help="'default' (bundled EfficientNet-Lite0), a torchvision name, timm:NAME, a model file, "
+                             "or ARCH=STATE_DICT_FILE (default: the last one, else 'default')")
+    parser.add_argument("--view", choices=VIEWS, help="panel to show first")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="load everything offscreen, save the window as PNG and exit")
+    parser.add_argument("--conv", metavar="W,K,S,P[,D]", type=_conv_settings,
+                        help="toy grid settings of the Convolution panel, e.g. 7,3,3,0 (input, kernel, stride, "
+                             "padding, dilation)")
+    parser.add_argument("--gif", metavar="GIF", help="with --screenshot: also save the toy animation as a GIF")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="allow a fully pickled model file (runs code from the file: only if you trust it)")
+    parser.add_argument("--exit-after-paint", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def _conv_settings(text: str) -> dict[str, int]:
+    """``"7,3,3,0[,1]"`` → ``{"W": 7, "K": 3, "S": 3, "P": 0, "D": 1}``."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers W,K,S,P[,D]") from None
+    if len(values) not in (4, 5) or min(values) < 0 or 0 in values[:3] + values[4:]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected W,K,S,P[,D] with W, K, S, D ≥ 1 and P ≥ 0")
+    return dict(zip("WKSPD", values))
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _check_paths(args) -> str | None:
+    """A one-line problem with the file arguments, or None."""
+    if args.image is not None and not os.path.isfile(args.image):
+        return f"{args.image}: no such image file"
+    if args.screenshot is not None:
+        folder = os.path.dirname(os.path.abspath(args.screenshot))
+        if not os.path.isdir(folder):
+            return f"{args.screenshot}: folder {folder} does not exist"
+        if not args.screenshot.lower().endswith(".png"):
+            return f"{args.screenshot}: the screenshot must be a .png file"
+    if args.gif is not None:
+        if not args.screenshot:
+            return "--gif needs --screenshot"
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.gif))):
+            return f"{args.gif}: folder does not exist"
+    return None
+
+
+class _Screenshot:
+    """Waits until the model, image, predictions and the chosen view are in, then saves the window."""
+
+    def __init__(self, app, window, path: str, view: str, gif: str | None = None):
+        from PySide6.QtCore import QTimer
+
+        self.app, self.window, self.path, self.gif = app, window, path, gif
+        self.waiting = {"model", "image", "predictions", view}
+        s = window.session
+        s.model_loaded.connect(lambda _info: self._done("model"))
+        s.image_loaded.connect(lambda _image: self._done("image"))
+        s.predictions_ready.connect(lambda *_: self._done("predictions"))
+        s.activation_ready.connect(lambda *_: self._done("layers"))
+        s.conv_data_ready.connect(lambda _data: self._done("convolution"))
+        # The Convolution panel's toy grid needs no data; wait for a real layer only if it asks for one.
+        window.conv_panel.conv_layer_requested.connect(lambda _name: self.waiting.add("convolution"))
+        self.waiting.discard("convolution")
+        for signal in (s.model_failed, s.image_failed, s.view_failed):
+            signal.connect(self._fail)
+        s.model_needs_trust.connect(lambda _spec, message: self._fail(message + " (pass --allow-pickle)"))
+        self.guard = QTimer()
+        self.guard.setSingleShot(True)
+        self.guard.timeout.connect(lambda: self._fail("timed out while loading"))
+        self.guard.start(SCREENSHOT_TIMEOUT_MS)
+
+    def _done(self, part: str) -> None:
+        self.waiting.discard(part)
+        if not self.waiting and self.guard.isActive():
+            from PySide6.QtCore import QTimer
+
+            self.guard.stop()
+            QTimer.singleShot(300, self._save)  # let the views paint the last results
+
+    def _save(self) -> None:
+        if not self.window.grab().save(self.path, "PNG"):
+            self._fail(f"{self.path}: could not write the PNG")
+            return
+        print(f"saved {self.path}")
+        if self.gif:
+            frames = self.window.conv_panel.export_gif(self.gif)
+            if not frames:
+                self._fail(f"{self.gif}: no animation to save with these settings")
+                return
+            print(f"saved {self.gif} ({frames} frames)")
+        self.app.exit(0)
+
+    def _fail(self, message: str) -> None:
+        self.guard.stop()
+        print(f"error: {message}", file=sys.stderr)
+        self.app.exit(EXIT_USAGE)
+
+
+def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
+    """Run the app; returns the exit code (2 with ``error: …`` on stderr for bad input)."""
+    started_at = time.perf_counter() if started_at is None else started_at
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exc:  # argparse printed the usage and the error
+        return int(exc.code or 0)
+    problem = _check_paths(args)
+    if problem:
+        return _usage_error(problem)
+    headless = bool(args.screenshot or args.exit_after_paint)
+    if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .ui.settings import APP_NAME, organization
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "convviz"])
+    app.setOrganizationName(organization())
+    app.setApplicationName(APP_NAME)
+    app.setStyle("Fusion")
+
+    from .ui.main_window import MainWindow
+
+    window = MainWindow(persist=not headless)
+    if args.view:
+        window.set_view(args.view)
+    if args.conv:
+        window.conv_panel.toy.set_values(**args.conv)
+    screenshot = None
+    if args.exit_after_paint:
+        def report_paint():
+            print(f"first-paint {time.perf_counter() - started_at:.3f}", flush=True)
+            app.quit()
+
+        window.first_painted.connect(report_paint)
+    else:
+        if args.screenshot:
+            screenshot = _Screenshot(app, window, args.screenshot, args.view or window.current_view(), args.gif)
+
+        def start():
+            window.start(args.image, args.model, args.allow_pickle, restore=not headless)
+
+        window.first_painted.connect(lambda: QTimer.singleShot(0, start))
+    window.show()
+    code = app.exec()
+    window.close()
+    window.session.shutdown()
+    del screenshot
+    return code

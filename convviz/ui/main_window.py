@@ -1,0 +1,371 @@
+"""The main window: photo and predictions on the left, the panels in tabs on the right.
+
+It only displays what the :class:`~convviz.workers.session.Session` delivers and forwards
+the user's intent (open, paste, drop, pick a model, pick a layer) to it.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget,
+)
+
+from convviz import __version__
+from convviz.core.images import ImageError, image_from_array
+from convviz.workers.session import Session
+
+from .convolution_panel import ConvolutionPanel
+from .image_view import PhotoView, field_rect, qimage_to_array
+from .layers_panel import LayersPanel
+from .model_picker import ModelPicker, choose_model_file, confirm_pickled_model
+from .predictions_view import PredictionsView
+from .sections import heading, model_card_text, scrollable
+from .settings import KEY_GEOMETRY, KEY_IMAGE, KEY_MODEL, KEY_TAB, SAMPLE_NAMES, app_settings, sample_path
+from .status_bar import StatusFields
+
+VIEWS = ("convolution", "layers")
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
+DEFAULT_SIZE = (1400, 880)
+
+
+class MainWindow(QMainWindow):
+    """convviz's window; ``start()`` loads the first image and model."""
+
+    first_painted = Signal()
+
+    def __init__(self, session: Session | None = None, *, settings=None, persist: bool = True):
+        super().__init__()
+        self.session = session or Session(self)
+        self.settings = settings if settings is not None else app_settings()
+        self.persist = persist
+        self.last_error: str | None = None
+        self._painted = False
+        self._closed = False
+        self._fallback_model: str | None = None
+        self.setWindowTitle("convviz")
+        self.resize(*DEFAULT_SIZE)
+        self.setAcceptDrops(True)
+        self._build_panels()
+        self._build_actions()
+        self.status = StatusFields(self.statusBar())
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, "convviz", "", QMessageBox.StandardButton.Ok, self)
+        self.error_box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.error_box.setTextFormat(Qt.TextFormat.PlainText)
+        self._connect_session()
+        if self.persist:
+            self._restore_window()
+
+    # ------------------------------------------------------------------ layout
+    def _build_panels(self) -> None:
+        self.photo = PhotoView()
+        self.predictions = PredictionsView()
+        self.predictions.setFixedHeight(220)
+        photo_head, self.photo_caption = heading("Photo")
+        pred_head, self.pred_caption = heading("Top-5 predictions")
+        self._photo_text = "Open an image: File ▸ Open, drag one here, or paste (Ctrl+V)"
+        self.photo_caption.setText(self._photo_text)
+        self.photo_caption.setWordWrap(False)
+        self.photo_caption.setFixedHeight(2 * self.photo_caption.fontMetrics().lineSpacing() + 2)
+        self.pred_caption.setText("waiting for the model…")
+        left = QWidget()
+        left.setMinimumWidth(300)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(12, 10, 8, 10)
+        left_layout.setSpacing(8)
+        model_head, self.model_caption = heading("Model")
+        self.model_card = QLabel("Loading the model in the background…")
+        self.model_card.setWordWrap(True)
+        self.model_card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_card.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        left_layout.addWidget(photo_head)
+        left_layout.addWidget(self.photo)
+        left_layout.addSpacing(6)
+        left_layout.addWidget(pred_head)
+        left_layout.addWidget(self.predictions)
+        left_layout.addSpacing(6)
+        left_layout.addWidget(model_head)
+        left_layout.addWidget(self.model_card)
+        left_layout.addStretch(1)
+
+        self.conv_panel = ConvolutionPanel()
+        self.layers_panel = LayersPanel()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(scrollable(self.conv_panel), "Convolution")
+        self.tabs.addTab(scrollable(self.layers_panel), "Layers")
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(4, 6, 8, 6)
+        right_layout.addWidget(self.tabs)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([440, DEFAULT_SIZE[0] - 440])
+        self.setCentralWidget(self.splitter)
+
+    def _build_actions(self) -> None:
+        def action(text, slot, shortcut=None, tip=""):
+            act = QAction(text, self)
+            act.triggered.connect(slot)
+            if shortcut:
+                act.setShortcut(QKeySequence(shortcut))
+            act.setStatusTip(tip)
+            return act
+
+        self.open_image_action = action("Open image…", self.choose_image, QKeySequence.StandardKey.Open,
+                                        "Open a photo (JPEG, PNG, TIFF, WebP …)")
+        self.open_model_action = action("Open model file…", self.choose_model_file, "Ctrl+Shift+O",
+                                        "TorchScript, a convviz checkpoint or a state dict")
+        self.paste_action = action("Paste image", self.paste_image, QKeySequence.StandardKey.Paste,
+                                   "Use the image on the clipboard")
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.open_image_action)
+        file_menu.addAction(self.open_model_action)
+        samples = file_menu.addMenu("Sample images")
+        for name in SAMPLE_NAMES:
+            samples.addAction(action(name.capitalize(), lambda _=False, n=name: self.open_image(sample_path(n))))
+        file_menu.addAction(self.paste_action)
+        file_menu.addSeparator()
+        export = file_menu.addMenu("Export")
+        export.addAction(action("Window as PNG…", lambda: self.export_window()))
+        export.addAction(action("Current layer mosaic as PNG…", lambda: self.export_mosaic()))
+        file_menu.addSeparator()
+        file_menu.addAction(action("Quit", self.close, QKeySequence.StandardKey.Quit))
+        self.menuBar().addMenu("&Help").addAction(action("About convviz", self.show_about))
+
+        self.picker = ModelPicker()
+        self.picker.spec_requested.connect(self.load_model)
+        self.picker.file_requested.connect(self.choose_model_file)
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("main-toolbar")
+        toolbar.setMovable(False)
+        toolbar.addWidget(self.picker)
+        toolbar.addSeparator()
+        toolbar.addAction(self.open_image_action)
+        toolbar.addAction(self.paste_action)
+        self.addToolBar(toolbar)
+
+    def _connect_session(self) -> None:
+        s = self.session
+        s.busy.connect(self.status.set_busy)
+        s.idle.connect(self.status.set_idle)
+        s.image_loaded.connect(self._on_image_loaded)
+        s.image_failed.connect(self.show_error)
+        s.model_loaded.connect(self._on_model_loaded)
+        s.model_failed.connect(self._on_model_failed)
+        s.model_needs_trust.connect(self._on_model_needs_trust)
+        s.layers_ready.connect(self.layers_panel.set_rows)
+        s.predictions_ready.connect(self._on_predictions)
+        s.activation_ready.connect(self.layers_panel.set_activation)
+        s.conv_data_ready.connect(self.conv_panel.set_conv_data)
+        s.view_failed.connect(self.status.set_error)
+        self.layers_panel.layer_requested.connect(s.request_layer)
+        self.layers_panel.mosaic.unit_hovered.connect(self._on_unit_hovered)
+        self.conv_panel.conv_layer_requested.connect(s.request_conv_layer)
+        self.conv_panel.receptive_field_hovered.connect(self._on_unit_hovered)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+    # ----------------------------------------------------------------- intents
+    def start(self, image_path: str | None = None, model_spec: str | None = None, allow_pickle: bool = False,
+              restore: bool = True) -> None:
+        """Load the first image and model: arguments, else the last ones, else cat + default."""
+        if image_path is None and restore:
+            last = self.settings.value(KEY_IMAGE, "", str)
+            image_path = last if last and os.path.isfile(last) else None
+        if model_spec is None:
+            model_spec = self.settings.value(KEY_MODEL, "", str) if restore else ""
+            self._fallback_model = "default" if model_spec and model_spec != "default" else None
+        self.open_image(image_path or sample_path("cat"))
+        self.load_model(model_spec or "default", allow_pickle)
+
+    def open_image(self, path: str) -> None:
+        self.session.open_image(path)
+
+    def load_model(self, spec: str, allow_pickle: bool = False) -> None:
+        self.picker.set_spec(spec)
+        self.session.load_model(spec, allow_pickle)
+
+    def set_view(self, name: str) -> None:
+        """Show the panel ``name`` (one of :data:`VIEWS`)."""
+        self.tabs.setCurrentIndex(VIEWS.index(name))
+
+    def current_view(self) -> str:
+        return VIEWS[self.tabs.currentIndex()]
+
+    def choose_image(self) -> None:
+        start = os.path.dirname(self.settings.value(KEY_IMAGE, "", str) or sample_path("cat"))
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def choose_model_file(self) -> None:
+        path = choose_model_file(self)
+        if path:
+            self.load_model(path)
+
+    def paste_image(self) -> None:
+        """Use the clipboard's image (or an image file path / URL on it)."""
+        mime = QApplication.clipboard().mimeData()
+        if mime is not None and mime.hasImage():
+            try:
+                self.session.set_image(image_from_array(qimage_to_array(QApplication.clipboard().image())))
+            except ImageError as exc:
+                self.show_error(str(exc))
+            return
+        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime is not None and mime.hasUrls() else []
+        text = mime.text().strip() if mime is not None and mime.hasText() else ""
+        if not paths and text and os.path.isfile(text):
+            paths = [text]
+        if paths:
+            self.open_image(paths[0])
+        else:
+            self.show_error("The clipboard holds no image.")
+
+    def export_window(self, path: str | None = None) -> bool:
+        path = path or QFileDialog.getSaveFileName(self, "Export window", "convviz.png", "PNG (*.png)")[0]
+        return bool(path) and self.grab().save(path, "PNG")
+
+    def export_mosaic(self, path: str | None = None) -> bool:
+        rgb = self.layers_panel.mosaic.colored_mosaic()
+        if rgb is None:
+            self.show_error("No layer mosaic yet: select a layer in the Layers tab first.")
+            return False
+        name = self.layers_panel.current or "layer"
+        path = path or QFileDialog.getSaveFileName(self, "Export mosaic", f"{name}.png", "PNG (*.png)")[0]
+        if not path:
+            return False
+        from PIL import Image
+
+        Image.fromarray(np.ascontiguousarray(rgb)).save(path)
+        return True
+
+    def show_error(self, message: str) -> None:
+        """One clear line in the status bar and a (non-blocking) message box; nothing is lost."""
+        self.last_error = message
+        self.status.set_error(message)
+        if not self._closed:
+            self.error_box.setText(message)
+            self.error_box.open()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About convviz", (
+            f"<b>convviz {__version__}</b><p>Open up a convolutional network and see what it does: "
+            "sliding filters, activation maps and receptive fields on your own photos.</p>"
+            "<p>Samples: see resources/samples for their licences.</p>"))
+
+    # ----------------------------------------------------------------- results
+    def _on_image_loaded(self, image) -> None:
+        self.photo.set_image(image.rgb)
+        width, height = image.size
+        self._photo_text = f"{image.name} · {width}×{height} px\nThe bright square is what the model sees."
+        self.photo_caption.setText(self._photo_text)
+        self.status.set_image(image.name, width, height)
+        self._update_title()
+        if self.persist and os.path.isfile(image.source):
+            self.settings.setValue(KEY_IMAGE, os.path.abspath(image.source))
+
+    def _on_model_loaded(self, info) -> None:
+        self._fallback_model = None
+        self.picker.set_spec(info.spec)
+        self.photo.set_preprocess(info.preprocess)
+        self.status.set_model(info.title, info.note, info.device)
+        self.conv_panel.set_conv_layers(list(info.conv_layers))
+        self.model_caption.setText(info.spec)
+        self.model_card.setText(model_card_text(info))
+        random = "random weights" in info.note
+        self.pred_caption.setText(f"{info.title}: untrained, so these classes mean nothing" if random else info.title)
+        self._update_title()
+        if self.persist:
+            self.settings.setValue(KEY_MODEL, info.spec)
+
+    def _on_model_failed(self, message: str) -> None:
+        self.show_error(message)
+        if self.session.requested_spec:
+            self.picker.forget(self.session.requested_spec)
+        current = self.session.model_info
+        if current is not None:
+            self.picker.set_spec(current.spec)
+        elif self._fallback_model:
+            spec, self._fallback_model = self._fallback_model, None
+            self.load_model(spec)
+
+    def _on_model_needs_trust(self, spec: str, message: str) -> None:
+        if confirm_pickled_model(self, message):
+            self.load_model(spec, allow_pickle=True)
+        else:
+            self._on_model_failed(message)
+
+    def _on_predictions(self, predictions: list, ms: float) -> None:
+        self.predictions.set_predictions(predictions)
+        self.status.set_forward(ms)
+
+    def _on_unit_hovered(self, unit) -> None:
+        """Draw the receptive field of (layer, row, col) on the photo; None hides it."""
+        info, image = self.session.model_info, self.session.image
+        row = info.row(unit[0]) if unit and info is not None else None
+        if row is None or row.rf is None or image is None:
+            self.photo.clear_field()
+            self.photo_caption.setText(self._photo_text)
+            return
+        name, out_row, out_col = unit
+        rect = field_rect(row, out_row, out_col, info.preprocess, *image.size)
+        rf_h, rf_w = (int(round(v)) for v in row.rf)
+        self.photo.show_field(rect, f"RF {rf_h}×{rf_w}")
+        self.photo_caption.setText(f"{name}, unit ({out_row}, {out_col})\n"
+                                   f"sees {rf_h}×{rf_w} pixels of the model input (orange box)")
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.persist:
+            self.settings.setValue(KEY_TAB, VIEWS[index])
+
+    def _update_title(self) -> None:
+        parts = ["convviz"]
+        if self.session.image is not None:
+            parts.append(self.session.image.name)
+        if self.session.model_info is not None:
+            parts.append(self.session.model_info.title)
+        self.setWindowTitle(" — ".join(parts))
+
+    # ------------------------------------------------------------ Qt overrides
+    def _restore_window(self) -> None:
+        geometry = self.settings.value(KEY_GEOMETRY)
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        tab = self.settings.value(KEY_TAB, "", str)
+        if tab in VIEWS:
+            self.set_view(tab)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self.persist and not self._closed:
+            self.settings.setValue(KEY_GEOMETRY, self.saveGeometry())
+            self.settings.setValue(KEY_TAB, self.current_view())
+            self.settings.sync()
+        self._closed = True
+        self.error_box.close()
+        self.hide()  # a model load in progress may take seconds to finish; do not look frozen meanwhile
+        self.session.shutdown()
+        super().closeEvent(event)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_image(paths[0])

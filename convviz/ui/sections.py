@@ -1,0 +1,46 @@
+"""Small building blocks of the window's layout: section headings, scrollable tabs, the model card."""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+
+def heading(text: str) -> tuple[QWidget, QLabel]:
+    """A bold section title with a grey caption line under it."""
+    box = QWidget()
+    title, caption = QLabel(text), QLabel("")
+    title.setStyleSheet("font-size: 11pt; font-weight: 600;")
+    caption.setStyleSheet("color: #666;")
+    caption.setWordWrap(True)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(1)
+    layout.addWidget(title)
+    layout.addWidget(caption)
+    return box, caption
+
+
+def scrollable(panel: QWidget) -> QScrollArea:
+    """``panel`` in a frameless scroll area, so the window can be smaller than the panel's minimum."""
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
+
+
+def model_card_text(info) -> str:
+    """A few lines on what the model expects and how big it is (rich text)."""
+    p = info.preprocess
+    resize = round(p.input_size / p.crop_pct)
+    convs = len(info.conv_layers)
+    lines = [
+        f"<b>{html.escape(info.title)}</b>",
+        f"Input {p.input_size}×{p.input_size}: short side resized to {resize}, centre crop "
+        f"({p.crop_pct:.1%}), {p.interpolation}",
+        f"{info.params / 1e6:.2f} M parameters · {len(info.rows)} module calls · {convs} Conv2d layers",
+    ]
+    if info.note:
+        lines.append(f"<span style='color:#9a5b00'>⚠ {html.escape(info.note)}</span>")
+    return "<br>".join(lines)
