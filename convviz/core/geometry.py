@@ -1,0 +1,270 @@
+"""Sliding-window arithmetic of Conv2d and pooling along one axis (pure Python + numpy).
+
+Everything is checked against PyTorch's own layers in ``tests/core/test_geometry.py``:
+
+* conv:  ``O = floor((W + P_lo + P_hi − D·(K−1) − 1) / S) + 1``; torch refuses a window
+  wider than the padded input;
+* pool:  the same with ``floor``, or with ``ceil`` when ``ceil_mode=True`` — and then the
+  last window must start inside the input or the left padding, else it is dropped; torch
+  also refuses padding larger than half the kernel and an output smaller than 1.
+
+Windows are described in *padded* coordinates: padded index ``i`` is input index ``i − P_lo``.
+Bad settings never raise here; :func:`analyse_axis` returns an ``error`` message instead.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+CONV = "conv"
+POOL = "pool"
+
+
+def effective_kernel(kernel: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel: ``D·(K−1) + 1`` cells."""
+    return dilation * (kernel - 1) + 1
+
+
+@dataclass(frozen=True)
+class AxisSpec:
+    """Settings of a sliding window along one axis.
+
+    ``pad_hi`` defaults to ``pad_lo`` (symmetric padding); ``ceil_mode`` only exists for
+    pooling (``kind == "pool"``).
+    """
+
+    size: int
+    kernel: int
+    stride: int = 1
+    pad_lo: int = 0
+    pad_hi: int | None = None
+    dilation: int = 1
+    kind: str = CONV
+    ceil_mode: bool = False
+
+    @property
+    def padding_end(self) -> int:
+        """Padding after the input (``pad_hi``, or ``pad_lo`` when symmetric)."""
+        return self.pad_lo if self.pad_hi is None else self.pad_hi
+
+    @property
+    def padded(self) -> int:
+        """``W + P_lo + P_hi``."""
+        return self.size + self.pad_lo + self.padding_end
+
+    @property
+    def span(self) -> int:
+        """Effective kernel ``D·(K−1) + 1``."""
+        return effective_kernel(self.kernel, self.dilation)
+
+
+def validate(spec: AxisSpec) -> str | None:
+    """One-line reason why torch would refuse ``spec``, or None when it is accepted."""
+    names = (("input size W", spec.size, 1), ("kernel K", spec.kernel, 1), ("stride S", spec.stride, 1),
+             ("dilation D", spec.dilation, 1), ("padding P", spec.pad_lo, 0), ("padding P", spec.padding_end, 0))
+    for label, value, least in names:
+        if not isinstance(value, (int, np.integer)) or value < least:
+            return f"{label} must be a whole number ≥ {least} (got {value})."
+    if spec.kind not in (CONV, POOL):
+        return f"unknown layer kind {spec.kind!r} (use 'conv' or 'pool')."
+    if spec.ceil_mode and spec.kind != POOL:
+        return "ceil_mode exists only for pooling; Conv2d always rounds down."
+    if spec.kind == POOL and max(spec.pad_lo, spec.padding_end) > spec.kernel // 2:
+        return (f"pooling padding P={max(spec.pad_lo, spec.padding_end)} is more than half the kernel "
+                f"(K/2 = {spec.kernel // 2}): torch refuses it, a window could see only padding.")
+    if spec.kind == CONV and spec.span > spec.padded:
+        return (f"the window spans {spec.span} cells (D·(K−1)+1) but the padded input is only "
+                f"{spec.padded} (W + 2P): torch refuses a kernel larger than the padded input.")
+    if _raw_output(spec) < 1:
+        return (f"no window fits: the window spans {spec.span} cells but the padded input is "
+                f"{spec.padded}; torch reports 'Output size is too small'.")
+    return None
+
+
+def _raw_output(spec: AxisSpec) -> int:
+    """PyTorch's output size before validation (may be ≤ 0)."""
+    extra = spec.stride - 1 if spec.ceil_mode else 0
+    out = (spec.padded - spec.span + extra) // spec.stride + 1  # floor division, as torch's div_rtn
+    if spec.ceil_mode and out > 0 and (out - 1) * spec.stride >= spec.size + spec.pad_lo:
+        out -= 1  # the last window must start inside the input or the left padding
+    return out
+
+
+@dataclass(frozen=True)
+class AxisGeometry:
+    """Where the windows fall along one axis, and what they miss.
+
+    ``starts`` are padded coordinates of each window's first tap; ``uncovered`` lists
+    input indices that no tap reads (``trailing``: those after the last window,
+    ``gaps``: holes between windows or between dilated taps). ``partial`` is true when
+    the last window (ceil_mode) runs past the end of the padded input.
+    """
+
+    spec: AxisSpec
+    error: str | None
+    exact: Fraction
+    output: int
+    starts: tuple[int, ...] = ()
+    uncovered: tuple[int, ...] = ()
+    trailing: tuple[int, ...] = ()
+    gaps: tuple[int, ...] = ()
+    partial: bool = False
+    extent: int = 0
+    coverage: np.ndarray = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when torch accepts the settings."""
+        return self.error is None
+
+    @property
+    def is_whole(self) -> bool:
+        """True when ``(W + 2P − D·(K−1) − 1)/S + 1`` is a whole number."""
+        return self.exact.denominator == 1
+
+    @property
+    def floor_output(self) -> int:
+        """Output of the floor rule (Conv2d, pooling without ceil_mode)."""
+        return math.floor(self.exact)
+
+    def taps(self, index: int) -> np.ndarray:
+        """Padded coordinates of the taps of window ``index``."""
+        return self.starts[index] + self.spec.dilation * np.arange(self.spec.kernel)
+
+    def windows_reading(self, input_index: int) -> list[int]:
+        """Output indices whose window reads input index ``input_index``."""
+        padded = input_index + self.spec.pad_lo
+        span, dilation = self.spec.span, self.spec.dilation
+        return [i for i, start in enumerate(self.starts)
+                if start <= padded < start + span and (padded - start) % dilation == 0]
+
+
+def analyse_axis(spec: AxisSpec) -> AxisGeometry:
+    """Output size, exact fraction, window starts and uncovered input cells of ``spec``."""
+    stride = spec.stride if isinstance(spec.stride, (int, np.integer)) and spec.stride > 0 else 1
+    exact = Fraction(spec.padded - spec.span, stride) + 1
+    error = validate(spec)
+    if error is not None:
+        return AxisGeometry(spec, error, exact, 0, extent=max(spec.padded, spec.span, 0),
+                            coverage=np.zeros(max(spec.size, 0), dtype=np.int32))
+    out = _raw_output(spec)
+    starts = tuple(i * spec.stride for i in range(out))
+    taps = (np.asarray(starts)[:, None] + spec.dilation * np.arange(spec.kernel)[None, :]).ravel()
+    inside = taps[(taps >= spec.pad_lo) & (taps < spec.pad_lo + spec.size)] - spec.pad_lo
+    coverage = np.bincount(inside, minlength=spec.size).astype(np.int32)
+    uncovered = tuple(int(i) for i in np.flatnonzero(coverage == 0))
+    last_read = int(inside.max()) if inside.size else -1
+    trailing = tuple(i for i in uncovered if i > last_read)
+    gaps = tuple(i for i in uncovered if i <= last_read)
+    end = starts[-1] + spec.span
+    return AxisGeometry(spec, None, exact, out, starts, uncovered, trailing, gaps,
+                        partial=end > spec.padded, extent=max(spec.padded, end), coverage=coverage)
+
+
+def conv_axis(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> AxisGeometry:
+    """:func:`analyse_axis` for a Conv2d with symmetric padding."""
+    return analyse_axis(AxisSpec(size, kernel, stride, padding, None, dilation, CONV))
+
+
+def pool_axis(size: int, kernel: int, stride: int | None = None, padding: int = 0, dilation: int = 1,
+              ceil_mode: bool = False) -> AxisGeometry:
+    """:func:`analyse_axis` for MaxPool2d (stride defaults to the kernel, as in torch)."""
+    return analyse_axis(AxisSpec(size, kernel, kernel if stride is None else stride, padding, None, dilation,
+                                 POOL, ceil_mode))
+
+
+def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                kind: str = CONV, ceil_mode: bool = False) -> int:
+    """Output length torch computes, or 0 when torch would refuse the settings."""
+    return analyse_axis(AxisSpec(size, kernel, stride, padding, None, dilation, kind, ceil_mode)).output
+
+
+@dataclass(frozen=True)
+class SamePadding:
+    """Padding that keeps ``output == input`` (None when no symmetric one exists) and why."""
+
+    padding: int | None
+    reason: str
+
+
+def same_padding(kernel: int, stride: int = 1, dilation: int = 1) -> SamePadding:
+    """``P = D·(K−1)/2`` for stride 1; None with a reason for stride > 1 or an odd total."""
+    if stride != 1:
+        return SamePadding(None, f"stride {stride} > 1 shrinks the output whatever the padding "
+                                 f"(at best ceil(W/{stride})); torch's padding='same' requires stride 1.")
+    total = dilation * (kernel - 1)
+    if total % 2:
+        return SamePadding(None, f"K={kernel} is even: the total padding D·(K−1) = {total} is odd, so no "
+                                 f"symmetric P exists; torch's padding='same' pads {total // 2} before "
+                                 f"and {total - total // 2} after.")
+    return SamePadding(total // 2, f"P = D·(K−1)/2 = {total // 2} keeps the output the size of the input.")
+
+
+def fraction_text(value: Fraction, digits: int = 2) -> str:
+    """``7/3`` → ``'2.33'``; whole numbers without decimals."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.{digits}f}".rstrip("0").rstrip(".")
+
+
+def ranges_text(indices: tuple[int, ...] | list[int]) -> str:
+    """``(0, 1, 2, 5, 7, 8)`` → ``'0–2, 5, 7–8'``."""
+    parts: list[str] = []
+    items = sorted(int(i) for i in indices)
+    i = 0
+    while i < len(items):
+        j = i
+        while j + 1 < len(items) and items[j + 1] == items[j] + 1:
+            j += 1
+        parts.append(str(items[i]) if i == j else f"{items[i]}–{items[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+@lru_cache(maxsize=None)
+def _toy_table(seed: int, low: int, high: int, shape: tuple[int, int, int]) -> np.ndarray:
+    table = np.random.default_rng(seed).integers(low, high, size=shape).astype(np.float64)
+    table.flags.writeable = False
+    return table
+
+
+def toy_input(channels: int, size: int) -> np.ndarray:
+    """Small whole numbers (0–4) for the toy grid; growing ``size`` keeps earlier cells."""
+    return _toy_table(7, 0, 5, (16, 64, 64))[:channels, :size, :size]
+
+
+def toy_kernel(channels: int, kernel: int) -> np.ndarray:
+    """Small whole-number weights (−1, 0, 1) for the toy filter."""
+    return _toy_table(11, -1, 2, (16, 16, 16))[:channels, :kernel, :kernel]
+
+
+def window_indices(geom: AxisGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Input indices (O, K) of every tap of every window, and whether each is inside the input."""
+    idx = np.asarray(geom.starts, dtype=np.int64)[:, None] + geom.spec.dilation * np.arange(geom.spec.kernel)
+    idx = idx - geom.spec.pad_lo
+    return idx, (idx >= 0) & (idx < geom.spec.size)
+
+
+def sliding_output(values: np.ndarray, weights: np.ndarray | None, rows: AxisGeometry,
+                   cols: AxisGeometry) -> np.ndarray:
+    """Output of a toy layer: Σ window × weights (conv, zero padding) or max (pool, −∞ padding).
+
+    ``values`` is (C, H, W); ``weights`` (C, K, K) or None for max pooling. Taps outside the
+    padded input (a ceil_mode partial window) are ignored, as torch does.
+    """
+    if not (rows.ok and cols.ok):
+        return np.zeros((0, 0))
+    ri, rin = window_indices(rows)
+    ci, cin = window_indices(cols)
+    ri_c = np.clip(ri, 0, values.shape[1] - 1)
+    ci_c = np.clip(ci, 0, values.shape[2] - 1)
+    taps = values[:, ri_c[:, None, :, None], ci_c[None, :, None, :]]  # (C, Oh, Ow, K, K)
+    inside = rin[:, None, :, None] & cin[None, :, None, :]
+    if weights is None:
+        return np.where(inside[None], taps, -np.inf).max(axis=(0, 3, 4))
+    products = np.where(inside[None], taps, 0.0) * weights[:, None, None, :, :]
+    return products.sum(axis=(0, 3, 4))
