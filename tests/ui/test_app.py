@@ -29,7 +29,21 @@ def test_screenshot_writes_a_png(tmp_path, view):
     assert pixels is None or len(pixels) > 1000  # a real picture, not an empty window
 
 
+def test_screenshot_of_the_fractional_case_with_its_gif(tmp_path):
+    from PIL import Image
+
+    png, gif = tmp_path / "conv.png", tmp_path / "conv.gif"
+    result = run_main("--screenshot", str(png), "--view", "convolution", "--conv", "7,3,3,0", "--gif", str(gif))
+    assert result.returncode == 0, result.stderr
+    with Image.open(gif) as anim:
+        assert anim.n_frames == 4  # a 2×2 output: four window positions
+    assert png.stat().st_size > 10_000
+
+
 @pytest.mark.parametrize("args, needle", [
+    (["--conv", "7,0,1,0"], "W, K, S, D ≥ 1"),
+    (["--conv", "seven"], "expected integers"),
+    (["--gif", "x.gif"], "--gif needs --screenshot"),
     (["--image", "no-such-photo.jpg", "--screenshot", "x.png"], "no-such-photo.jpg: no such image file"),
     (["--view", "nowhere"], "invalid choice"),
     (["--screenshot", "/no/such/folder/x.png"], "does not exist"),
