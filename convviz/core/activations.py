@@ -1,7 +1,8 @@
 """One forward pass → every module's output, by its ``named_modules()`` path.
 
 Forward hooks keep references (no copies) to each module's output and to the input of
-every leaf module (the pass runs under ``no_grad``, so nothing needs detaching). A module called several times (torchvision's ResNet reuses ``relu``)
+every convolution, pooling, activation, dropout and linear module — what the stage
+views need (the pass runs under ``no_grad``, so nothing needs detaching). A module called several times (torchvision's ResNet reuses ``relu``)
 is recorded once per call: ``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later
 in-place op overwrites (``out += identity``, ``ReLU(inplace=True)``) is detected through
 its version counter; those names are then cloned, and the pass is run once more, so a
@@ -16,6 +17,15 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+
+#: Modules whose input is recorded too (the layer's input, pre-activation, pre-pooling …).
+INPUT_TYPES = (
+    nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.pooling._LPPoolNd,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh,
+    nn.Mish, nn.PReLU, nn.modules.dropout._DropoutNd, nn.Linear,
+)
 
 
 def call_name(name: str, call: int) -> str:
@@ -41,7 +51,7 @@ class Capture:
 
     logits: torch.Tensor
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    inputs: dict[str, torch.Tensor] = field(default_factory=dict)  #: for :data:`INPUT_TYPES` modules
 
     def names(self) -> list[str]:
         return list(self.outputs)
@@ -68,7 +78,7 @@ class _Pass:
         self.calls: dict[nn.Module, int] = {}
 
     def keep(self, key: str, tensor: torch.Tensor, store: dict, name: str) -> None:
-        store[name] = tensor.clone() if key in self.clone else tensor
+        store[name] = tensor.clone() if self.clone and key in self.clone else tensor
         self.versions[key] = (tensor, tensor._version)
 
     def stale(self) -> set[str]:
@@ -86,14 +96,14 @@ class Capturer:
     def __init__(self, model: nn.Module):
         self.model = model
         self.names = {module: name for name, module in model.named_modules() if name}
-        self.leaves = {module for module in self.names if not any(True for _ in module.children())}
+        self.with_inputs = [module for module in self.names if isinstance(module, INPUT_TYPES)]
         self.clone_names: set[str] = set()
         self._pass: _Pass | None = None
         for module in self.names:  # same results, but pre-activation tensors survive
             if getattr(module, "inplace", None) is True:
                 module.inplace = False
         self._handles = [m.register_forward_hook(self._hook) for m in self.names]
-        self._handles += [m.register_forward_pre_hook(self._pre_hook) for m in self.leaves]
+        self._handles += [m.register_forward_pre_hook(self._pre_hook) for m in self.with_inputs]
 
     def close(self) -> None:
         """Remove the hooks from the model."""
@@ -120,19 +130,22 @@ class Capturer:
 
     def _pre_hook(self, module, args):
         record = self._pass
-        if record is not None and args and isinstance(args[0], torch.Tensor):
-            name = call_name(self.names[module], record.calls.get(module, 0) + 1)
-            record.keep("<" + name, args[0], record.inputs, name)
+        if record is None or not args or not isinstance(args[0], torch.Tensor):
+            return
+        count = record.calls.get(module, 0) + 1
+        name = self.names[module] if count == 1 else f"{self.names[module]}:{count}"
+        record.keep("<" + name, args[0], record.inputs, name)
 
     def _hook(self, module, args, output):
         record = self._pass
         if record is None:
             return
-        record.calls[module] = count = record.calls.get(module, 0) + 1
-        out = first_tensor(output)
-        if out is not None:
-            name = call_name(self.names[module], count)
-            record.keep(name, out, record.outputs, name)
+        count = record.calls[module] = record.calls.get(module, 0) + 1
+        out = output if type(output) is torch.Tensor else first_tensor(output)
+        if out is not None:  # inlined keep(): this runs once per module per pass
+            name = self.names[module] if count == 1 else f"{self.names[module]}:{count}"
+            record.outputs[name] = out.clone() if record.clone and name in record.clone else out
+            record.versions[name] = (out, out._version)
 
 
 class ActivationCache:
