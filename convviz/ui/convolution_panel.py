@@ -1,0 +1,201 @@
+"""The Convolution panel: a toy grid that explains the sliding window and its arithmetic,
+and a real Conv2d of the loaded model doing the same on its real input.
+
+Public API used by the main window (plain data only, no threads here):
+
+* :meth:`ConvolutionPanel.set_conv_layers` fills the layer list;
+* ``conv_layer_requested(str)`` asks the app for a layer's data (computed off the GUI thread);
+* :meth:`ConvolutionPanel.set_conv_data` shows a :class:`~convviz.core.conv_probe.ConvLayerData`;
+* ``receptive_field_hovered(object)`` sends ``(layer name, out_row, out_col)`` or None;
+* :meth:`export_frame_png` / :meth:`export_gif` save what the panel shows.
+
+torch is never imported by this module (the data class lives in a torch-free module).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QKeySequence, QShortcut
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
+
+from convviz.ui.convolution_real import RealView
+from convviz.ui.convolution_toy import ToyView
+from convviz.ui.convolution_transport import FrameTransport
+
+TOY, REAL = 0, 1
+DEFAULT_SPEED = {TOY: 4, REAL: 120}
+
+
+def qimage_to_pil(image: QImage):
+    """RGB Pillow image from a QImage (copies the pixels)."""
+    from PIL import Image
+
+    rgb = image.convertToFormat(QImage.Format_RGB888)
+    width, height = rgb.width(), rgb.height()
+    data = bytes(rgb.constBits())[: rgb.bytesPerLine() * height]
+    return Image.frombuffer("RGB", (width, height), data, "raw", "RGB", rgb.bytesPerLine(), 1).copy()
+
+
+class ConvolutionPanel(QWidget):
+    """Toy grid and real layer, one transport (play / step / scrub) and export buttons."""
+
+    conv_layer_requested = Signal(str)
+    receptive_field_hovered = Signal(object)
+    toy_cell_hovered = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.toy = ToyView()
+        self.real = RealView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.toy, "Toy grid")
+        self.tabs.addTab(self.real, "Real layer")
+        self.transport = FrameTransport()
+        self.save_frame_button = QPushButton("Save frame…")
+        self.save_gif_button = QPushButton("Save GIF…")
+        self.save_frame_button.setToolTip("Save the current frame as a PNG image")
+        self.save_gif_button.setToolTip("Save the whole animation as an animated GIF")
+        self.status_label = QLabel()
+        self.status_label.setStyleSheet("color: #555;")
+        bar = QHBoxLayout()
+        bar.addWidget(self.transport, 1)
+        bar.addSpacing(12)
+        bar.addWidget(self.save_frame_button)
+        bar.addWidget(self.save_gif_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(bar)
+        layout.addWidget(self.status_label)
+        self._frames = {TOY: 0, REAL: 0}
+        self._speeds = dict(DEFAULT_SPEED)
+        self._mode = TOY
+        self.transport.frame_changed.connect(lambda i: self.view.set_frame(i))
+        self.toy.frames_changed.connect(lambda n: self._frames_changed(TOY, n))
+        self.real.frames_changed.connect(lambda n: self._frames_changed(REAL, n))
+        self.toy.cell_hovered.connect(self.toy_cell_hovered)
+        self.real.layer_requested.connect(self.conv_layer_requested)
+        self.real.output_hovered.connect(self._real_hovered)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.save_frame_button.clicked.connect(self._ask_frame_path)
+        self.save_gif_button.clicked.connect(self._ask_gif_path)
+        for key, slot in ((Qt.Key_Space, self.transport.toggle), (Qt.Key_Left, lambda: self.transport.step(-1)),
+                          (Qt.Key_Right, lambda: self.transport.step(1)), (Qt.Key_Home, self.transport.home),
+                          (Qt.Key_End, self.transport.end)):
+            QShortcut(QKeySequence(key), self, slot, context=Qt.WidgetWithChildrenShortcut)
+        self.transport.set_speed(self._speeds[TOY])
+        self.transport.set_count(self.toy.frame_count(), 0)
+
+    # ---- public API --------------------------------------------------------------
+    @property
+    def view(self) -> ToyView | RealView:
+        """The view of the current tab."""
+        return self.toy if self._mode == TOY else self.real
+
+    def set_conv_layers(self, names: list[str]) -> None:
+        """Fill the layer list with Conv2d module paths; shown data is cleared."""
+        self.real.set_layers(names)
+        if self._mode == REAL:
+            self.real.request_current()
+
+    def set_conv_data(self, data) -> None:
+        """Show a whole layer (a :class:`~convviz.core.conv_probe.ConvLayerData`, or None)."""
+        self.real.set_data(data)
+
+    def show_toy(self) -> None:
+        self.tabs.setCurrentIndex(TOY)
+
+    def show_real(self) -> None:
+        self.tabs.setCurrentIndex(REAL)
+
+    def frame(self) -> int:
+        return self.view.frame
+
+    def frame_count(self) -> int:
+        return self.view.frame_count()
+
+    def set_frame(self, index: int) -> None:
+        self.transport.set_index(index)
+
+    def step(self, delta: int = 1) -> None:
+        self.transport.step(delta)
+
+    def play(self) -> None:
+        self.transport.play()
+
+    def pause(self) -> None:
+        """Stop the animation timer."""
+        self.transport.pause()
+
+    # ---- wiring ------------------------------------------------------------------
+    def _frames_changed(self, mode: int, count: int) -> None:
+        if mode == self._mode:
+            self.transport.set_count(count, self.view.frame)
+
+    def _tab_changed(self, index: int) -> None:
+        self.transport.pause()
+        self._speeds[self._mode] = float(self.transport.speed.currentData())
+        self._mode = index
+        self.transport.set_speed(self._speeds[index])
+        self.transport.set_count(self.view.frame_count(), self.view.frame)
+        if index == REAL and self.real.data is None:
+            self.real.request_current()
+
+    def _real_hovered(self, cell) -> None:
+        data = self.real.data
+        self.receptive_field_hovered.emit(None if cell is None or data is None else (data.name, *cell))
+
+    # ---- export ------------------------------------------------------------------
+    def grab_frame(self) -> QImage:
+        """The current view's picture (grids, formula, readout) exactly as shown."""
+        stage = self.view.stage
+        stage.relayout()
+        return stage.grab().toImage()
+
+    def export_frame_png(self, path: str) -> bool:
+        """Save the current frame as a PNG; True on success."""
+        ok = self.grab_frame().save(str(path), "PNG")
+        self.status_label.setText(f"Saved frame to {path}" if ok else f"Could not write {path}")
+        return ok
+
+    def export_gif(self, path: str, fps: float = 4.0, max_frames: int = 400) -> int:
+        """Save the animation of the current view as an animated GIF; returns the frames written.
+
+        Animations longer than ``max_frames`` are sampled evenly (first and last frame kept).
+        """
+        count = self.view.frame_count()
+        if count == 0:
+            self.status_label.setText("Nothing to animate with these settings.")
+            return 0
+        self.transport.pause()
+        keep = self.view.frame
+        indices = np.unique(np.linspace(0, count - 1, min(count, max_frames)).round().astype(int))
+        frames = []
+        for i in indices:
+            self.view.set_frame(int(i))
+            frames.append(qimage_to_pil(self.grab_frame()))
+        self.view.set_frame(keep)
+        from PIL import Image
+
+        palette = frames[-1].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+        paletted = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+        step = max(20, int(round(1000 / fps)))
+        durations = [step] * (len(paletted) - 1) + [max(step, 1500)]
+        paletted[0].save(str(path), save_all=True, append_images=paletted[1:], duration=durations, loop=0,
+                         optimize=False, disposal=1)
+        note = f" (every {count / len(indices):.1f}th of {count})" if len(indices) < count else ""
+        self.status_label.setText(f"Saved {len(indices)} frames{note} to {path}")
+        return len(indices)
+
+    def _ask_frame_path(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save frame", "convolution.png", "PNG image (*.png)")
+        if path:
+            self.export_frame_png(path)
+
+    def _ask_gif_path(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save animation", "convolution.gif", "Animated GIF (*.gif)")
+        if path:
+            self.export_gif(path, fps=min(float(self.transport.speed.currentData()), 25.0))
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self.transport.pause()
+        super().hideEvent(event)
