@@ -1,14 +1,14 @@
 """One forward pass → every module's output, by its ``named_modules()`` path.
 
-Forward hooks keep references (no copies) to each module's output and to the input of
-every convolution, pooling, activation, dropout and linear module — what the stage
-views need (the pass runs under ``no_grad``, so nothing needs detaching). A module called several times (torchvision's ResNet reuses ``relu``)
-is recorded once per call: ``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later
-in-place op overwrites (``out += identity``, ``ReLU(inplace=True)``) is detected through
-its version counter; those names are then cloned, and the pass is run once more, so a
-capture never holds corrupted values. In-place activation modules are switched to
-out-of-place once (identical results), so they need no clones. :class:`ActivationCache` keeps recent captures so
-that changing the view never recomputes.
+One forward hook per module keeps references (no copies) to its output and, for
+convolution, pooling, activation, dropout and linear modules, to its input — what the
+stage views need (the pass runs under ``no_grad``: nothing to detach). A module called
+several times (torchvision's ResNet reuses ``relu``) is recorded once per call:
+``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later in-place op overwrites
+(``out += identity``) is detected through its version counter; those names are then
+cloned and the pass is run once more, so a capture never holds corrupted values.
+In-place activation modules are switched to out-of-place once (identical results).
+:class:`ActivationCache` keeps recent captures: changing the view never recomputes.
 """
 from __future__ import annotations
 
@@ -96,14 +96,15 @@ class Capturer:
     def __init__(self, model: nn.Module):
         self.model = model
         self.names = {module: name for name, module in model.named_modules() if name}
-        self.with_inputs = [module for module in self.names if isinstance(module, INPUT_TYPES)]
+        self.with_inputs = {module for module in self.names if isinstance(module, INPUT_TYPES)}
         self.clone_names: set[str] = set()
         self._pass: _Pass | None = None
-        for module in self.names:  # same results, but pre-activation tensors survive
+        # In-place activations would overwrite their own input (the pre-activation) before
+        # the forward hook sees it; out-of-place gives identical results.
+        for module in self.names:
             if getattr(module, "inplace", None) is True:
                 module.inplace = False
         self._handles = [m.register_forward_hook(self._hook) for m in self.names]
-        self._handles += [m.register_forward_pre_hook(self._pre_hook) for m in self.with_inputs]
 
     def close(self) -> None:
         """Remove the hooks from the model."""
@@ -128,24 +129,18 @@ class Capturer:
             self._pass = None
         return Capture(logits=logits.detach(), outputs=record.outputs, inputs=record.inputs), record.stale()
 
-    def _pre_hook(self, module, args):
-        record = self._pass
-        if record is None or not args or not isinstance(args[0], torch.Tensor):
-            return
-        count = record.calls.get(module, 0) + 1
-        name = self.names[module] if count == 1 else f"{self.names[module]}:{count}"
-        record.keep("<" + name, args[0], record.inputs, name)
-
     def _hook(self, module, args, output):
         record = self._pass
         if record is None:
             return
         count = record.calls[module] = record.calls.get(module, 0) + 1
+        name = self.names[module] if count == 1 else f"{self.names[module]}:{count}"
         out = output if type(output) is torch.Tensor else first_tensor(output)
         if out is not None:  # inlined keep(): this runs once per module per pass
-            name = self.names[module] if count == 1 else f"{self.names[module]}:{count}"
             record.outputs[name] = out.clone() if record.clone and name in record.clone else out
             record.versions[name] = (out, out._version)
+        if module in self.with_inputs and args and isinstance(args[0], torch.Tensor):
+            record.keep("<" + name, args[0], record.inputs, name)
 
 
 class ActivationCache:
