@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPalette, QPen, QPixmap, QRegion
-from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPixmap, QRegion
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 # Okabe–Ito, the colour-blind-safe palette.
 ORANGE = (230, 159, 0)
@@ -344,68 +344,3 @@ class GridCanvas(QWidget):
         if cell != self._hover:
             self._hover = cell
             self.cell_hovered.emit(cell)
-
-
-class Stage(QWidget):
-    """White backdrop whose children are placed by code rather than by a QLayout.
-
-    ``arrange(width, height, apply)`` places the children inside a ``width`` × ``height``
-    stage when ``apply`` is true, and returns the height the stage needs at ``width`` with
-    its grids at their smallest. That height is the stage's ``heightForWidth``: a scroll
-    area around the panel only scrolls when even the smallest grids do not fit, and the
-    grids take whatever room the text leaves them.
-    """
-
-    def __init__(self, arrange, minimum: QSize, parent: QWidget | None = None):
-        super().__init__(parent)
-        self._arrange = arrange
-        self._minimum = QSize(minimum)
-        self.setAutoFillBackground(True)
-        palette = self.palette()
-        palette.setColor(QPalette.Window, QColor(255, 255, 255))
-        self.setPalette(palette)
-        policy = QSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        policy.setHeightForWidth(True)
-        self.setSizePolicy(policy)
-
-    def relayout(self) -> None:
-        """Place the children for the current size (after their content changed)."""
-        if self.width() > 0 and self.height() > 0:
-            self._arrange(self.width(), self.height(), True)
-
-    def needed_height(self, width: int) -> int:
-        return max(self._minimum.height(), int(self._arrange(width, 0, False)))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        self.relayout()
-
-    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt name)
-        return True
-
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt name)
-        return self.needed_height(width)
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        return QSize(self._minimum)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        return QSize(self._minimum)
-
-
-_HEIGHTS: dict = {}  # (label, text, style, width, lines) → height: text layout is the slow part of a re-place
-
-
-def label_height(label: QLabel, width: int, lines: int = 1) -> int:
-    """Height ``label`` needs at ``width`` (word wrapped), at least ``lines`` lines of its font."""
-    key = (id(label), label.text(), label.styleSheet(), int(width), lines)
-    height = _HEIGHTS.get(key)
-    if height is None:
-        label.ensurePolished()
-        margins = label.contentsMargins()
-        height = lines * label.fontMetrics().lineSpacing() + margins.top() + margins.bottom()
-        if label.text():
-            height = max(height, label.heightForWidth(int(width)) if label.wordWrap() else label.sizeHint().height())
-        if len(_HEIGHTS) > 4096:
-            _HEIGHTS.clear()
-        _HEIGHTS[key] = height
-    return height

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 from convviz.core.conv_probe import ConvLayerData, probe
 from convviz.core.geometry import fraction_text, ranges_text
 from convviz.ui import convolution_canvas as cv
-from convviz.ui.convolution_canvas import GridCanvas, Overlay, Stage, label_height
+from convviz.ui.convolution_canvas import GridCanvas, Overlay
+from convviz.ui.convolution_stage import Stage, caption_html, label_height, legend_html, rich_labels
 from convviz.ui.convolution_text import probe_html
-from convviz.ui.convolution_toy import caption_html, legend_html
 
 LABEL_LIMIT = 12
 EMPTY = (190, 190, 190)
@@ -128,20 +128,12 @@ class RealView(QWidget):
         self.output_canvas = GridCanvas(self.stage, max_cell=MAP_MAX_CELL, min_size=1)
         self.window_canvas = GridCanvas(self.stage, max_cell=48, min_size=1)
         self.kernel_canvas = GridCanvas(self.stage, max_cell=48, min_size=1)
-        self.input_caption, self.output_caption = QLabel(self.stage), QLabel(self.stage)
-        self.window_caption, self.kernel_caption = QLabel(self.stage), QLabel(self.stage)
-        for caption in (self.input_caption, self.output_caption, self.window_caption, self.kernel_caption):
-            caption.setAlignment(Qt.AlignHCenter | Qt.AlignBottom)
-            caption.setTextFormat(Qt.RichText)
-            caption.setWordWrap(True)
+        self.input_caption, self.output_caption, self.window_caption, self.kernel_caption = rich_labels(
+            self.stage, 4, Qt.AlignHCenter | Qt.AlignBottom)
         self.times_label = QLabel("×", self.stage)
         self.times_label.setAlignment(Qt.AlignCenter)
         self.times_label.setStyleSheet("color: #555555; font-size: 22px;")
-        self.legend_label, self.readout_label = QLabel(self.stage), QLabel(self.stage)
-        for label in (self.legend_label, self.readout_label):
-            label.setWordWrap(True)
-            label.setTextFormat(Qt.RichText)
-            label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.legend_label, self.readout_label = rich_labels(self.stage, 2, Qt.AlignLeft | Qt.AlignTop)
         self.readout_label.setStyleSheet("font-size: 13px; padding: 0px 2px;")
         self.readout_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.legend_label.setStyleSheet("font-size: 12px;")
