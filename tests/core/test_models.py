@@ -171,3 +171,23 @@ def test_convviz_checkpoint_round_trip(tmp_path):
     loaded = load_model(str(path))
     assert loaded.labels == ("cat", "dog") and loaded.preprocess.input_size == 192
     assert torch.equal(loaded.module.classifier[1].weight, model.classifier[1].weight)
+
+
+def test_timm_uses_weights_from_the_local_hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub
+    from safetensors.torch import save_file
+
+    reference = timm.create_model("resnet10t")
+    cached = tmp_path / "model.safetensors"
+    save_file(reference.state_dict(), str(cached))
+    asked = []
+
+    def from_cache(repo_id, filename, **kwargs):
+        asked.append((repo_id, filename))
+        return str(cached) if filename == "model.safetensors" else None
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", from_cache)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("a download was attempted"))
+    loaded = load_model("timm:resnet10t")
+    assert loaded.pretrained and asked[0][0].startswith("timm/resnet10t")
+    assert torch.equal(loaded.module.fc.weight, reference.fc.weight)
