@@ -13,27 +13,17 @@ torch is never imported by this module (the data class lives in a torch-free mod
 """
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
+from convviz.ui.convolution_gif import GifExport
 from convviz.ui.convolution_real import RealView
 from convviz.ui.convolution_toy import ToyView
 from convviz.ui.convolution_transport import FrameTransport
 
 TOY, REAL = 0, 1
 DEFAULT_SPEED = {TOY: 4, REAL: 120}
-
-
-def qimage_to_pil(image: QImage):
-    """RGB Pillow image from a QImage (copies the pixels)."""
-    from PIL import Image
-
-    rgb = image.convertToFormat(QImage.Format_RGB888)
-    width, height = rgb.width(), rgb.height()
-    data = bytes(rgb.constBits())[: rgb.bytesPerLine() * height]
-    return Image.frombuffer("RGB", (width, height), data, "raw", "RGB", rgb.bytesPerLine(), 1).copy()
 
 
 class ConvolutionPanel(QWidget):
@@ -69,6 +59,7 @@ class ConvolutionPanel(QWidget):
         self._frames = {TOY: 0, REAL: 0}
         self._speeds = dict(DEFAULT_SPEED)
         self._mode = TOY
+        self._gif_export: GifExport | None = None
         self.transport.frame_changed.connect(lambda i: self.view.set_frame(i))
         self.toy.frames_changed.connect(lambda n: self._frames_changed(TOY, n))
         self.real.frames_changed.connect(lambda n: self._frames_changed(REAL, n))
@@ -158,33 +149,43 @@ class ConvolutionPanel(QWidget):
         return ok
 
     def export_gif(self, path: str, fps: float = 4.0, max_frames: int = 400) -> int:
-        """Save the animation of the current view as an animated GIF; returns the frames written.
+        """Save the animation of the current view as an animated GIF now; returns the frames written.
 
         Animations longer than ``max_frames`` are sampled evenly (first and last frame kept).
         """
-        count = self.view.frame_count()
-        if count == 0:
-            self.status_label.setText("Nothing to animate with these settings.")
-            return 0
-        self.transport.pause()
-        keep = self.view.frame
-        indices = np.unique(np.linspace(0, count - 1, min(count, max_frames)).round().astype(int))
-        frames = []
-        for i in indices:
-            self.view.set_frame(int(i))
-            frames.append(qimage_to_pil(self.grab_frame()))
-        self.view.set_frame(keep)
-        from PIL import Image
+        export = self._new_export(path, fps, max_frames)
+        return self._export_done(export, export.run() if export.count else 0)
 
-        palette = frames[-1].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-        paletted = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-        step = max(20, int(round(1000 / fps)))
-        durations = [step] * (len(paletted) - 1) + [max(step, 1500)]
-        paletted[0].save(str(path), save_all=True, append_images=paletted[1:], duration=durations, loop=0,
-                         optimize=False, disposal=1)
-        note = f" (every {count / len(indices):.1f}th of {count})" if len(indices) < count else ""
-        self.status_label.setText(f"Saved {len(indices)} frames{note} to {path}")
-        return len(indices)
+    def start_gif_export(self, path: str, fps: float = 4.0, max_frames: int = 400) -> GifExport | None:
+        """Export in the background of the event loop (progress in the status line, cancellable)."""
+        export = self._new_export(path, fps, max_frames)
+        if not export.count:
+            self._export_done(export, 0)
+            return None
+        self._gif_export = export
+        self.save_gif_button.setText("Cancel GIF")
+        export.progress.connect(lambda done, total: self.status_label.setText(f"Rendering GIF: {done}/{total} frames…"))
+        export.finished.connect(lambda frames: self._export_done(export, frames))
+        export.start()
+        return export
+
+    def _new_export(self, path: str, fps: float, max_frames: int) -> GifExport:
+        self.transport.pause()
+        return GifExport(self.view, self.grab_frame, path, fps, max_frames, self)
+
+    def _export_done(self, export: GifExport, frames: int) -> int:
+        if self._gif_export is export:
+            self._gif_export = None
+            self.save_gif_button.setText("Save GIF…")
+        if not export.count:
+            self.status_label.setText("Nothing to animate with these settings.")
+        elif frames:
+            note = f" (every {export.count / frames:.1f}th of {export.count})" if export.sampled else ""
+            self.status_label.setText(f"Saved {frames} frames{note} to {export.path}")
+        else:
+            self.status_label.setText(export.error or "GIF export cancelled.")
+        export.deleteLater()
+        return frames
 
     def _ask_frame_path(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save frame", "convolution.png", "PNG image (*.png)")
@@ -192,10 +193,15 @@ class ConvolutionPanel(QWidget):
             self.export_frame_png(path)
 
     def _ask_gif_path(self) -> None:
+        if self._gif_export is not None:
+            self._gif_export.cancel()
+            return
         path, _ = QFileDialog.getSaveFileName(self, "Save animation", "convolution.gif", "Animated GIF (*.gif)")
         if path:
-            self.export_gif(path, fps=min(float(self.transport.speed.currentData()), 25.0))
+            self.start_gif_export(path, fps=min(float(self.transport.speed.currentData()), 25.0))
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.transport.pause()
+        if self._gif_export is not None:
+            self._gif_export.cancel()
         super().hideEvent(event)

@@ -208,6 +208,32 @@ def test_export_png_and_gif(panel, tmp_path):
     assert panel.frame() == frame_before
 
 
+def test_gif_export_from_the_event_loop_reports_progress_and_can_be_cancelled(panel, qtbot, tmp_path):
+    from PIL import Image
+
+    drag(panel, W=12, K=3, S=1)  # 100 frames: many event-loop turns
+    gif = tmp_path / "live.gif"
+    steps = []
+    export = panel.start_gif_export(str(gif), fps=10)
+    export.progress.connect(lambda done, total: steps.append((done, total)))
+    assert panel.save_gif_button.text() == "Cancel GIF"
+    with qtbot.waitSignal(export.finished, timeout=60_000) as done:
+        pass
+    assert done.args == [100] and steps and steps[-1][1] == 100
+    with Image.open(gif) as image:
+        assert image.n_frames == 100
+    assert panel.save_gif_button.text() == "Save GIF…" and "Saved 100 frames" in panel.status_label.text()
+
+    cancelled = tmp_path / "cancelled.gif"
+    export = panel.start_gif_export(str(cancelled))
+    with qtbot.waitSignal(export.progress, timeout=10_000):
+        pass
+    with qtbot.waitSignal(export.finished, timeout=10_000) as done:
+        panel.save_gif_button.click()  # the button cancels while an export runs
+    assert done.args == [0] and not cancelled.exists()
+    assert "cancelled" in panel.status_label.text()
+
+
 def test_panel_module_does_not_import_torch():
     code = "import sys, convviz.ui.convolution_panel; print('torch' in sys.modules)"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
