@@ -70,12 +70,16 @@ class Capture:
 class _Pass:
     """State of one capturing forward pass."""
 
-    def __init__(self, clone: set[str]):
+    def __init__(self, clone: set[str], learning: bool):
         self.clone = clone
         self.outputs: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
         self.versions: dict[str, tuple[torch.Tensor, int]] = {}
         self.calls: dict[nn.Module, int] = {}
+        #: learning only: which name first produced each tensor, and outputs that were
+        #: already another module's output (Identity, containers returning a child's result)
+        self.producer: dict[int, str] | None = {} if learning else None
+        self.same_as: dict[str, str] = {}
 
     def keep(self, key: str, tensor: torch.Tensor, store: dict, name: str) -> None:
         store[name] = tensor.clone() if self.clone and key in self.clone else tensor
@@ -86,11 +90,14 @@ class _Pass:
 
 
 class Capturer:
-    """Hooks a model once for capture; remembers which outputs need cloning.
+    """Hooks a model for capture; remembers which outputs need cloning or are aliases.
 
     The hooks stay on the model (they return at once when no capture is running) so a
-    capture pays no registration cost; :meth:`close` removes them. Not re-entrant: one
-    capture at a time per model (the workers run model work on one thread).
+    capture pays no registration cost; :meth:`close` removes them. The first capture
+    also learns which modules only hand on a tensor another module produced (``Identity``,
+    a ``Sequential`` returning its last child's result); their hooks are then removed and
+    their outputs filled in by reference after each pass. Not re-entrant: one capture at
+    a time per model (the workers run model work on one thread).
     """
 
     def __init__(self, model: nn.Module):
@@ -98,36 +105,66 @@ class Capturer:
         self.names = {module: name for name, module in model.named_modules() if name}
         self.with_inputs = {module for module in self.names if isinstance(module, INPUT_TYPES)}
         self.clone_names: set[str] = set()
+        self.aliases: dict[str, str] = {}  #: name → the name whose output it always returns
         self._pass: _Pass | None = None
         # In-place activations would overwrite their own input (the pre-activation) before
         # the forward hook sees it; out-of-place gives identical results.
         for module in self.names:
             if getattr(module, "inplace", None) is True:
                 module.inplace = False
-        self._handles = [m.register_forward_hook(self._hook) for m in self.names]
+        self._handles = {}
+        self._hook_all()
+
+    def _hook_all(self) -> None:
+        for module in self.names:
+            if module not in self._handles:
+                self._handles[module] = module.register_forward_hook(self._hook)
+        self.aliases = {}
 
     def close(self) -> None:
         """Remove the hooks from the model."""
-        for handle in self._handles:
+        for handle in self._handles.values():
             handle.remove()
-        self._handles = []
+        self._handles = {}
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> Capture:
         """Run ``model(x)`` once, capturing every module's output."""
-        capture, stale = self._run(x)
+        learning = not self.aliases
+        capture, record = self._run(x, learning)
+        if record is None:  # the graph changed under the aliases: learn again
+            self._hook_all()
+            learning = True
+            capture, record = self._run(x, learning)
+        stale = record.stale()
         if stale - self.clone_names:
             self.clone_names |= stale
-            capture, _ = self._run(x)
+            capture, record = self._run(x, learning)
+        if learning:
+            self._learn(record)
         return capture
 
-    def _run(self, x: torch.Tensor) -> tuple[Capture, set[str]]:
-        self._pass = record = _Pass(self.clone_names)
+    def _learn(self, record: _Pass) -> None:
+        """Unhook modules that only returned another module's tensor, untouched, in one call."""
+        by_name = {name: module for module, name in self.names.items()}
+        for name, source in record.same_as.items():
+            module = by_name[name]
+            if record.calls.get(module) == 1 and name not in self.clone_names and source not in self.clone_names:
+                self.aliases[name] = source
+                self._handles.pop(module).remove()
+
+    def _run(self, x: torch.Tensor, learning: bool) -> tuple[Capture, _Pass | None]:
+        self._pass = record = _Pass(self.clone_names, learning)
         try:
             logits = first_tensor(self.model(x))
         finally:
             self._pass = None
-        return Capture(logits=logits.detach(), outputs=record.outputs, inputs=record.inputs), record.stale()
+        outputs = record.outputs
+        for name, source in self.aliases.items():
+            if source not in outputs:
+                return None, None
+            outputs[name] = outputs[source]
+        return Capture(logits=logits.detach(), outputs=outputs, inputs=record.inputs), record
 
     def _hook(self, module, args, output):
         record = self._pass
@@ -139,6 +176,10 @@ class Capturer:
         if out is not None:  # inlined keep(): this runs once per module per pass
             record.outputs[name] = out.clone() if record.clone and name in record.clone else out
             record.versions[name] = (out, out._version)
+            if record.producer is not None:
+                source = record.producer.setdefault(id(out), name)
+                if source != name and module not in self.with_inputs and record.versions[source][1] == out._version:
+                    record.same_as[name] = source
         if module in self.with_inputs and args and isinstance(args[0], torch.Tensor):
             record.keep("<" + name, args[0], record.inputs, name)
 

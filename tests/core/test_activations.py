@@ -38,11 +38,39 @@ def test_capture_equals_plain_forward(arch):
         model = torchvision.models.resnet18().eval()
     x = torch.randn(1, 3, 128, 128)
     logits, reference = _reference_outputs(model, x)
-    capture = Capturer(model)(x)
-    assert torch.equal(capture.logits, logits)
-    assert set(reference) <= set(capture.outputs)
-    for name, expected in reference.items():
-        assert torch.equal(capture.outputs[name], expected), name
+    capturer = Capturer(model)
+    for attempt in ("learning pass", "pass with aliases"):
+        capture = capturer(x)
+        assert torch.equal(capture.logits, logits)
+        assert set(reference) <= set(capture.outputs), attempt
+        for name, expected in reference.items():
+            assert torch.equal(capture.outputs[name], expected), (attempt, name)
+
+
+class _Switch(nn.Module):
+    """Returns its child's tensor, or (after ``flag`` flips) a tensor of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.act, self.flag = nn.ReLU(), True
+
+    def forward(self, x):
+        return self.act(x) if self.flag else x * 2
+
+
+def test_aliases_are_learned_once_and_relearned_when_the_graph_changes():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Identity(), _Switch()).eval()
+    capturer = Capturer(model)
+    x = torch.randn(1, 3, 8, 8)
+    capturer(x)
+    assert capturer.aliases == {"1": "0", "2": "2.act"}
+    second = capturer(x)
+    assert second.outputs["2"] is second.outputs["2.act"]
+    assert torch.equal(second.outputs["1"], model[0](x))
+    model[2].flag = False  # "2.act" is no longer called: the aliases no longer hold
+    third = capturer(x)
+    assert torch.equal(third.outputs["2"], model[0](x) * 2) and "2.act" not in third.outputs
+    assert capturer.aliases == {"1": "0"}
 
 
 def test_inplace_ops_do_not_corrupt_capture():
