@@ -59,6 +59,7 @@ def bench(spec: str, repeats: int) -> None:
     print(json.dumps({"figure": "capture_vs_raw_forward", "model": spec, "layers_captured": layers,
                       "raw_ms": round(raw_med, 2), "capture_ms": round(cap_med, 2),
                       "ratio": round(cap_med / raw_med, 3), "target_ratio": 1.15, "repeats": repeats,
+                      "paired_ratio_median": round(statistics.median(c / r for c, r in zip(cap_ms, raw_ms)), 3),
                       "cloned_for_inplace": len(capturer.clone_names)}), flush=True)
     table_ms = statistics.median(_ms(lambda: layer_table(model)) for _ in range(3))
     print(json.dumps({"figure": "layer_table_ms", "model": spec, "median_ms": round(table_ms, 1),
