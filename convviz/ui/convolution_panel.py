@@ -67,8 +67,8 @@ class ConvolutionPanel(QWidget):
         self.real.layer_requested.connect(self.conv_layer_requested)
         self.real.output_hovered.connect(self._real_hovered)
         self.tabs.currentChanged.connect(self._tab_changed)
-        self.save_frame_button.clicked.connect(self._ask_frame_path)
-        self.save_gif_button.clicked.connect(self._ask_gif_path)
+        self.save_frame_button.clicked.connect(self.ask_save_frame)
+        self.save_gif_button.clicked.connect(self.ask_save_gif)
         for key, slot in ((Qt.Key_Space, self.transport.toggle), (Qt.Key_Left, lambda: self.transport.step(-1)),
                           (Qt.Key_Right, lambda: self.transport.step(1)), (Qt.Key_Home, self.transport.home),
                           (Qt.Key_End, self.transport.end)):
@@ -187,12 +187,12 @@ class ConvolutionPanel(QWidget):
         export.deleteLater()
         return frames
 
-    def _ask_frame_path(self) -> None:
+    def ask_save_frame(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save frame", "convolution.png", "PNG image (*.png)")
         if path:
             self.export_frame_png(path)
 
-    def _ask_gif_path(self) -> None:
+    def ask_save_gif(self) -> None:
         if self._gif_export is not None:
             self._gif_export.cancel()
             return

@@ -137,6 +137,8 @@ class MainWindow(QMainWindow):
         export = file_menu.addMenu("Export")
         export.addAction(action("Window as PNG…", lambda: self.export_window()))
         export.addAction(action("Current layer mosaic as PNG…", lambda: self.export_mosaic()))
+        export.addAction(action("Convolution frame as PNG…", lambda: self.conv_panel.ask_save_frame()))
+        export.addAction(action("Convolution animation as GIF…", lambda: self.conv_panel.ask_save_gif()))
         file_menu.addSeparator()
         file_menu.addAction(action("Quit", self.close, QKeySequence.StandardKey.Quit))
         self.menuBar().addMenu("&Help").addAction(action("About convviz", self.show_about))
