@@ -3,13 +3,16 @@
 Frames are rendered from the event loop a few at a time, so the window stays responsive
 (with progress and a cancel) even for a 400-frame 64×64 animation; every frame is mapped
 onto one shared palette (taken from the fullest, last frame) as soon as it is rendered.
-Scripts call :meth:`GifExport.run` to do all of it at once.
+The file itself is written by a pool worker. Scripts call :meth:`GifExport.run` to do
+all of it at once.
 """
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
+
+from convviz.workers.files import write_gif, write_gif_in_background
 
 FRAMES_PER_TICK = 6
 LAST_FRAME_MS = 1500
@@ -46,6 +49,7 @@ class GifExport(QObject):
         self._keep = view.frame
         self._palette = None
         self._frames: list = []
+        self._writer = None
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
 
@@ -71,11 +75,21 @@ class GifExport(QObject):
             self.finished.emit(0)
 
     def _tick(self) -> None:
-        if self._render(FRAMES_PER_TICK):
-            self._timer.stop()
-            self.finished.emit(self._write())
-        else:
+        if not self._render(FRAMES_PER_TICK):
             self.progress.emit(len(self._frames), len(self.indices))
+            return
+        self._timer.stop()
+        self.view.set_frame(self._keep)
+        self.progress.emit(len(self._frames), len(self.indices))
+        self._writer = write_gif_in_background(self._frames, self.path, self._durations(), self.finished.emit,
+                                               self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.error = f"Could not write {self.path}: {exc}"
+        self.finished.emit(0)
+
+    def _durations(self) -> list[int]:
+        return [self.step_ms] * (len(self._frames) - 1) + [max(self.step_ms, LAST_FRAME_MS)]
 
     def _render(self, n: int) -> bool:
         """Render up to ``n`` more frames; True once all are done."""
@@ -92,14 +106,10 @@ class GifExport(QObject):
 
     def _write(self) -> int:
         self.view.set_frame(self._keep)
-        frames = self._frames
-        if not frames:
+        if not self._frames:
             return 0
-        durations = [self.step_ms] * (len(frames) - 1) + [max(self.step_ms, LAST_FRAME_MS)]
         try:
-            frames[0].save(self.path, format="GIF", save_all=True, append_images=frames[1:], duration=durations,
-                           loop=0, optimize=False, disposal=1)
+            return write_gif(self._frames, self.path, self._durations())
         except (OSError, ValueError) as exc:
             self.error = f"Could not write {self.path}: {exc}"
             return 0
-        return len(frames)

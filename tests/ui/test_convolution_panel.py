@@ -233,6 +233,12 @@ def test_gif_export_from_the_event_loop_reports_progress_and_can_be_cancelled(pa
     assert done.args == [0] and not cancelled.exists()
     assert "cancelled" in panel.status_label.text()
 
+    unwritable = tmp_path / "no-such-folder" / "x.gif"
+    export = panel.start_gif_export(str(unwritable))
+    with qtbot.waitSignal(export.finished, timeout=60_000) as done:
+        pass
+    assert done.args == [0] and "Could not write" in panel.status_label.text()
+
 
 def test_panel_module_does_not_import_torch():
     code = "import sys, convviz.ui.convolution_panel; print('torch' in sys.modules)"
