@@ -89,6 +89,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_layers(args) -> int:
+    from .core.errors import first_line
     from .core.layer_table import layer_table
 
     loaded = _load(args, require_weights=False)
@@ -98,7 +99,7 @@ def cmd_layers(args) -> int:
     try:
         rows = layer_table(loaded.module, (3, size, size))
     except RuntimeError as exc:
-        raise CliError(f"{loaded.title} cannot take a {size}×{size} input ({str(exc).splitlines()[0]})") from None
+        raise CliError(f"{loaded.title} cannot take a {size}×{size} input ({first_line(exc)})") from None
     if args.json:
         print(json.dumps({"model": loaded.title, "spec": loaded.spec, "input": [3, size, size],
                           "layers": [r.as_json() for r in rows]}))

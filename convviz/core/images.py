@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .errors import first_line
+
 #: Images larger than this many pixels are refused (Pillow's own bomb guard is 2× this).
 MAX_PIXELS = 89_478_485
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -68,8 +70,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageError(f"{name}: damaged or truncated image ({reason})") from None
+        raise ImageError(f"{name}: damaged or truncated image ({first_line(exc)})") from None
     return LoadedImage(rgb=rgb, source=path, original_mode=mode)
 
 

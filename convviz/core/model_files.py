@@ -14,6 +14,8 @@ import zipfile
 import torch
 from torch import nn
 
+from .errors import first_line
+
 CHECKPOINT_FORMAT = "convviz-checkpoint-1"
 
 
@@ -23,11 +25,6 @@ class ModelError(ValueError):
 
 class PickledModelError(ModelError):
     """A file holding pickled Python objects, refused without the explicit opt-in."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def is_torchscript(path: str) -> bool:
@@ -51,14 +48,14 @@ def read_weights(path: str, allow_pickle: bool = False):
         try:
             return load_file(path, device="cpu")
         except Exception as exc:  # safetensors raises its own SafetensorError
-            raise ModelError(f"{name}: not a valid safetensors file ({_first_line(exc)})") from None
+            raise ModelError(f"{name}: not a valid safetensors file ({first_line(exc)})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if not found:
             detail = re.search(r"WeightsUnpickler error: \s*(.+)", str(exc))
-            reason = detail[1].strip() if detail else _first_line(exc)
+            reason = detail[1].strip() if detail else first_line(exc)
             raise ModelError(f"{name}: not a PyTorch checkpoint ({reason})") from None
         if not allow_pickle:
             raise PickledModelError(
@@ -66,12 +63,12 @@ def read_weights(path: str, allow_pickle: bool = False):
                 "(open it as a full model only if you trust its source)"
             ) from None
     except Exception as exc:  # a malformed pickle can fail in any way (IndexError, KeyError …)
-        raise ModelError(f"{name}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+        raise ModelError(f"{name}: not a PyTorch checkpoint ({first_line(exc)})") from None
     warnings.warn(f"{name}: unpickling a full model; this runs code from the file", stacklevel=2)
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise ModelError(f"{name}: could not unpickle ({_first_line(exc)})") from None
+        raise ModelError(f"{name}: could not unpickle ({first_line(exc)})") from None
 
 
 def unwrap_state_dict(obj, name: str) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .errors import first_line
 from .labels import labels_for
 from .model_files import (
     ModelError, head_classes, is_convviz_checkpoint, is_torchscript, load_strict, read_weights, unwrap_state_dict,
@@ -204,7 +205,7 @@ def _load_file(path: str, allow_pickle: bool) -> LoadedModel:
         try:
             module = torch.jit.load(path, map_location="cpu")
         except Exception as exc:
-            raise ModelError(f"{name}: not a loadable TorchScript file ({str(exc).splitlines()[0]})") from None
+            raise ModelError(f"{name}: not a loadable TorchScript file ({first_line(exc)})") from None
         return _finish(LoadedModel(path, f"{name} (TorchScript)", module))
     obj = read_weights(path, allow_pickle=allow_pickle)
     if isinstance(obj, nn.Module):

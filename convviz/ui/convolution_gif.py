@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
+from convviz.ui.image_view import qimage_to_array
 from convviz.workers.files import write_gif, write_gif_in_background
 
 FRAMES_PER_TICK = 6
@@ -22,10 +23,7 @@ def qimage_to_pil(image: QImage):
     """RGB Pillow image from a QImage (copies the pixels)."""
     from PIL import Image
 
-    rgb = image.convertToFormat(QImage.Format_RGB888)
-    width, height = rgb.width(), rgb.height()
-    data = bytes(rgb.constBits())[: rgb.bytesPerLine() * height]
-    return Image.frombuffer("RGB", (width, height), data, "raw", "RGB", rgb.bytesPerLine(), 1).copy()
+    return Image.fromarray(np.ascontiguousarray(qimage_to_array(image)[..., :3]), "RGB")
 
 
 def frame_indices(count: int, max_frames: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from convviz.core.errors import first_line
 from convviz.core.mosaic import channel_mosaic
 
 from .results import ChannelStats, ModelInfo
@@ -68,8 +69,7 @@ class Engine:
             rows = tuple(layer_table(loaded.module, (3, size, size)))
         except Exception as exc:  # e.g. TorchScript modules take no hooks
             rows = ()
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            note = "; ".join(filter(None, [note, f"no layer table ({reason})"]))
+            note = "; ".join(filter(None, [note, f"no layer table ({first_line(exc)})"]))
         modules = dict(loaded.module.named_modules())
         conv = tuple(r.name for r in rows if isinstance(modules.get(r.name), nn.Conv2d))
         params = sum(p.numel() for p in loaded.module.parameters())

@@ -17,6 +17,7 @@ from functools import partial
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThreadPool, Signal
 from superqt.utils import create_worker
 
+from convviz.core.errors import first_line
 from convviz.core.images import ImageError, LoadedImage, load_image
 
 from .engine import Engine
@@ -33,13 +34,6 @@ class Failure:
     needs_trust: bool = False
 
 
-def one_line(exc: BaseException, prefix: str = "") -> str:
-    """First line of an exception's text, prefixed (``name: reason``)."""
-    text = str(exc).strip()
-    reason = text.splitlines()[0] if text else type(exc).__name__
-    return f"{prefix}{reason}"
-
-
 def _image_job(gens: Generations, ticket: Ticket, path: str):
     """Decode an image file (worker thread)."""
     if not gens.is_current(ticket):
@@ -49,7 +43,7 @@ def _image_job(gens: Generations, ticket: Ticket, path: str):
     except ImageError as exc:
         return Failure(str(exc))
     except Exception as exc:  # Pillow can raise anything on hostile files
-        return Failure(one_line(exc, f"{os.path.basename(path)}: "))
+        return Failure(first_line(exc, f"{os.path.basename(path)}: "))
 
 
 def _model_job(engine: Engine, gens: Generations, ticket: Ticket, spec: str, allow_pickle: bool):
@@ -70,7 +64,7 @@ def _model_job(engine: Engine, gens: Generations, ticket: Ticket, spec: str, all
     except ModelError as exc:
         return Failure(str(exc), needs_trust=isinstance(exc, PickledModelError))
     except Exception as exc:
-        return Failure(one_line(exc, f"{spec}: could not load the model: "))
+        return Failure(first_line(exc, f"{spec}: could not load the model: "))
     with engine.lock:
         if not gens.is_current(ticket):
             return None
@@ -87,7 +81,7 @@ def _view_job(engine: Engine, gens: Generations, ticket: Ticket, method: str, im
             return getattr(engine, method)(image_key, rgb, *args)
         except Exception as exc:
             log.debug("view %s failed", method, exc_info=True)
-            return Failure(one_line(exc))
+            return Failure(first_line(exc))
 
 
 class Session(QObject):
@@ -217,7 +211,7 @@ class Session(QObject):
     def _on_error(self, exc: BaseException) -> None:
         if not self.gens.closed:
             log.error("background job failed", exc_info=exc)
-            self.view_failed.emit(one_line(exc, "internal error: "))
+            self.view_failed.emit(first_line(exc, "internal error: "))
 
     def _deliver(self, ticket: Ticket, on_result, result) -> None:
         if result is None or not self.gens.is_current(ticket):
