@@ -18,14 +18,14 @@ from convviz import __version__
 from convviz.core.images import ImageError, image_from_array
 from convviz.workers.session import Session
 
-from .convolution_panel import ConvolutionPanel
-from .image_view import PhotoView, field_rect, qimage_to_array
-from .layers_panel import LayersPanel
-from .model_picker import ModelPicker, choose_model_file, confirm_pickled_model
-from .predictions_view import PredictionsView
-from .sections import heading, model_card_text, scrollable
+from convviz.ui.convolution.panel import ConvolutionPanel
+from convviz.ui.widgets.image_view import PhotoView, field_rect, qimage_to_array
+from convviz.ui.layers.panel import LayersPanel
+from convviz.ui.widgets.model_picker import ModelPicker, choose_model_file, confirm_pickled_model
+from convviz.ui.widgets.predictions_view import PredictionsView
+from convviz.ui.widgets.sections import heading, model_card_text, scrollable
 from .settings import KEY_GEOMETRY, KEY_IMAGE, KEY_MODEL, KEY_TAB, SAMPLE_NAMES, app_settings, sample_path
-from .status_bar import StatusFields
+from convviz.ui.widgets.status_bar import StatusFields
 
 VIEWS = ("convolution", "layers")
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from convviz.ui.convolution_panel import ConvolutionPanel  # noqa: E402
+from convviz.ui.convolution.panel import ConvolutionPanel  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -241,7 +241,7 @@ def test_gif_export_from_the_event_loop_reports_progress_and_can_be_cancelled(pa
 
 
 def test_panel_module_does_not_import_torch():
-    code = "import sys, convviz.ui.convolution_panel; print('torch' in sys.modules)"
+    code = "import sys, convviz.ui.convolution.panel; print('torch' in sys.modules)"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -298,7 +298,7 @@ def test_panel_fits_the_main_window_without_scrolling(qtbot):
     scrolls, the transport bar is in view, and the grids and maps use the room."""
     from PySide6.QtWidgets import QApplication
 
-    from convviz.ui.sections import scrollable
+    from convviz.ui.widgets.sections import scrollable
 
     panel = ConvolutionPanel()
     hint = panel.minimumSizeHint()

@@ -1,7 +1,7 @@
 """The toolbar's model picker (torch-free copy of the suggested specs)."""
 from PySide6.QtCore import Qt
 
-from convviz.ui.model_picker import SUGGESTED_SPECS, ModelPicker
+from convviz.ui.widgets.model_picker import SUGGESTED_SPECS, ModelPicker
 
 
 def test_picker_offers_the_core_suggestions():

@@ -7,7 +7,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
-from convviz.ui.convolution_canvas import WHITE
+from convviz.ui.widgets.grid_canvas import WHITE
 
 
 def hex_color(rgb) -> str:

@@ -4,7 +4,7 @@ legend, formula, note and readout below. Mixed into :class:`ToyView`.
 """
 from __future__ import annotations
 
-from convviz.ui.convolution_stage import label_height
+from convviz.ui.widgets.stage_layout import label_height
 
 MAX_CELL = 60
 KERNEL_MIN_CELL, KERNEL_MIN_SIDE = 22, 88  # a filter is never drawn smaller than this, even beside a big input
@@ -16,7 +16,7 @@ CELL_SIZES = (*range(MAX_CELL, 3, -1), *(4 * 0.9 ** k for k in range(1, 45)))  #
 
 
 class ToyLayout:
-    """Stage geometry of :class:`~convviz.ui.convolution_toy.ToyView` (needs its labels and canvases)."""
+    """Stage geometry of :class:`~convviz.ui.convolution.toy.ToyView` (needs its labels and canvases)."""
 
     @property
     def _captions(self):
@@ -66,7 +66,7 @@ class ToyLayout:
 
     def _arrange(self, width: int, height: int, apply: bool) -> int:
         """Grids (one shared cell size) under their captions, then legend, formula, note and readout;
-        see :class:`~convviz.ui.convolution_canvas.Stage`."""
+        see :class:`~convviz.ui.widgets.grid_canvas.Stage`."""
         inner = width - 2 * MARGIN_X
         heights = [label_height(label, inner, lines) for label, lines in self._texts()]
         text = sum(heights) + TEXT_GAP * (len(heights) - 1)

@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
-from convviz.ui.image_view import qimage_to_array
+from convviz.ui.widgets.image_view import qimage_to_array
 from convviz.workers.files import write_gif, write_gif_in_background
 
 FRAMES_PER_TICK = 6

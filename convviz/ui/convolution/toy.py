@@ -14,11 +14,11 @@ from superqt import QLabeledSlider
 
 from convviz.core.geometry import (CONV, POOL, AxisSpec, analyse_axis, same_padding, sliding_output, toy_input,
                                    toy_kernel)
-from convviz.ui import convolution_canvas as cv
-from convviz.ui.convolution_canvas import GridCanvas, Overlay
-from convviz.ui.convolution_stage import Stage, caption_html, hex_color, label_height, legend_html, rich_labels
-from convviz.ui.convolution_toy_layout import MAX_CELL, ToyLayout
-from convviz.ui.convolution_text import formula_html, note_html, toy_input_html, toy_window_html
+from convviz.ui.widgets import grid_canvas as cv
+from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
+from convviz.ui.widgets.stage_layout import Stage, caption_html, hex_color, label_height, legend_html, rich_labels
+from convviz.ui.convolution.toy_layout import MAX_CELL, ToyLayout
+from convviz.ui.convolution.text import formula_html, note_html, toy_input_html, toy_window_html
 
 SLIDERS = (  # key, label, minimum, maximum, default
     ("W", "Input size W", 1, 64, 7), ("K", "Kernel K", 1, 11, 3), ("S", "Stride S", 1, 8, 1),

@@ -6,8 +6,8 @@ from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget,
 )
 
-from .layer_table_model import LayerFilter, LayerTableModel
-from .mosaic_view import MosaicView
+from convviz.ui.layers.table_model import LayerFilter, LayerTableModel
+from convviz.ui.widgets.mosaic_view import MosaicView
 
 #: Types whose output is worth showing first when a model arrives.
 _DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")

@@ -17,10 +17,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
-from convviz.ui.convolution_gif import GifExport
-from convviz.ui.convolution_real import RealView
-from convviz.ui.convolution_toy import ToyView
-from convviz.ui.convolution_transport import FrameTransport
+from convviz.ui.widgets.gif_export import GifExport
+from convviz.ui.convolution.real import RealView
+from convviz.ui.convolution.toy import ToyView
+from convviz.ui.widgets.frame_transport import FrameTransport
 
 TOY, REAL = 0, 1
 DEFAULT_SPEED = {TOY: 4, REAL: 120}

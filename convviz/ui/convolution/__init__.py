@@ -1,0 +1,1 @@
+"""The Convolution panel: toy grid and real layer."""

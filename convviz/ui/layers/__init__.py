@@ -1,0 +1,1 @@
+"""The Layers panel: layer table, channel mosaic."""

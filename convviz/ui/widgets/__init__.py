@@ -1,0 +1,1 @@
+"""Shared widgets: photo, stage canvas and layout, transport, GIF export, mosaic, sections."""
