@@ -1,0 +1,68 @@
+"""The views every panel started with: top-k predictions, a layer's channel mosaic, a real Conv2d."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import predict_top
+from .conv_probe import conv_layer_data
+from .mosaic import channel_mosaic
+from .views import ViewContext, view
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Top-k classes (``{"label", "index", "prob"}``) and the forward time that produced them."""
+
+    top: tuple
+    forward_ms: float
+
+
+@dataclass(frozen=True)
+class LayerMosaic:
+    """All channels of one layer tiled into one image, and per-channel statistics."""
+
+    layer: str
+    mosaic: np.ndarray
+    shape: tuple[int, ...]
+    minimum: np.ndarray
+    maximum: np.ndarray
+    mean: np.ndarray
+    tile_hw: tuple[int, int]
+    gap: int = 1
+
+
+@view("predictions")
+def predictions(ctx: ViewContext, k: int = 5) -> Predictions:
+    """Top-``k`` softmax classes of the captured logits."""
+    logits = ctx.capture.logits
+    labels = ctx.model.label_names(int(logits.reshape(-1).shape[0]))
+    return Predictions(tuple(predict_top(logits, labels, k)), ctx.forward_ms)
+
+
+@view("mosaic")
+def layer_mosaic(ctx: ViewContext, gap: int = 1) -> LayerMosaic:
+    """Every channel of ``ctx.layer`` in one mosaic (a vector becomes 1×1 tiles)."""
+    maps = ctx.output()
+    shape = tuple(int(n) for n in maps.shape)
+    if maps.ndim == 1:
+        maps = maps[:, None, None]
+    if maps.ndim != 3:
+        raise ValueError(f"{ctx.layer}: output shape {shape} is not (channels, height, width); no mosaic")
+    return LayerMosaic(
+        layer=ctx.layer, mosaic=channel_mosaic(maps, gap=gap), shape=shape,
+        minimum=maps.min(axis=(1, 2)), maximum=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
+        tile_hw=(int(maps.shape[1]), int(maps.shape[2])), gap=gap,
+    )
+
+
+@view("conv")
+def conv_layer(ctx: ViewContext):
+    """Input, output and weights of a real Conv2d (:class:`~convviz.core.conv_probe.ConvLayerData`)."""
+    name = ctx.require_layer()
+    if ctx.module is None or name not in ctx.capture.inputs:
+        raise ValueError(f"{name}: not a convolution of this model")
+    row = ctx.row
+    field = dict(rf=row.rf, jump=row.jump, start=row.start) if row is not None else {}
+    return conv_layer_data(ctx.module, name, ctx.capture.inputs[name], ctx.capture.outputs[name], **field)

@@ -1,0 +1,86 @@
+"""Views: plain core functions of one capture that return frozen, plain data.
+
+A view is ``fn(ctx: ViewContext, **args) -> frozen dataclass`` (numpy arrays, numbers,
+strings; never a tensor or a module) registered under a *kind* with :func:`view`. The
+GUI asks for a view by kind (``session.request_view(kind, layer, args)``); a worker
+builds the :class:`ViewContext` from the activation cache (one forward pass per model
+and image) and calls the function. Nothing here knows about threads or Qt.
+
+Adding a view is: write the function in a core module, decorate it with
+``@view("kind")``, and list the module in :data:`VIEW_MODULES` so it is imported.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: Core modules whose ``@view`` functions are registered on first use.
+VIEW_MODULES = (
+    "convviz.core.standard_views",
+)
+
+_REGISTRY: dict[str, Callable[..., Any]] = {}
+_imported = False
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What a view function may read: the capture, the model, and the layer asked for."""
+
+    capture: Any  #: :class:`convviz.core.activations.Capture` of the current image
+    model: Any  #: :class:`convviz.core.models.LoadedModel`
+    layer: str | None = None  #: record name (``blocks.2.1.conv_dw``, ``layer1.0.relu:2``)
+    module: Any = None  #: the ``nn.Module`` at ``layer`` (None for ``:2`` calls' base lookup failures)
+    row: Any = None  #: :class:`convviz.core.layer_table.LayerRow` of ``layer`` (None if absent)
+    forward_ms: float = 0.0  #: time of the forward pass that filled ``capture``
+
+    def output(self):
+        """The layer's output for batch item 0 as float32 numpy (C, H, W) / (N,)."""
+        return self.capture.output_array(self.require_layer())
+
+    def input(self):
+        """The layer's input for batch item 0 as float32 numpy, if it was recorded."""
+        name = self.require_layer()
+        if name not in self.capture.inputs:
+            raise ValueError(f"{name}: its input was not recorded (only conv, pool, activation, dropout, linear)")
+        return self.capture.inputs[name][0].detach().float().cpu().numpy()
+
+    def require_layer(self) -> str:
+        if not self.layer or self.layer not in self.capture.outputs:
+            raise ValueError(f"{self.layer!r}: not a layer of this model")
+        return self.layer
+
+
+def view(kind: str):
+    """Register the decorated function as the view ``kind``."""
+
+    def register(fn):
+        if kind in _REGISTRY and _REGISTRY[kind] is not fn:
+            raise ValueError(f"view kind {kind!r} registered twice")
+        _REGISTRY[kind] = fn
+        return fn
+
+    return register
+
+
+def get_view(kind: str) -> Callable[..., Any]:
+    """The view function registered as ``kind`` (imports :data:`VIEW_MODULES` once)."""
+    global _imported
+    if not _imported:
+        for name in VIEW_MODULES:
+            importlib.import_module(name)
+        _imported = True
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise KeyError(f"no view of kind {kind!r}") from None
+
+
+def view_kinds() -> list[str]:
+    """Every registered kind (after importing :data:`VIEW_MODULES`)."""
+    try:
+        get_view("")
+    except KeyError:
+        pass
+    return sorted(_REGISTRY)
