@@ -1,6 +1,6 @@
 """Builds the QApplication and the window, and wires the command line to them.
 
-``python main.py [--image PATH] [--model SPEC] [--view NAME] [--screenshot PNG] [--allow-pickle]``
+``python main.py [--image PATH] [--model SPEC] [--view NAME] [--screenshot PNG [--size WxH]] [--allow-pickle]``
 
 Start-up order matters: the window is shown and painted first; only then does the
 first model load start, in a worker thread, and with it ``import torch``. Nothing this
@@ -15,7 +15,11 @@ import time
 
 EXIT_USAGE = 2
 SCREENSHOT_TIMEOUT_MS = 300_000
-VIEWS = ("convolution", "layers")  # the tabs of convviz.ui.main_window (checked in its tests)
+EXIT_GRACE_S = 0.8  #: how long running work may take to stop once the window has closed
+
+from .ui.registry import panel_names  # noqa: E402  (Qt-free: the one list of panels)
+
+VIEWS = panel_names()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="toy grid settings of the Convolution panel, e.g. 7,3,3,0 (input, kernel, stride, "
                              "padding, dilation)")
     parser.add_argument("--gif", metavar="GIF", help="with --screenshot: also save the toy animation as a GIF")
+    parser.add_argument("--size", metavar="WxH", type=_window_size, help="window size in pixels, e.g. 1280x720")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow a fully pickled model file (runs code from the file: only if you trust it)")
     parser.add_argument("--exit-after-paint", action="store_true", help=argparse.SUPPRESS)
@@ -46,6 +51,17 @@ def _conv_settings(text: str) -> dict[str, int]:
     if len(values) not in (4, 5) or min(values) < 0 or 0 in values[:3] + values[4:]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected W,K,S,P[,D] with W, K, S, D ≥ 1 and P ≥ 0")
     return dict(zip("WKSPD", values))
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` → (1280, 720)."""
+    try:
+        width, height = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (320 <= width <= 8000 and 240 <= height <= 8000):
+        raise argparse.ArgumentTypeError(f"{text!r}: width 320–8000 and height 240–8000 pixels")
+    return width, height
 
 
 def _usage_error(message: str) -> int:
@@ -72,37 +88,42 @@ def _check_paths(args) -> str | None:
 
 
 class _Screenshot:
-    """Waits until the model, image, predictions and the chosen view are in, then saves the window."""
+    """Waits until the model, image, predictions and the chosen panel are in, then saves the window."""
 
     def __init__(self, app, window, path: str, view: str, gif: str | None = None):
         from PySide6.QtCore import QTimer
 
         self.app, self.window, self.path, self.gif = app, window, path, gif
-        self.waiting = {"model", "image", "predictions", view}
+        self.panel = window.panels[view]
+        self.waiting = {"model", "image", "predictions", "panel"}
         s = window.session
         s.model_loaded.connect(lambda _info: self._done("model"))
         s.image_loaded.connect(lambda _image: self._done("image"))
-        s.predictions_ready.connect(lambda *_: self._done("predictions"))
-        s.activation_ready.connect(lambda *_: self._done("layers"))
-        s.conv_data_ready.connect(lambda _data: self._done("convolution"))
-        # The Convolution panel's toy grid needs no data; wait for a real layer only if it asks for one.
-        window.conv_panel.conv_layer_requested.connect(lambda _name: self.waiting.add("convolution"))
-        self.waiting.discard("convolution")
-        for signal in (s.model_failed, s.image_failed, s.view_failed):
+        s.view_ready.connect(lambda key, _data: self._done("predictions") if key == "predictions" else self._check())
+        self.panel.ready.connect(self._check)
+        s.view_failed.connect(lambda _key, message: self._fail(message))
+        for signal in (s.model_failed, s.image_failed):
             signal.connect(self._fail)
         s.model_needs_trust.connect(lambda _spec, message: self._fail(message + " (pass --allow-pickle)"))
         self.guard = QTimer()
         self.guard.setSingleShot(True)
         self.guard.timeout.connect(lambda: self._fail("timed out while loading"))
         self.guard.start(SCREENSHOT_TIMEOUT_MS)
+        self.settle = QTimer()
+        self.settle.setSingleShot(True)
+        self.settle.timeout.connect(self._save)
+
+    def _check(self) -> None:
+        if not ({"model", "image"} & self.waiting) and self.panel.is_ready():
+            self._done("panel")
 
     def _done(self, part: str) -> None:
         self.waiting.discard(part)
+        if self.waiting == {"panel"}:
+            self._check()
         if not self.waiting and self.guard.isActive():
-            from PySide6.QtCore import QTimer
-
             self.guard.stop()
-            QTimer.singleShot(300, self._save)  # let the views paint the last results
+            self.settle.start(300)  # let the views paint the last results
 
     def _save(self) -> None:
         if not self.window.grab().save(self.path, "PNG"):
@@ -119,8 +140,13 @@ class _Screenshot:
 
     def _fail(self, message: str) -> None:
         self.guard.stop()
+        self.settle.stop()
         print(f"error: {message}", file=sys.stderr)
         self.app.exit(EXIT_USAGE)
+
+    def stop(self) -> None:
+        self.guard.stop()
+        self.settle.stop()
 
 
 def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
@@ -151,6 +177,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     from .ui.main_window import MainWindow
 
     window = MainWindow(persist=not headless)
+    if args.size:
+        window.resize(*args.size)
     if args.view:
         window.set_view(args.view)
     if args.conv:
@@ -170,9 +198,19 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
             window.start(args.image, args.model, args.allow_pickle, restore=not headless)
 
         window.first_painted.connect(lambda: QTimer.singleShot(0, start))
+    # Quit when the window goes away, also without a close request (destroyed, or its native window closed).
+    window.destroyed.connect(app.quit)
     window.show()
+    handle = window.windowHandle()
+    if handle is not None:
+        handle.visibleChanged.connect(lambda visible: None if visible or window.isVisible() else app.quit())
     code = app.exec()
+    if screenshot is not None:
+        screenshot.stop()
     window.close()
-    window.session.shutdown()
-    del screenshot
+    clean = window.session.shutdown(EXIT_GRACE_S)
+    if not clean:  # a job stuck inside a long C call: end the process now instead of waiting it out
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code

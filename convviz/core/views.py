@@ -74,13 +74,13 @@ def get_view(kind: str) -> Callable[..., Any]:
     try:
         return _REGISTRY[kind]
     except KeyError:
-        raise KeyError(f"no view of kind {kind!r}") from None
+        raise ValueError(f"no view of kind {kind!r}") from None
 
 
 def view_kinds() -> list[str]:
     """Every registered kind (after importing :data:`VIEW_MODULES`)."""
     try:
         get_view("")
-    except KeyError:
+    except ValueError:
         pass
     return sorted(_REGISTRY)

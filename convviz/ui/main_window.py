@@ -1,35 +1,38 @@
-"""The main window: photo and predictions on the left, the panels in tabs on the right.
+"""The main window: photo and predictions on the left, the panels of the registry in tabs.
 
 It only displays what the :class:`~convviz.workers.session.Session` delivers and forwards
-the user's intent (open, paste, drop, pick a model, pick a layer) to it.
+the user's intent (open, paste, drop, pick a model) to it. The tabs come from
+:data:`convviz.ui.registry.PANELS`; each panel binds itself to the session.
 """
 from __future__ import annotations
 
+import html
 import os
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar
 
 from convviz import __version__
 from convviz.core.images import ImageError, image_from_array
+from convviz.ui.registry import PANELS, panel_names
+from convviz.ui.settings import KEY_GEOMETRY, KEY_IMAGE, KEY_MODEL, KEY_TAB, SAMPLE_NAMES, app_settings, sample_path
+from convviz.ui.widgets.image_view import qimage_to_array
+from convviz.ui.widgets.model_picker import ModelPicker, choose_model_file, confirm_pickled_model
+from convviz.ui.widgets.sections import scrollable
+from convviz.ui.widgets.side_column import SideColumn
+from convviz.ui.widgets.status_bar import StatusFields
 from convviz.workers.session import Session
 
-from convviz.ui.convolution.panel import ConvolutionPanel
-from convviz.ui.widgets.image_view import PhotoView, field_rect, qimage_to_array
-from convviz.ui.layers.panel import LayersPanel
-from convviz.ui.widgets.model_picker import ModelPicker, choose_model_file, confirm_pickled_model
-from convviz.ui.widgets.predictions_view import PredictionsView
-from convviz.ui.widgets.sections import heading, model_card_text, scrollable
-from .settings import KEY_GEOMETRY, KEY_IMAGE, KEY_MODEL, KEY_TAB, SAMPLE_NAMES, app_settings, sample_path
-from convviz.ui.widgets.status_bar import StatusFields
-
-VIEWS = ("convolution", "layers")
+VIEWS = panel_names()
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 DEFAULT_SIZE = (1400, 880)
+PREDICTIONS_KEY = "predictions"
+#: The left column's share of the window width, and its bounds in pixels.
+SIDE_SHARE, SIDE_MIN, SIDE_MAX = 0.28, 240, 440
+WINDOW_KEYS = (("Ctrl+O", "open an image"), ("Ctrl+V", "paste an image"), ("Ctrl+Shift+O", "open a model file"),
+               ("Ctrl+L", "show / hide the photo column"), ("Ctrl+Q", "quit"))
 
 
 class MainWindow(QMainWindow):
@@ -61,55 +64,46 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout
     def _build_panels(self) -> None:
-        self.photo = PhotoView()
-        self.predictions = PredictionsView()
-        self.predictions.setFixedHeight(220)
-        photo_head, self.photo_caption = heading("Photo")
-        pred_head, self.pred_caption = heading("Top-5 predictions")
-        self._photo_text = "Open an image: File ▸ Open, drag one here, or paste (Ctrl+V)"
-        self.photo_caption.setText(self._photo_text)
-        self.photo_caption.setWordWrap(False)
-        self.photo_caption.setFixedHeight(2 * self.photo_caption.fontMetrics().lineSpacing() + 2)
-        self.pred_caption.setText("waiting for the model…")
-        left = QWidget()
-        left.setMinimumWidth(300)
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(12, 10, 8, 10)
-        left_layout.setSpacing(8)
-        model_head, self.model_caption = heading("Model")
-        self.model_card = QLabel("Loading the model in the background…")
-        self.model_card.setWordWrap(True)
-        self.model_card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.model_card.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        left_layout.addWidget(photo_head)
-        left_layout.addWidget(self.photo)
-        left_layout.addSpacing(6)
-        left_layout.addWidget(pred_head)
-        left_layout.addWidget(self.predictions)
-        left_layout.addSpacing(6)
-        left_layout.addWidget(model_head)
-        left_layout.addWidget(self.model_card)
-        left_layout.addStretch(1)
-
-        self.conv_panel = ConvolutionPanel()
-        self.layers_panel = LayersPanel()
+        self.side = SideColumn()
+        self.photo, self.predictions = self.side.photo, self.side.predictions
+        self.panels = {}
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(scrollable(self.conv_panel), "Convolution")
-        self.tabs.addTab(scrollable(self.layers_panel), "Layers")
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(4, 6, 8, 6)
-        right_layout.addWidget(self.tabs)
-
+        for entry in PANELS:
+            panel = entry.load()()
+            panel.setObjectName(f"panel-{entry.name}")
+            panel.bind(self.session)
+            panel.unit_hovered.connect(self._on_unit_hovered)
+            panel.open_image_requested.connect(self.open_image)
+            self.panels[entry.name] = panel
+            self.tabs.addTab(scrollable(panel), entry.title)
+        self.conv_panel = self.panels.get("convolution")
+        self.layers_panel = self.panels.get("layers")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
-        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.side)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setCollapsible(0, True)
+        self.splitter.setCollapsible(1, False)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([440, DEFAULT_SIZE[0] - 440])
         self.setCentralWidget(self.splitter)
+        self._fit_side(DEFAULT_SIZE[0])
+
+    def _fit_side(self, width: int) -> None:
+        """Give the photo column its share of ``width`` (within bounds) unless the user collapsed it."""
+        if self.splitter.sizes() and self.splitter.sizes()[0] == 0 and self._painted:
+            return
+        side = int(min(SIDE_MAX, max(SIDE_MIN, width * SIDE_SHARE)))
+        self.splitter.setSizes([side, max(1, width - side)])
+
+    def toggle_side(self) -> None:
+        """Collapse or restore the photo column (Ctrl+L)."""
+        sizes = self.splitter.sizes()
+        if sizes[0] > 0:
+            self.splitter.setSizes([0, sum(sizes)])
+        else:
+            side = int(min(SIDE_MAX, max(SIDE_MIN, sum(sizes) * SIDE_SHARE)))
+            self.splitter.setSizes([side, sum(sizes) - side])
 
     def _build_actions(self) -> None:
         def action(text, slot, shortcut=None, tip=""):
@@ -136,12 +130,18 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         export = file_menu.addMenu("Export")
         export.addAction(action("Window as PNG…", lambda: self.export_window()))
-        export.addAction(action("Current layer mosaic as PNG…", lambda: self.export_mosaic()))
-        export.addAction(action("Convolution frame as PNG…", lambda: self.conv_panel.ask_save_frame()))
-        export.addAction(action("Convolution animation as GIF…", lambda: self.conv_panel.ask_save_gif()))
+        if self.layers_panel is not None:
+            export.addAction(action("Current layer mosaic as PNG…", lambda: self.export_mosaic()))
+        if self.conv_panel is not None:
+            export.addAction(action("Convolution frame as PNG…", lambda: self.conv_panel.ask_save_frame()))
+            export.addAction(action("Convolution animation as GIF…", lambda: self.conv_panel.ask_save_gif()))
         file_menu.addSeparator()
         file_menu.addAction(action("Quit", self.close, QKeySequence.StandardKey.Quit))
-        self.menuBar().addMenu("&Help").addAction(action("About convviz", self.show_about))
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(action("Show / hide photo column", self.toggle_side, "Ctrl+L"))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(action("Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(action("About convviz", self.show_about))
 
         self.picker = ModelPicker()
         self.picker.spec_requested.connect(self.load_model)
@@ -164,15 +164,10 @@ class MainWindow(QMainWindow):
         s.model_loaded.connect(self._on_model_loaded)
         s.model_failed.connect(self._on_model_failed)
         s.model_needs_trust.connect(self._on_model_needs_trust)
-        s.layers_ready.connect(self.layers_panel.set_rows)
-        s.predictions_ready.connect(self._on_predictions)
-        s.activation_ready.connect(self.layers_panel.set_activation)
-        s.conv_data_ready.connect(self.conv_panel.set_conv_data)
-        s.view_failed.connect(self.status.set_error)
-        self.layers_panel.layer_requested.connect(s.request_layer)
-        self.layers_panel.mosaic.unit_hovered.connect(self._on_unit_hovered)
-        self.conv_panel.conv_layer_requested.connect(s.request_conv_layer)
-        self.conv_panel.receptive_field_hovered.connect(self._on_unit_hovered)
+        s.views_stale.connect(self._on_views_stale)
+        s.view_ready.connect(self._on_view)
+        s.view_failed.connect(self._on_view_failed)
+        s.request_view(PREDICTIONS_KEY, "predictions")
         self.tabs.currentChanged.connect(self._on_tab_changed)
 
     # ----------------------------------------------------------------- intents
@@ -201,6 +196,9 @@ class MainWindow(QMainWindow):
 
     def current_view(self) -> str:
         return VIEWS[self.tabs.currentIndex()]
+
+    def current_panel(self):
+        return self.panels[self.current_view()]
 
     def choose_image(self) -> None:
         start = os.path.dirname(self.settings.value(KEY_IMAGE, "", str) or sample_path("cat"))
@@ -257,18 +255,29 @@ class MainWindow(QMainWindow):
             self.error_box.setText(message)
             self.error_box.open()
 
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        keys = list(WINDOW_KEYS)
+        for entry in PANELS:
+            keys += [(k, f"{entry.title}: {what}") for k, what in self.panels[entry.name].shortcuts()]
+        return keys
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td><td>{html.escape(w)}</td></tr>"
+                       for k, w in self.shortcut_list())
+        QMessageBox.information(self, "Keyboard shortcuts", (
+            f"<table>{rows}</table><p>Animation keys act when the stage has the focus (click it); "
+            "a focused slider, spin box, check box or text field keeps its own keys.</p>"))
+
     def show_about(self) -> None:
         QMessageBox.about(self, "About convviz", (
             f"<b>convviz {__version__}</b><p>Open up a convolutional network and see what it does: "
             "sliding filters, activation maps and receptive fields on your own photos.</p>"
-            "<p>Samples: see resources/samples for their licences.</p>"))
+            "<p>Sample photos: scikit-image's data set (public domain / CC0).</p>"))
 
     # ----------------------------------------------------------------- results
     def _on_image_loaded(self, image) -> None:
-        self.photo.set_image(image.rgb)
+        self.side.set_image(image)
         width, height = image.size
-        self._photo_text = f"{image.name} · {width}×{height} px\nThe bright square is what the model sees."
-        self.photo_caption.setText(self._photo_text)
         self.status.set_image(image.name, width, height)
         self._update_title()
         if self.persist and os.path.isfile(image.source):
@@ -277,13 +286,8 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, info) -> None:
         self._fallback_model = None
         self.picker.set_spec(info.spec)
-        self.photo.set_preprocess(info.preprocess)
+        self.side.set_model(info)
         self.status.set_model(info.title, info.note, info.device)
-        self.conv_panel.set_conv_layers(list(info.conv_layers))
-        self.model_caption.setText(info.spec)
-        self.model_card.setText(model_card_text(info))
-        random = "random weights" in info.note
-        self.pred_caption.setText(f"{info.title}: untrained, so these classes mean nothing" if random else info.title)
         self._update_title()
         if self.persist:
             self.settings.setValue(KEY_MODEL, info.spec)
@@ -305,26 +309,26 @@ class MainWindow(QMainWindow):
         else:
             self._on_model_failed(message)
 
-    def _on_predictions(self, predictions: list, ms: float) -> None:
-        self.predictions.set_predictions(predictions)
-        self.status.set_forward(ms)
+    def _on_views_stale(self) -> None:
+        self.side.predictions_stale()
+        self.side.show_field(None)
+
+    def _on_view(self, key: str, data) -> None:
+        if key == PREDICTIONS_KEY:
+            self.side.set_predictions(data.top)
+            self.status.set_forward(data.forward_ms)
+
+    def _on_view_failed(self, key: str, message: str) -> None:
+        if key == PREDICTIONS_KEY:
+            self.side.predictions_failed(message)
+        self.status.set_error(message)
 
     def _on_unit_hovered(self, unit) -> None:
         """Draw the receptive field of (layer, row, col) on the photo; None hides it."""
-        info, image = self.session.model_info, self.session.image
-        row = info.row(unit[0]) if unit and info is not None else None
-        if row is None or row.rf is None or image is None:
-            self.photo.clear_field()
-            self.photo_caption.setText(self._photo_text)
-            return
-        name, out_row, out_col = unit
-        rect = field_rect(row, out_row, out_col, info.preprocess, *image.size)
-        rf_h, rf_w = (int(round(v)) for v in row.rf)
-        self.photo.show_field(rect, f"RF {rf_h}×{rf_w}")
-        self.photo_caption.setText(f"{name}, unit ({out_row}, {out_col})\n"
-                                   f"sees {rf_h}×{rf_w} pixels of the model input (orange box)")
+        self.side.show_field(unit, self.session.model_info, self.session.image)
 
     def _on_tab_changed(self, index: int) -> None:
+        self.side.show_field(None)
         if self.persist:
             self.settings.setValue(KEY_TAB, VIEWS[index])
 
@@ -351,6 +355,11 @@ class MainWindow(QMainWindow):
             self._painted = True
             self.first_painted.emit()
 
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self._fit_side(self.splitter.width() or event.size().width())
+
     def closeEvent(self, event) -> None:  # noqa: N802
         if self.persist and not self._closed:
             self.settings.setValue(KEY_GEOMETRY, self.saveGeometry())
@@ -358,8 +367,8 @@ class MainWindow(QMainWindow):
             self.settings.sync()
         self._closed = True
         self.error_box.close()
-        self.hide()  # a model load in progress may take seconds to finish; do not look frozen meanwhile
-        self.session.shutdown()
+        self.hide()
+        self.session.shutdown()  # cancels running work; waits at most a second
         super().closeEvent(event)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802

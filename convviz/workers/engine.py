@@ -13,9 +13,7 @@ import time
 import numpy as np
 
 from convviz.core.errors import first_line
-from convviz.core.mosaic import channel_mosaic
-
-from .results import ChannelStats, ModelInfo
+from .results import ModelInfo
 
 
 class Engine:
@@ -28,6 +26,8 @@ class Engine:
         self._cache_items = cache_items
         self._cache = None
         self._forward_ms: dict[tuple, float] = {}
+        self._modules: dict | None = None
+        self.trusted = False  #: the current model was loaded with the explicit code opt-in
 
     @property
     def cache(self):
@@ -75,9 +75,10 @@ class Engine:
         params = sum(p.numel() for p in loaded.module.parameters())
         return ModelInfo(loaded.spec, loaded.title, note, loaded.preprocess, rows, conv, int(params))
 
-    def install(self, loaded, info: ModelInfo) -> None:
+    def install(self, loaded, info: ModelInfo, trusted: bool = False) -> None:
         """Make ``loaded`` the current model (caller holds ``lock``); old captures are dropped."""
-        self.loaded, self.info = loaded, info
+        self.loaded, self.info, self.trusted = loaded, info, trusted
+        self._modules = None
         self.cache.clear()
         self._forward_ms.clear()
 
@@ -92,38 +93,41 @@ class Engine:
             self._forward_ms[key] = (time.perf_counter() - started) * 1000.0
         return capture, self._forward_ms.get(key, 0.0)
 
-    def predictions(self, image_key, rgb: np.ndarray, k: int = 5) -> tuple[list[dict], float]:
-        """Top-``k`` classes of the image and the forward-pass time in ms."""
-        from convviz.core.activations import predict_top
+    def view(self, kind: str, layer: str | None, args: dict, image_key, rgb: np.ndarray):
+        """The frozen result of core view ``kind`` for ``layer`` of the current model on this image."""
+        from convviz.core.views import ViewContext, get_view
 
+        function = get_view(kind)
         capture, ms = self.capture(image_key, rgb)
-        labels = self.loaded.label_names(int(capture.logits.reshape(-1).shape[0]))
-        return predict_top(capture.logits, labels, k), ms
+        module = row = None
+        if layer is not None:
+            base = layer.split(":")[0]
+            module = self.modules.get(base)
+            row = self.info.row(layer) if self.info is not None else None
+        ctx = ViewContext(capture=capture, model=self.loaded, layer=layer, module=module, row=row, forward_ms=ms)
+        return function(ctx, **args)
 
-    def activation(self, image_key, rgb: np.ndarray, name: str):
-        """(mosaic, shape, stats) of layer ``name``: all channels tiled into one image."""
-        capture, _ = self.capture(image_key, rgb)
-        maps = capture.output_array(name)
-        shape = tuple(int(n) for n in maps.shape)
-        if maps.ndim == 1:
-            maps = maps[:, None, None]
-        if maps.ndim != 3:
-            raise ValueError(f"{name}: output shape {shape} is not (channels, height, width); no mosaic")
-        mosaic = channel_mosaic(maps, gap=1)
-        stats = ChannelStats(
-            minimum=maps.min(axis=(1, 2)), maximum=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
-            tile_hw=(int(maps.shape[1]), int(maps.shape[2])), gap=1,
-        )
-        return mosaic, shape, stats
+    @property
+    def modules(self) -> dict:
+        """``named_modules()`` of the current model, by path."""
+        if self._modules is None and self.loaded is not None:
+            self._modules = dict(self.loaded.module.named_modules())
+        return self._modules or {}
 
-    def conv_data(self, image_key, rgb: np.ndarray, name: str):
-        """What the Convolution panel shows for a real Conv2d: its input, output and weights."""
-        from convviz.core.conv_probe import conv_layer_data
+    @property
+    def forward_passes(self) -> int:
+        """How many forward passes filled the activation cache so far."""
+        return self._cache.computed if self._cache is not None else 0
 
-        capture, _ = self.capture(image_key, rgb)
-        module = dict(self.loaded.module.named_modules()).get(name)
-        if module is None or name not in capture.inputs:
-            raise ValueError(f"{name}: not a layer of this model")
-        row = self.info.row(name) if self.info is not None else None
-        field = dict(rf=row.rf, jump=row.jump, start=row.start) if row is not None else {}
-        return conv_layer_data(module, name, capture.inputs[name], capture.outputs[name], **field)
+    def clean_model(self):
+        """A fresh copy of the current model for long jobs (training): rebuilt from its spec, no hooks.
+
+        Call it without holding :attr:`lock`: the copy is built from the file or zoo again, so
+        the views keep working meanwhile and never read weights that change.
+        """
+        from convviz.core.models import load_model
+
+        loaded, trusted = self.loaded, self.trusted
+        if loaded is None:
+            raise ValueError("no model is loaded")
+        return load_model(loaded.spec, require_weights=False, allow_pickle=trusted)

@@ -1,29 +1,32 @@
-"""The GUI-side model of state, whose methods start background work and whose signals
-deliver plain results.
+"""The GUI-side model of state: the current model and image, and the views panels subscribe to.
 
-Every request gets a :class:`~convviz.workers.results.Ticket`; a result whose ticket is
-no longer the newest of its kind is dropped, in the worker (before computing) and again
-on the GUI thread (before emitting). Work runs as superqt workers on the global
-QThreadPool; :meth:`Session.shutdown` asks them to quit and waits for them.
+A panel asks for a view by kind — ``session.request_view(key, kind, layer, **args)`` —
+and gets ``view_ready(key, data)`` (or ``view_failed(key, message)``) back on the GUI
+thread; ``data`` is the frozen result of the core view function (:mod:`convviz.core.views`).
+The session remembers each key's subscription and replays them all when the image or the
+model changes (announced first by ``views_stale``), so what a panel shows never describes
+an older image or model. Every request gets a ticket; a stale result is dropped in the
+worker (before computing) and again on the GUI thread (before emitting). All work runs
+through one :class:`~convviz.workers.jobs.JobRunner`.
 """
 from __future__ import annotations
 
-import logging
+import itertools
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThreadPool, Signal
-from superqt.utils import create_worker
+from PySide6.QtCore import QObject, Signal
 
 from convviz.core.errors import first_line
 from convviz.core.images import ImageError, LoadedImage, load_image
 
 from .engine import Engine
+from .jobs import JobRunner
 from .results import Generations, ModelInfo, Ticket
 
-log = logging.getLogger(__name__)
+#: Image keys are unique across sessions, so sessions sharing an engine never share a cache entry.
+_image_keys = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,15 @@ class Failure:
 
     message: str
     needs_trust: bool = False
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What one panel slot shows: a view kind, the layer it is about, its arguments."""
+
+    kind: str
+    layer: str | None = None
+    args: dict = field(default_factory=dict)
 
 
 def _image_job(gens: Generations, ticket: Ticket, path: str):
@@ -68,24 +80,23 @@ def _model_job(engine: Engine, gens: Generations, ticket: Ticket, spec: str, all
     with engine.lock:
         if not gens.is_current(ticket):
             return None
-        engine.install(loaded, info)
+        engine.install(loaded, info, trusted=allow_pickle)
     return info
 
 
-def _view_job(engine: Engine, gens: Generations, ticket: Ticket, method: str, image_key, rgb, *args):
-    """Run one cached view computation of the engine (worker thread)."""
+def _view_job(engine: Engine, gens: Generations, ticket: Ticket, sub: Subscription, image_key, rgb):
+    """Compute one view from the engine's activation cache (worker thread, under the engine lock)."""
     with engine.lock:
         if not gens.is_current(ticket) or engine.loaded is None:
             return None
         try:
-            return getattr(engine, method)(image_key, rgb, *args)
-        except Exception as exc:
-            log.debug("view %s failed", method, exc_info=True)
+            return engine.view(sub.kind, sub.layer, sub.args, image_key, rgb)
+        except Exception as exc:  # the model's forward or the view failed on this input
             return Failure(first_line(exc))
 
 
 class Session(QObject):
-    """Current model, image and view requests; results arrive as signals on the GUI thread."""
+    """Current model, image and view subscriptions; results arrive as signals on the GUI thread."""
 
     busy = Signal(str)
     idle = Signal()
@@ -93,25 +104,26 @@ class Session(QObject):
     image_failed = Signal(str)
     model_loaded = Signal(object)  #: ModelInfo
     model_failed = Signal(str)
-    model_needs_trust = Signal(str, str)  #: spec, message: a pickled file was refused
+    model_needs_trust = Signal(str, str)  #: spec, message: a pickled or TorchScript file was refused
     layers_ready = Signal(list)  #: LayerRow per module call
-    predictions_ready = Signal(list, float)  #: [{label, index, prob}], forward ms
-    activation_ready = Signal(str, object, object, object)  #: name, mosaic, shape, ChannelStats
-    conv_data_ready = Signal(object)
-    view_failed = Signal(str)
+    views_stale = Signal()  #: the image or model changed; every shown view is being recomputed
+    view_ready = Signal(str, object)  #: key, frozen view data
+    view_failed = Signal(str, str)  #: key, one-line message
 
-    def __init__(self, parent: QObject | None = None, engine: Engine | None = None):
+    def __init__(self, parent: QObject | None = None, engine: Engine | None = None,
+                 runner: JobRunner | None = None):
         super().__init__(parent)
         self.engine = engine or Engine()
+        self.runner = runner or JobRunner(self)
+        self.runner.busy.connect(self.busy)
+        self.runner.idle.connect(self.idle)
         self.gens = Generations()
         self.model_info: ModelInfo | None = None
         self.image: LoadedImage | None = None
         self.requested_spec: str | None = None
-        self.last_forward_ms: float | None = None
-        self.layer: str | None = None
-        self.conv_layer: str | None = None
+        self.model_trusted = False
         self._image_key = 0
-        self._jobs: dict[object, str] = {}
+        self._subs: dict[str, Subscription] = {}
 
     # ----------------------------------------------------------------- requests
     def load_model(self, spec: str, allow_pickle: bool = False) -> None:
@@ -119,110 +131,94 @@ class Session(QObject):
         spec = (spec or "default").strip()
         self.requested_spec = spec
         ticket = self.gens.next("model")
-        self._start(_model_job, (self.engine, self.gens, ticket, spec, allow_pickle),
-                    partial(self._on_model, ticket, spec), f"Loading model {spec}…", progress=True)
+        handle = self.runner.submit(_model_job, self.engine, self.gens, ticket, spec, allow_pickle,
+                                    name=f"Loading model {spec}…")
+        handle.finished.connect(partial(self._on_model, ticket, spec, allow_pickle))
+        handle.failed.connect(self.model_failed)
 
     def open_image(self, path: str) -> None:
         """Decode ``path`` in the background; a bad file leaves the current image in place."""
         ticket = self.gens.next("image")
-        self._start(_image_job, (self.gens, ticket, os.fspath(path)),
-                    partial(self._on_image, ticket), f"Opening {os.path.basename(path)}…")
+        handle = self.runner.submit(_image_job, self.gens, ticket, os.fspath(path),
+                                    name=f"Opening {os.path.basename(path)}…")
+        handle.finished.connect(partial(self._on_image, ticket))
+        handle.failed.connect(self.image_failed)
 
     def set_image(self, image: LoadedImage) -> None:
         """Use an already decoded image (clipboard, tests) as the current one."""
         self.gens.next("image")
         self._accept_image(image)
 
-    def request_predictions(self) -> None:
-        """Top-5 of the current image under the current model (one forward pass, cached)."""
-        if self._ready():
-            ticket = self.gens.next("forward")
-            self._start_view(ticket, "predictions", (), self._on_predictions, "Running the model…")
+    def request_view(self, key: str, kind: str, layer: str | None = None, **args) -> None:
+        """Subscribe slot ``key`` to view ``kind`` of ``layer``; the result comes as ``view_ready(key, data)``.
 
-    def request_layer(self, name: str) -> None:
-        """Mosaic of all channels of layer ``name`` (from the cache when possible)."""
-        self.layer = name
-        if self._ready() and name:
-            ticket = self.gens.next("layer")
-            self._start_view(ticket, "activation", (name,), partial(self._on_activation, name), "Rendering layer…")
+        The subscription is replayed whenever the image or model changes; a newer request
+        for the same ``key`` makes older ones stale.
+        """
+        sub = Subscription(kind, layer or None, dict(args))
+        self._subs[key] = sub
+        self._start_view(key, sub)
 
-    def request_conv_layer(self, name: str) -> None:
-        """Input, output and weights of Conv2d ``name`` for the Convolution panel."""
-        self.conv_layer = name
-        if self._ready() and name:
-            ticket = self.gens.next("conv")
-            self._start_view(ticket, "conv_data", (name,), self._on_conv_data, "Probing convolution…")
+    def drop_view(self, key: str) -> None:
+        """Forget slot ``key``: nothing more is computed or delivered for it."""
+        self._subs.pop(key, None)
+        self.gens.next(f"view:{key}")
+
+    def subscription(self, key: str) -> Subscription | None:
+        return self._subs.get(key)
+
+    def adopt_installed_model(self) -> None:
+        """Mirror the model the engine already holds (a shared engine, or one a job installed)."""
+        info = self.engine.info
+        if info is None:
+            raise ValueError("the engine holds no model")
+        self.gens.next("model")
+        self._on_model(Ticket("model", 0), info.spec, self.engine.trusted, info)
+
+    @property
+    def ready(self) -> bool:
+        """True when a model and an image are in (views can be computed)."""
+        return not self.gens.closed and self.model_info is not None and self.image is not None
 
     @property
     def forward_passes(self) -> int:
         """How many forward passes filled the activation cache so far."""
-        return self.engine.cache.computed if self.engine._cache is not None else 0
+        return self.engine.forward_passes
 
-    def shutdown(self, timeout_s: float = 60.0) -> bool:
-        """Drop every pending result, ask workers to quit and wait for them (never terminate)."""
+    def shutdown(self, timeout_s: float = 1.0) -> bool:
+        """Drop every pending result, cancel all jobs and wait up to ``timeout_s`` (never terminate)."""
         self.gens.closed = True
-        for worker in list(self._jobs):
-            worker.quit()
-        deadline = time.monotonic() + timeout_s
-        pool = QThreadPool.globalInstance()
-        while self._jobs and time.monotonic() < deadline:
-            pool.waitForDone(20)
-            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
-        if self._jobs:
-            log.warning("%d background job(s) still running after %.0f s", len(self._jobs), timeout_s)
-        return not self._jobs
+        return self.runner.shutdown(timeout_s)
 
     # ------------------------------------------------------------------ plumbing
-    def _ready(self) -> bool:
-        return not self.gens.closed and self.model_info is not None and self.image is not None
-
-    def _start_view(self, ticket: Ticket, method: str, args: tuple, on_result, text: str) -> None:
-        image = self.image
-        self._start(_view_job, (self.engine, self.gens, ticket, method, self._image_key, image.rgb, *args),
-                    partial(self._deliver, ticket, on_result), text)
-
-    def _start(self, func, args: tuple, on_result, text: str, progress: bool = False) -> None:
-        if self.gens.closed:
+    def _start_view(self, key: str, sub: Subscription) -> None:
+        ticket = self.gens.next(f"view:{key}")
+        if not self.ready:
             return
-        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(on_result)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(partial(self._forget, worker))
-        if progress:
-            worker.yielded.connect(partial(self._on_progress, worker))
-        self._jobs[worker] = text
-        self.busy.emit(text)
-        worker.start()
+        handle = self.runner.submit(_view_job, self.engine, self.gens, ticket, sub, self._image_key, self.image.rgb,
+                                    name=f"Computing {sub.kind}…")
+        handle.finished.connect(partial(self._deliver, key, ticket))
+        handle.failed.connect(partial(self._deliver_failure, key, ticket))
 
-    def _forget(self, worker) -> None:
-        self._jobs.pop(worker, None)
-        if self.gens.closed:
-            return
-        if self._jobs:
-            self.busy.emit(list(self._jobs.values())[-1])
-        else:
-            self.idle.emit()
-
-    def _on_progress(self, worker, text) -> None:
-        if worker in self._jobs and not self.gens.closed:
-            self._jobs[worker] = str(text)
-            self.busy.emit(str(text))
-
-    def _on_error(self, exc: BaseException) -> None:
-        if not self.gens.closed:
-            log.error("background job failed", exc_info=exc)
-            self.view_failed.emit(first_line(exc, "internal error: "))
-
-    def _deliver(self, ticket: Ticket, on_result, result) -> None:
+    def _deliver(self, key: str, ticket: Ticket, result) -> None:
         if result is None or not self.gens.is_current(ticket):
             return
         if isinstance(result, Failure):
-            self.view_failed.emit(result.message)
+            self.view_failed.emit(key, result.message)
         else:
-            on_result(result)
+            self.view_ready.emit(key, result)
+
+    def _deliver_failure(self, key: str, ticket: Ticket, message: str) -> None:
+        if self.gens.is_current(ticket):
+            self.view_failed.emit(key, message)
+
+    def _replay(self) -> None:
+        self.views_stale.emit()
+        for key, sub in list(self._subs.items()):
+            self._start_view(key, sub)
 
     # ------------------------------------------------------------------ results
-    def _on_model(self, ticket: Ticket, spec: str, result) -> None:
+    def _on_model(self, ticket: Ticket, spec: str, trusted: bool, result) -> None:
         if self.gens.closed or result is None:
             return
         if isinstance(result, Failure):
@@ -235,10 +231,12 @@ class Session(QObject):
             return
         # The engine installed this model, so the GUI mirrors it even if a newer request is pending.
         self.model_info = result
-        self.layer = self.conv_layer = None
+        self.model_trusted = trusted
+        names = {row.name for row in result.rows}
+        self._subs = {k: s for k, s in self._subs.items() if s.layer is None or s.layer in names}
         self.model_loaded.emit(result)
         self.layers_ready.emit(list(result.rows))
-        self.request_predictions()
+        self._replay()
 
     def _on_image(self, ticket: Ticket, result) -> None:
         if result is None or not self.gens.is_current(ticket):
@@ -250,22 +248,6 @@ class Session(QObject):
 
     def _accept_image(self, image: LoadedImage) -> None:
         self.image = image
-        self._image_key += 1
+        self._image_key = next(_image_keys)
         self.image_loaded.emit(image)
-        self.request_predictions()
-        if self.layer:
-            self.request_layer(self.layer)
-        if self.conv_layer:
-            self.request_conv_layer(self.conv_layer)
-
-    def _on_predictions(self, result) -> None:
-        top, ms = result
-        self.last_forward_ms = ms
-        self.predictions_ready.emit(top, ms)
-
-    def _on_activation(self, name: str, result) -> None:
-        mosaic, shape, stats = result
-        self.activation_ready.emit(name, mosaic, shape, stats)
-
-    def _on_conv_data(self, result) -> None:
-        self.conv_data_ready.emit(result)
+        self._replay()

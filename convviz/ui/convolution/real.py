@@ -4,6 +4,8 @@ value (recomputed in numpy by :func:`convviz.core.conv_probe.probe`, torch-free)
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout,
@@ -13,6 +15,7 @@ from convviz.core.conv_probe import ConvLayerData, probe
 from convviz.core.geometry import fraction_text, ranges_text
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
+from convviz.ui.widgets.stage_view import grab_stage
 from convviz.ui.widgets.stage_layout import Stage, caption_html, label_height, legend_html, rich_labels
 from convviz.ui.convolution.text import probe_html
 
@@ -79,6 +82,7 @@ class RealView(QWidget):
     frames_changed = Signal(int)
     layer_requested = Signal(str)
     output_hovered = Signal(object)  # (row, col) or None
+    unit_hovered = Signal(object)  # (layer, row, col) of the hovered output unit, or None (stage-view protocol)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -245,6 +249,22 @@ class RealView(QWidget):
         self._on_out_channel()
         self.frames_changed.emit(self.frame_count())
 
+    def mark_stale(self) -> None:
+        """The image or model changed: the shown layer is being recomputed."""
+        if self.data is not None:
+            self.readout_label.setText(f"Updating <b>{self.data.name}</b> for the new image or model …")
+
+    def show_failure(self, message: str) -> None:
+        """The layer could not be computed: clear what described the previous data."""
+        self.data = None
+        self._hover = None
+        self._show_empty(f"<span style='color:#b00'>{html.escape(message)}</span>")
+        self.frames_changed.emit(0)
+
+    def grab_frame(self):
+        """The stage as shown (stage-view protocol)."""
+        return grab_stage(self.stage)
+
     def _show_empty(self, text: str) -> None:
         for canvas in (self.input_canvas, self.window_canvas, self.kernel_canvas, self.output_canvas):
             canvas.set_grid(cv.solid(1, 1, cv.WHITE, 0))
@@ -390,6 +410,8 @@ class RealView(QWidget):
         hover = ("output", *cell) if cell is not None and self.data is not None else None
         self._set_hover(hover)
         self.output_hovered.emit(None if hover is None else (cell[0], cell[1]))
+        data = self.data
+        self.unit_hovered.emit(None if hover is None or data is None else (data.name, cell[0], cell[1]))
 
     def _on_input_hover(self, cell) -> None:
         if cell is not None and self.data is not None:

@@ -16,6 +16,7 @@ from convviz.core.geometry import (CONV, POOL, AxisSpec, analyse_axis, same_padd
                                    toy_kernel)
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
+from convviz.ui.widgets.stage_view import grab_stage
 from convviz.ui.widgets.stage_layout import Stage, caption_html, hex_color, label_height, legend_html, rich_labels
 from convviz.ui.convolution.toy_layout import MAX_CELL, ToyLayout
 from convviz.ui.convolution.text import formula_html, note_html, toy_input_html, toy_window_html
@@ -38,6 +39,7 @@ class ToyView(ToyLayout, QWidget):
 
     frames_changed = Signal(int)
     cell_hovered = Signal(object)  # ("input" | "output", row, col) or None
+    unit_hovered = Signal(object)  # stage-view protocol: a toy grid has no model unit, so never emitted
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -273,6 +275,10 @@ class ToyView(ToyLayout, QWidget):
         return legend_html(items)
 
     # ---- frames ------------------------------------------------------------------
+    def grab_frame(self):
+        """The stage as shown (stage-view protocol)."""
+        return grab_stage(self.stage)
+
     def frame_count(self) -> int:
         return self.geometry.output ** 2 if self.geometry.ok else 0
 

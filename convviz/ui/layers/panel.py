@@ -6,6 +6,9 @@ from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget,
 )
 
+from convviz.ui.panel import Panel
+from convviz.workers.results import ChannelStats
+
 from convviz.ui.layers.table_model import LayerFilter, LayerTableModel
 from convviz.ui.widgets.mosaic_view import MosaicView
 
@@ -22,8 +25,11 @@ def default_layer(rows) -> str | None:
     return spatial[0].name if spatial else (rows[0].name if rows else None)
 
 
-class LayersPanel(QWidget):
-    """Choose a layer in the table; its channels arrive via :meth:`set_activation`."""
+MOSAIC_KEY = "layers.mosaic"
+
+
+class LayersPanel(Panel):
+    """Choose a layer in the table; its channels arrive as the session's ``mosaic`` view."""
 
     layer_requested = Signal(str)
 
@@ -87,6 +93,28 @@ class LayersPanel(QWidget):
         layout.setContentsMargins(10, 10, 10, 10)
         layout.addWidget(splitter)
 
+    # ---- session --------------------------------------------------------------------
+    def bind(self, session) -> None:
+        super().bind(session)
+        session.layers_ready.connect(self.set_rows)
+        session.views_stale.connect(self.mosaic.mark_stale)
+        session.view_ready.connect(self._on_view)
+        session.view_failed.connect(self._on_view_failed)
+        self.mosaic.unit_hovered.connect(self.unit_hovered)
+
+    def _on_view(self, key: str, data) -> None:
+        if key == MOSAIC_KEY:
+            stats = ChannelStats(data.minimum, data.maximum, data.mean, data.tile_hw, data.gap)
+            self.set_activation(data.layer, data.mosaic, data.shape, stats)
+            self.ready.emit()
+
+    def _on_view_failed(self, key: str, message: str) -> None:
+        if key == MOSAIC_KEY:
+            self.mosaic.clear(f"{self.current}: {message}")
+
+    def is_ready(self) -> bool:
+        return self.mosaic.mosaic is not None and self.mosaic.name == self.current
+
     def set_rows(self, rows) -> None:
         """Show a new model's layers; keeps the selected layer if the new model has it."""
         keep = self.current if self.current and any(r.name == self.current for r in rows) else None
@@ -125,6 +153,8 @@ class LayersPanel(QWidget):
     def _request(self, name: str) -> None:
         self.current = name
         self.layer_requested.emit(name)
+        if self.session is not None:
+            self.session.request_view(MOSAIC_KEY, "mosaic", name)
 
     def _on_row_changed(self, current, _previous) -> None:
         if current.isValid():

@@ -3,7 +3,8 @@
 Frames are rendered from the event loop a few at a time, so the window stays responsive
 (with progress and a cancel) even for a 400-frame 64×64 animation; every frame is mapped
 onto one shared palette (taken from the fullest, last frame) as soon as it is rendered.
-The file itself is written by a pool worker. Scripts call :meth:`GifExport.run` to do
+The file itself is written by a job of the app's job runner (synchronously when there is
+none). Scripts call :meth:`GifExport.run` to do
 all of it at once.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from convviz.ui.widgets.image_view import qimage_to_array
-from convviz.workers.files import write_gif, write_gif_in_background
+from convviz.workers.files import write_gif
 
 FRAMES_PER_TICK = 6
 LAST_FRAME_MS = 1500
@@ -37,8 +38,10 @@ class GifExport(QObject):
     progress = Signal(int, int)  #: frames rendered, frames in all
     finished = Signal(int)  #: frames written; 0 when cancelled or the file could not be written
 
-    def __init__(self, view, grab, path: str, fps: float, max_frames: int, parent: QObject | None = None):
+    def __init__(self, view, grab, path: str, fps: float, max_frames: int, parent: QObject | None = None,
+                 runner=None):
         super().__init__(parent)
+        self.runner = runner  #: :class:`convviz.workers.jobs.JobRunner` that writes the file
         self.view, self.grab, self.path = view, grab, str(path)
         self.count = view.frame_count()
         self.indices = frame_indices(self.count, max_frames) if self.count else np.zeros(0, int)
@@ -79,11 +82,15 @@ class GifExport(QObject):
         self._timer.stop()
         self.view.set_frame(self._keep)
         self.progress.emit(len(self._frames), len(self.indices))
-        self._writer = write_gif_in_background(self._frames, self.path, self._durations(), self.finished.emit,
-                                               self._failed)
+        if self.runner is None:
+            self.finished.emit(self._write())
+            return
+        self._writer = self.runner.submit(write_gif, self._frames, self.path, self._durations(), name="Writing GIF…")
+        self._writer.finished.connect(self.finished.emit)
+        self._writer.failed.connect(self._failed)
 
-    def _failed(self, exc: BaseException) -> None:
-        self.error = f"Could not write {self.path}: {exc}"
+    def _failed(self, message: str) -> None:
+        self.error = f"Could not write {self.path}: {message}"
         self.finished.emit(0)
 
     def _durations(self) -> list[int]:

@@ -85,12 +85,13 @@ def choose_model_file(parent: QWidget, start_dir: str = "") -> str | None:
 
 
 def confirm_pickled_model(parent: QWidget, message: str) -> bool:
-    """Warn that a pickled model runs code from the file; True if the user trusts it."""
-    box = QMessageBox(QMessageBox.Icon.Warning, "Load a pickled model?", message, parent=parent)
+    """Warn that a pickled or TorchScript model runs code from the file; True if the user trusts it."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Run code from this model file?", message, parent=parent)
     box.setInformativeText(
-        "Loading this file as a full model unpickles it, which can run any code it contains. "
-        "Continue only if you trust where the file came from.")
-    trust = box.addButton("Load it anyway (I trust this file)", QMessageBox.ButtonRole.AcceptRole)
+        "This file is not just weights. A pickled model is unpickled and a TorchScript model is a "
+        "program: loading or running it can execute any code it contains — read or write your files, "
+        "start programs. Continue only if you trust where the file came from.")
+    trust = box.addButton("Run it (I trust this file)", QMessageBox.ButtonRole.AcceptRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     box.exec()

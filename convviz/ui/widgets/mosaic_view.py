@@ -135,6 +135,20 @@ class MosaicView(QWidget):
             self.spin.setValue(0)
         self.spin.blockSignals(False)
         self.select_channel(self.spin.value())
+        self._set_hovered(None)
+
+    def mark_stale(self) -> None:
+        """The image or model changed: what is shown is being recomputed."""
+        if self.mosaic is not None and not self.title.text().endswith("(updating…)"):
+            self.title.setText(f"{self.title.text()}  (updating…)")
+        self._set_hovered(None)
+
+    def _set_hovered(self, unit) -> None:
+        if unit is None:
+            self.hover.setText(" ")
+        if unit != self._hovered:
+            self._hovered = unit
+            self.unit_hovered.emit(unit)
 
     def clear(self, message: str = "Select a layer in the table to see all of its channels.") -> None:
         self.name, self.mosaic, self.stats = "", None, None
@@ -144,6 +158,7 @@ class MosaicView(QWidget):
         self.title.setText(message)
         for label in self.values.values():
             label.setText("–")
+        self._set_hovered(None)
 
     def tile(self, channel: int) -> np.ndarray:
         """The [0, 1] tile of ``channel`` cut from the mosaic."""
@@ -208,9 +223,7 @@ class MosaicView(QWidget):
             self.hover.setText(f"channel {channel}{where}: min {_fmt(s.minimum[channel])} · "
                                f"max {_fmt(s.maximum[channel])} · mean {_fmt(s.mean[channel])}")
             unit = (self.name, row, col) if len(self.shape) == 3 else None
-        if unit != self._hovered:
-            self._hovered = unit
-            self.unit_hovered.emit(unit)
+        self._set_hovered(unit)
 
     def _on_mouse_clicked(self, event) -> None:
         channel = self._channel_under(event.scenePos())

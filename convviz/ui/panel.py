@@ -1,0 +1,36 @@
+"""The base of every tab of the main window, and the registry that lists them.
+
+A panel is a widget that displays what the :class:`~convviz.workers.session.Session`
+delivers and forwards intent to it. The main window builds one of each entry of
+:data:`convviz.ui.registry.PANELS`, calls :meth:`Panel.bind` once, and listens to
+``unit_hovered`` (draws that unit's receptive field on the photo), ``open_image_requested``
+and ``ready`` (the screenshot harness waits for it).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget
+
+
+class Panel(QWidget):
+    """A tab: ``bind(session)`` once; ``ready`` when it shows the current model and image."""
+
+    unit_hovered = Signal(object)  #: (layer name, out_row, out_col) or None
+    open_image_requested = Signal(str)  #: a path the panel wants shown in every panel
+    ready = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = None
+
+    def bind(self, session) -> None:
+        """Connect to the session's signals (called once by the main window)."""
+        self.session = session
+
+    def is_ready(self) -> bool:
+        """True when what the panel shows is complete for the current model and image."""
+        return True
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(keys, what they do) listed in Help ▸ Keyboard shortcuts."""
+        return []

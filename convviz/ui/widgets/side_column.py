@@ -1,0 +1,95 @@
+"""The left column of the window: the photo (with the model's crop and receptive-field box),
+the top-5 predictions and the model card. It shrinks with the window and can be collapsed."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from .image_view import PhotoView, field_rect
+from .predictions_view import PredictionsView
+from .sections import heading, model_card_text
+
+PHOTO_HINT = "Open an image: File ▸ Open, drag one here, or paste (Ctrl+V)"
+
+
+class SideColumn(QWidget):
+    """Photo, predictions and model card; every caption describes what is shown now."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.photo = PhotoView()
+        self.photo.setMinimumSize(160, 120)
+        self.predictions = PredictionsView()
+        self.predictions.setMinimumHeight(120)
+        self.predictions.setMaximumHeight(220)
+        self.predictions.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        photo_head, self.photo_caption = heading("Photo")
+        pred_head, self.pred_caption = heading("Top-5 predictions")
+        model_head, self.model_caption = heading("Model")
+        self.photo_text = PHOTO_HINT
+        self.photo_caption.setText(self.photo_text)
+        self.pred_caption.setText("waiting for the model…")
+        self.pred_title = ""
+        self.model_card = QLabel("Loading the model in the background…")
+        self.model_card.setWordWrap(True)
+        self.model_card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_card.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.setMinimumWidth(220)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 8, 10)
+        layout.setSpacing(6)
+        layout.addWidget(photo_head)
+        layout.addWidget(self.photo, 3)
+        layout.addWidget(pred_head)
+        layout.addWidget(self.predictions, 2)
+        layout.addWidget(model_head)
+        layout.addWidget(self.model_card)
+        layout.addStretch(0)
+
+    # ---- photo -------------------------------------------------------------------
+    def set_image(self, image) -> None:
+        self.photo.set_image(image.rgb)
+        width, height = image.size
+        self.photo_text = f"{image.name} · {width}×{height} px\nThe bright square is what the model sees."
+        self.show_field(None)
+
+    def show_field(self, unit, info=None, image=None) -> None:
+        """Draw the receptive field of ``unit`` = (layer, row, col) on the photo; None hides it."""
+        row = info.row(unit[0]) if unit and info is not None else None
+        if row is None or row.rf is None or image is None:
+            self.photo.clear_field()
+            self.photo_caption.setText(self.photo_text)
+            return
+        name, out_row, out_col = unit
+        p = info.preprocess
+        rect = field_rect(row, out_row, out_col, p, *image.size)
+        rf_h, rf_w = (int(round(v)) for v in row.rf)
+        self.photo.show_field(rect, f"RF {rf_h}×{rf_w}")
+        if rf_h >= p.input_size and rf_w >= p.input_size:
+            seen = (f"covers the whole {p.input_size}×{p.input_size} input "
+                    f"(its theoretical size is {max(rf_h, rf_w)})")
+        else:
+            seen = f"sees {rf_h}×{rf_w} pixels of the {p.input_size}×{p.input_size} model input (orange box)"
+        self.photo_caption.setText(f"{name}, unit ({out_row}, {out_col})\n{seen}")
+
+    # ---- predictions and model -----------------------------------------------------
+    def set_model(self, info) -> None:
+        self.photo.set_preprocess(info.preprocess)
+        self.model_caption.setText(info.spec)
+        self.model_card.setText(model_card_text(info))
+        random = "random weights" in info.note
+        self.pred_title = f"{info.title}: untrained, so these classes mean nothing" if random else info.title
+        self.pred_caption.setText(f"{self.pred_title} (updating…)")
+        self.show_field(None)
+
+    def set_predictions(self, top) -> None:
+        self.predictions.set_predictions(list(top))
+        self.pred_caption.setText(self.pred_title)
+
+    def predictions_stale(self) -> None:
+        if self.pred_title:
+            self.pred_caption.setText(f"{self.pred_title} (updating…)")
+
+    def predictions_failed(self, message: str) -> None:
+        self.predictions.set_predictions([])
+        self.pred_caption.setText(f"No predictions: {message}")
