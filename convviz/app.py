@@ -176,7 +176,10 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
 
     from .ui.main_window import MainWindow
 
-    window = MainWindow(persist=not headless)
+    from .workers.session import Session
+
+    session = Session()  # not a child of the window: it must outlive a window destroyed without closing
+    window = MainWindow(session=session, persist=not headless)
     if args.size:
         window.resize(*args.size)
     if args.view:
@@ -207,8 +210,11 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     code = app.exec()
     if screenshot is not None:
         screenshot.stop()
-    window.close()
-    clean = window.session.shutdown(EXIT_GRACE_S)
+    try:
+        window.close()  # saves the settings; cancels and waits for running work at most EXIT_GRACE_S
+    except RuntimeError:  # the window is already gone
+        pass
+    clean = session.shutdown(0.0)
     if not clean:  # a job stuck inside a long C call: end the process now instead of waiting it out
         sys.stdout.flush()
         sys.stderr.flush()

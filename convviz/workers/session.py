@@ -132,7 +132,7 @@ class Session(QObject):
         self.requested_spec = spec
         ticket = self.gens.next("model")
         handle = self.runner.submit(_model_job, self.engine, self.gens, ticket, spec, allow_pickle,
-                                    name=f"Loading model {spec}…")
+                                    name=f"Preparing model {spec}…")
         handle.finished.connect(partial(self._on_model, ticket, spec, allow_pickle))
         handle.failed.connect(self.model_failed)
 

@@ -9,57 +9,11 @@ from convviz.core.images import load_image
 from convviz.core.mosaic import channel_mosaic
 from convviz.ui import main_window as main_window_module
 from convviz.ui.main_window import VIEWS, MainWindow
-from convviz.workers.session import Session
-
-LOAD_MS = 180_000  # a model load may also import torch, timm and torchvision
-STEP_MS = 60_000
+from ui_helpers import LOAD_MS, STEP_MS, view_of
 
 
 def labels(predictions):
     return [p["label"] for p in predictions]
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def make_window(qtbot, settings):
-    """Factory of shown windows; each is closed (jobs cancelled and awaited) after the test."""
-    windows = []
-
-    def make(store=None, session=None):
-        window = MainWindow(session=session, settings=store if store is not None else settings)
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-        assert window.session.shutdown(60.0)
-
-
-def view_of(qtbot, window, key, action, timeout=STEP_MS):
-    """Run ``action`` and return the data of the next ``view_ready`` for ``key``."""
-    with qtbot.waitSignal(window.session.view_ready, timeout=timeout,
-                          check_params_cb=lambda k, _d: k == key) as blocker:
-        action()
-    return blocker.args[1]
-
-
-@pytest.fixture
-def ready(qtbot, make_window, lite0_engine, sample_path):
-    """A window showing the cat under the (shared, already built) default model; first mosaic in."""
-    window = make_window(session=Session(engine=lite0_engine))
-    layers = window.layers_panel
-    with qtbot.waitSignals([layers.ready, window.session.view_ready], timeout=LOAD_MS):
-        window.session.set_image(load_image(sample_path("cat")))
-        window.session.adopt_installed_model()
-    qtbot.waitUntil(lambda: len(window.predictions.predictions) == 5, timeout=STEP_MS)
-    return window
 
 
 def output_of(engine, rgb, name):

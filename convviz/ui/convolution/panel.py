@@ -37,6 +37,7 @@ class ConvolutionPanel(Panel):
         self.save_frame_button, self.save_gif_button = self.player.save_frame_button, self.player.save_gif_button
         self.status_label = self.player.status_label
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 6, 4, 4)
         layout.addWidget(self.player)
         self.toy.cell_hovered.connect(self.toy_cell_hovered)
         self.real.layer_requested.connect(self._request_layer)

@@ -70,7 +70,8 @@ class MosaicView(QWidget):
         self.mosaic_widget.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
         self.channel_widget = pg.GraphicsLayoutWidget()
-        self.channel_widget.setFixedSize(300, 230)
+        self.channel_widget.setMinimumSize(220, 140)  # shrinks on small screens instead of covering the form
+        self.channel_widget.setMaximumSize(300, 230)
         self.channel_view, self.channel_image = _image_view(self.channel_widget)
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.colormap, interactive=False, width=12)
         self.colorbar.setImageItem(self.channel_image)
@@ -103,10 +104,10 @@ class MosaicView(QWidget):
         hint.setStyleSheet("color: #666;")
         side = QVBoxLayout()
         side.setSpacing(8)
-        side.addWidget(self.channel_widget)
+        side.addWidget(self.channel_widget, 1)
         side.addLayout(form)
         side.addWidget(hint)
-        side.addStretch(1)
+        side.addStretch(0)
         body = QHBoxLayout()
         body.setSpacing(12)
         body.addWidget(self.mosaic_widget, 1)

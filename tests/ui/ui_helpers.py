@@ -1,0 +1,11 @@
+"""Helpers shared by the UI tests (imported as ``ui_helpers``; pytest puts tests/ui on sys.path)."""
+LOAD_MS = 180_000  # a model load may also import torch, timm and torchvision
+STEP_MS = 60_000
+
+
+def view_of(qtbot, window, key, action, timeout=STEP_MS):
+    """Run ``action`` and return the data of the next ``view_ready`` for ``key``."""
+    with qtbot.waitSignal(window.session.view_ready, timeout=timeout,
+                          check_params_cb=lambda k, _d: k == key) as blocker:
+        action()
+    return blocker.args[1]
