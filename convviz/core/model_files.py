@@ -224,10 +224,11 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> 
 
 
 def head_classes(state: dict[str, torch.Tensor]) -> int | None:
-    """Number of classes of the last 2-D weight (the classifier), if any."""
+    """Number of classes of the classifier: the last 2-D weight or 1×1 conv weight, if any."""
     for key in reversed(list(state)):
-        if key.endswith("weight") and state[key].ndim == 2:
-            return int(state[key].shape[0])
+        weight = state[key]
+        if key.endswith("weight") and (weight.ndim == 2 or (weight.ndim == 4 and tuple(weight.shape[2:]) == (1, 1))):
+            return int(weight.shape[0])
     return None
 
 
@@ -279,7 +280,7 @@ def checkpoint_fields(obj: dict, name: str) -> CheckpointFields:
     preprocess = _preprocess_fields(obj.get("preprocess", {}), bad)
     state = unwrap_state_dict(obj.get("state_dict"), name)
     head = head_classes(state)
-    if head != len(labels):
+    if head is not None and head != len(labels):
         raise bad("labels", f"{len(labels)} names but the classifier has {head} outputs")
     training = obj.get("training")
     if training is not None and (not isinstance(training, dict) or not _plain(training)):
