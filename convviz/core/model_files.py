@@ -224,11 +224,12 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> 
 
 
 def head_classes(state: dict[str, torch.Tensor]) -> int | None:
-    """Number of classes of the classifier: the last 2-D weight or 1×1 conv weight, if any."""
-    for key in reversed(list(state)):
-        weight = state[key]
-        if key.endswith("weight") and (weight.ndim == 2 or (weight.ndim == 4 and tuple(weight.shape[2:]) == (1, 1))):
-            return int(weight.shape[0])
+    """Number of classes of the classifier: the last 2-D weight, else the last 1×1 conv weight, if any."""
+    weights = [v for k, v in state.items() if k.endswith("weight")]
+    for fits in (lambda w: w.ndim == 2, lambda w: w.ndim == 4 and tuple(w.shape[2:]) == (1, 1)):
+        found = [w for w in weights if fits(w)]
+        if found:
+            return int(found[-1].shape[0])
     return None
 
 
