@@ -221,7 +221,7 @@ def _load_file(path: str, allow_pickle: bool) -> LoadedModel:
         return _finish(LoadedModel(path, f"{name} (pickled model)", obj, note=f"{name}: full pickled model (trusted by you)"))
     if is_convviz_checkpoint(obj):
         fields = checkpoint_fields(obj, name)
-        _check_known(fields.arch)
+        _check_known(fields.arch, name)
         _check_fits(fields.arch, len(fields.labels), fields.state_dict, name)
         module, preprocess, _, _ = build_architecture(fields.arch, num_classes=len(fields.labels))
         load_strict(module, fields.state_dict, name)
@@ -242,17 +242,20 @@ def _load_torchscript(path: str, name: str, allow_pickle: bool) -> LoadedModel:
     return _finish(LoadedModel(path, f"{name} (TorchScript)", module, note=f"{name}: TorchScript code (trusted by you)"))
 
 
-def _check_known(arch: str) -> None:
-    """Raise :class:`ModelError` unless ``arch`` names a torchvision, ``timm:`` or the default model."""
+def _check_known(arch: str, what: str) -> None:
+    """Raise :class:`ModelError` (prefixed ``what: ``) unless ``arch`` names a known architecture."""
     if arch == DEFAULT_SPEC:
         return
+    problem = None
     if arch.startswith("timm:"):
         import timm
 
         if not timm.is_model(arch[len("timm:"):].split(".")[0]):
-            raise _unknown(arch[len("timm:"):], timm.list_models(), "timm")
+            problem = _unknown(arch[len("timm:"):], timm.list_models(), "timm")
     elif arch not in torchvision_names():
-        raise _unknown(arch, torchvision_names(), "torchvision")
+        problem = _unknown(arch, torchvision_names(), "torchvision")
+    if problem is not None:
+        raise ModelError(f"{what}: {problem}")
 
 
 def _check_fits(arch: str, num_classes: int | None, state: dict[str, torch.Tensor], what: str) -> None:
@@ -271,7 +274,7 @@ def _check_fits(arch: str, num_classes: int | None, state: dict[str, torch.Tenso
 
 def _load_state_dict_file(arch: str, path: str, spec: str, allow_pickle: bool = False) -> LoadedModel:
     name = os.path.basename(path)
-    _check_known(arch)
+    _check_known(arch, name)
     state = unwrap_state_dict(read_weights(path, allow_pickle=allow_pickle), name)
     if arch == DEFAULT_SPEC:
         from .lite0 import remap_lite0_keys
