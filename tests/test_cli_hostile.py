@@ -51,7 +51,7 @@ def test_each_bad_image_reported_and_the_others_predicted(capsys, tmp_path, samp
     paths = [sample_path("cat"), corpus.eps_file(tmp_path, "x.jpg"), str(tmp_path / "missing.png"),
              corpus.refused_format(tmp_path, "DDS"), *corpus.fuzzed(corpus.refused_format(tmp_path, "BLP"), tmp_path, 2),
              sample_path("coffee")]
-    code, out, err = run(capsys, "predict", *paths, "--json", "--topk", "2")
+    code, out, err = run(capsys, "predict", *paths, "--json", "--topk", "2", "--model", corpus.checkpoint(tmp_path))
     results = [json.loads(line) for line in out.splitlines()]
     assert code == 2
     assert [os.path.basename(r["image"]) for r in results] == ["cat.jpg", "coffee.jpg"]
@@ -129,11 +129,12 @@ def test_time_limit_stops_a_step_and_leaves_nothing_running():
 
 def test_broken_pipe_exits_quietly(tmp_path):
     err = tmp_path / "err.txt"
-    script = f"{sys.executable} -m convviz.cli layers --model resnet18 --input-size 64 2>{err} | head -1; " \
+    model = corpus.checkpoint(tmp_path)
+    script = f"{sys.executable} -m convviz.cli layers --model {model} 2>{err} | head -1; " \
              "echo \"${PIPESTATUS[0]}\""
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     first, status = result.stdout.splitlines()
-    assert first.startswith("resnet18") and status == "141"
+    assert first.startswith("ckpt.pt") and status == "141"
     assert err.read_text() == ""
 
 
@@ -144,7 +145,8 @@ def test_non_utf8_filenames_on_a_strict_stdout(tmp_path, sample_path):
         dst.write(src.read())
     corpus.eps_file(tmp_path, os.fsdecode(b"\xff\xfe.png"))
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
-    result = subprocess.run([sys.executable, "-m", "convviz.cli", "predict", good, bad, "--json"], cwd=ROOT,
+    model = corpus.checkpoint(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "convviz.cli", "predict", good, bad, "--json", "--model", model], cwd=ROOT,
                             capture_output=True, env=env, timeout=300)
     assert result.returncode == 2
     line = json.loads(result.stdout.decode("utf-8"))
