@@ -1,22 +1,29 @@
 """``convviz`` command line: predict, layers, activations — the same core as the app.
 
-Bad input prints one ``error: …`` line on stderr and exits with code 2 (no traceback).
-Without a sub-command, ``convviz`` launches the desktop app.
+Every failure prints one ``error: …`` line on stderr and exits with code 2 (no traceback);
+warnings are printed (one line each) only when the command succeeds; a closed pipe
+(``convviz layers | head -1``) ends the command quietly. Without a sub-command,
+``convviz`` launches the desktop app.
 """
 from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import os
 import sys
 import time
+import warnings
+
+from .cli_io import (
+    CliError, TimeLimitExceeded, collected_warnings, emit_json, quiet_broken_pipe, safe_stdout, shown, time_limit,
+    write_all_atomic,
+)
 
 EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as ``error: …``, exit code 2."""
+#: Seconds one image may take to decode before the command gives up on it.
+DECODE_SECONDS = 60
+#: Largest ``layers --input-size``.
+MAX_INPUT_SIZE = 4096
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default="default", metavar="SPEC",
                        help="'default' (bundled EfficientNet-Lite0), a torchvision name, timm:NAME, "
                             "a model file, or ARCH=STATE_DICT_FILE")
-        p.add_argument("--allow-pickle", action="store_true",
-                       help="allow a fully pickled model file (runs code from the file: only if you trust it)")
+        p.add_argument("--allow-pickle", "--trust-code", dest="allow_pickle", action="store_true",
+                       help="allow a model file that is code (a fully pickled model or TorchScript): "
+                            "it runs code from the file, use it only if you trust the file's source")
 
     p = sub.add_parser("predict", help="top-k classes for one or more images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -58,8 +66,29 @@ def _load(args, require_weights: bool):
 
     loaded = load_model(args.model, require_weights=require_weights, allow_pickle=args.allow_pickle)
     if loaded.note:
-        print(f"warning: {loaded.note}", file=sys.stderr)
+        warnings.warn(loaded.note, UserWarning, stacklevel=2)
     return loaded
+
+
+def _report(message: str) -> None:
+    """One ``error:`` line for a failure that does not stop the command."""
+    from tqdm import tqdm
+
+    tqdm.write(f"error: {shown(message)}", file=sys.stderr)
+
+
+def _decode(path: str):
+    """Decode one image within :data:`DECODE_SECONDS`."""
+    from .core.images import load_image
+
+    with time_limit(DECODE_SECONDS, shown(os.path.basename(path) or path)):
+        return load_image(path)
+
+
+def _no_hooks(loaded, command: str) -> None:
+    if loaded.scripted:
+        raise CliError(f"{loaded.title}: TorchScript takes no hooks, so `{command}` cannot look inside it "
+                       "(use a state dict or a convviz checkpoint; `predict` works)")
 
 
 def cmd_predict(args) -> int:
@@ -67,44 +96,63 @@ def cmd_predict(args) -> int:
     from tqdm import tqdm
 
     from .core.activations import predict_top
-    from .core.images import load_image
+    from .core.images import ImageError, probe_image
 
     if args.topk < 1:
         raise CliError("--topk must be at least 1")
+    good, failed = [], 0
+    for path in args.images:  # every image is checked before the model is loaded
+        try:
+            probe_image(path)
+            good.append(path)
+        except ImageError as exc:
+            _report(str(exc))
+            failed += 1
+    if not good:
+        return EXIT_USAGE
     loaded = _load(args, require_weights=True)
-    many = len(args.images) > 1
-    for path in tqdm(args.images, desc="predict", unit="img", disable=not many, file=sys.stderr):
-        image = load_image(path)
+    for path in tqdm(good, desc="predict", unit="img", disable=len(good) < 2, file=sys.stderr):
+        try:
+            image = _decode(path)
+        except (ImageError, TimeLimitExceeded) as exc:
+            _report(str(exc))
+            failed += 1
+            continue
         with torch.no_grad():
             logits = loaded.module(loaded.preprocess.to_tensor(image.rgb))
+        if not torch.isfinite(logits).all():
+            _report(f"{os.path.basename(path)}: the model's output is not finite (NaN or infinite weights?)")
+            failed += 1
+            continue
         top = predict_top(logits, loaded.label_names(logits.shape[-1]), args.topk)
-        result = {"model": loaded.title, "spec": loaded.spec, "image": path, "top": top}
         if args.json:
-            print(json.dumps(result), flush=True)
+            emit_json({"model": loaded.title, "spec": shown(loaded.spec), "image": shown(path), "top": top})
         else:
-            print(f"{path}  ({loaded.title})")
+            print(f"{shown(path)}  ({shown(loaded.title)})")
             for t in top:
                 print(f"  {t['prob'] * 100:6.2f}%  {t['label']}  [{t['index']}]")
-    return 0
+            sys.stdout.flush()
+    return EXIT_USAGE if failed else 0
 
 
 def cmd_layers(args) -> int:
     from .core.errors import first_line
     from .core.layer_table import layer_table
 
+    if args.input_size is not None and not 1 <= args.input_size <= MAX_INPUT_SIZE:
+        raise CliError(f"--input-size must be from 1 to {MAX_INPUT_SIZE} pixels")
     loaded = _load(args, require_weights=False)
+    _no_hooks(loaded, "layers")
     size = args.input_size or loaded.preprocess.input_size
-    if size < 1:
-        raise CliError("--input-size must be a positive number of pixels")
     try:
         rows = layer_table(loaded.module, (3, size, size))
     except RuntimeError as exc:
         raise CliError(f"{loaded.title} cannot take a {size}×{size} input ({first_line(exc)})") from None
     if args.json:
-        print(json.dumps({"model": loaded.title, "spec": loaded.spec, "input": [3, size, size],
-                          "layers": [r.as_json() for r in rows]}))
+        emit_json({"model": loaded.title, "spec": shown(loaded.spec), "input": [3, size, size],
+                   "layers": [r.as_json() for r in rows]})
         return 0
-    print(f"{loaded.title}, input 3×{size}×{size}")
+    print(f"{shown(loaded.title)}, input 3×{size}×{size}")
     print(f"{'layer':40} {'type':22} {'output':18} {'k':>5} {'s':>3} {'p':>3} {'d':>3} {'rf':>5} {'jump':>4}")
     for r in rows:
         j = r.as_json()
@@ -120,15 +168,15 @@ def cmd_activations(args) -> int:
 
     from .core.activations import Capturer
     from .core.colormaps import lookup_table
-    from .core.images import load_image
     from .core.mosaic import channel_mosaic, to_rgb8
 
     try:
         lut = lookup_table(args.colormap)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    image = load_image(args.image)
+    image = _decode(args.image)
     loaded = _load(args, require_weights=False)
+    _no_hooks(loaded, "activations")
     capture = Capturer(loaded.module)(loaded.preprocess.to_tensor(image.rgb))
     if args.layer not in capture.outputs:
         close = difflib.get_close_matches(args.layer, capture.names(), n=1)
@@ -139,22 +187,12 @@ def cmd_activations(args) -> int:
     scale = max(1, 768 // max(rgb.shape[:2]))
     if scale > 1:
         rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
-    _write(lambda p: Image.fromarray(rgb).save(p, format="PNG"), args.out)
+    outputs = [(args.out, lambda h: Image.fromarray(rgb).save(h, format="PNG"))]
     if args.npy:
-        _write(lambda p: np.save(p, array), args.npy)
-    print(f"{args.layer}: output {'×'.join(map(str, array.shape))} → {args.out}", file=sys.stderr)
+        outputs.append((args.npy, lambda h: np.save(h, array)))
+    write_all_atomic(outputs)  # both files or neither
+    print(f"{args.layer}: output {'×'.join(map(str, array.shape))} → {shown(args.out)}", file=sys.stderr)
     return 0
-
-
-def _write(save, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CliError(f"cannot write {path}: folder {folder} does not exist")
-    try:
-        with open(path, "wb") as handle:
-            save(handle)
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,18 +206,35 @@ def main(argv: list[str] | None = None) -> int:
     from .core.model_files import ModelError
 
     from .core.allocator import keep_freed_memory
+    from .core.errors import first_line
 
+    safe_stdout()
     keep_freed_memory()
     commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations}
     started = time.perf_counter()
     try:
-        code = commands[args.command](args)
-    except (CliError, ImageError, ModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with collected_warnings() as held:
+            code = commands[args.command](args)
+            sys.stdout.flush()
+    except (CliError, ImageError, ModelError, TimeLimitExceeded) as exc:
+        print(f"error: {shown(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # the promise is one line, never a traceback (CONVVIZ_DEBUG=1 shows it)
+        if os.environ.get("CONVVIZ_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {shown(first_line(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    if code == 0:
+        for line in held:
+            print(f"warning: {shown(line)}", file=sys.stderr)
     if os.environ.get("CONVVIZ_TIMING"):
         print(f"{args.command}: {time.perf_counter() - started:.2f} s", file=sys.stderr)
     return code

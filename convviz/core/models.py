@@ -5,8 +5,13 @@ A *spec* names a model:
 * ``default`` — the bundled, ImageNet-pretrained EfficientNet-Lite0 (offline);
 * a torchvision classification builder name (``resnet18``, ``googlenet`` …);
 * ``timm:NAME`` — any timm architecture;
-* a file path — TorchScript, a convviz checkpoint, or (with ``ARCH=PATH``) a state dict
-  (``.pth`` / ``.pt`` / ``.safetensors``) for a named architecture.
+* a file path — a convviz checkpoint, TorchScript (code: only with ``allow_pickle``), or
+  (with ``ARCH=PATH``) a state dict (``.pth`` / ``.pt`` / ``.safetensors``) for a named architecture.
+
+``allow_pickle`` is the one "trust code" opt-in: without it, files that run code when loaded
+(pickled modules, TorchScript archives, whatever their extension) raise :class:`PickledModelError`.
+Architectures named by a file are first built on the ``meta`` device and checked against the
+file's state dict, so a tiny file naming a huge network allocates nothing.
 
 Nothing is ever downloaded: zoo weights are used only when already in the local
 torch / Hugging Face cache; otherwise loading fails with a clear message, or, with
@@ -25,7 +30,8 @@ from torch import nn
 from .errors import first_line
 from .labels import labels_for
 from .model_files import (
-    ModelError, head_classes, is_convviz_checkpoint, is_torchscript, load_strict, read_weights, unwrap_state_dict,
+    ModelError, PickledModelError, check_archive, checkpoint_fields, fit_report, head_classes, is_convviz_checkpoint,
+    is_torchscript, load_strict, read_weights, unwrap_state_dict,
 )
 from .preprocess import Preprocess
 
@@ -36,7 +42,8 @@ SUGGESTED_SPECS = (
     "mobilenet_v3_small", "squeezenet1_1", "efficientnet_b0", "timm:resnet18",
 )
 _MODEL_FILE_SUFFIXES = (".pt", ".pth", ".pth.tar", ".ckpt", ".bin", ".safetensors", ".ts", ".jit", ".zip")
-__all__ = ["DEFAULT_SPEC", "SUGGESTED_SPECS", "LoadedModel", "ModelError", "load_model", "torchvision_names"]
+__all__ = ["DEFAULT_SPEC", "SUGGESTED_SPECS", "LoadedModel", "ModelError", "PickledModelError", "load_model",
+           "torchvision_names"]
 
 
 @dataclass
@@ -50,6 +57,11 @@ class LoadedModel:
     labels: tuple[str, ...] | None = None
     pretrained: bool = True
     note: str = ""
+
+    @property
+    def scripted(self) -> bool:
+        """True for TorchScript: it runs, but takes no hooks (no activations, no layer table)."""
+        return isinstance(self.module, torch.jit.ScriptModule)
 
     def label_names(self, num_outputs: int) -> tuple[str, ...]:
         """Class names for a logits vector of ``num_outputs`` entries."""
@@ -68,7 +80,7 @@ def load_model(spec: str = DEFAULT_SPEC, *, require_weights: bool = True, allow_
     spec = (spec or DEFAULT_SPEC).strip()
     arch, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
     if arch:
-        return _load_state_dict_file(arch.strip(), path.strip(), spec)
+        return _load_state_dict_file(arch.strip(), path.strip(), spec, allow_pickle)
     if spec == DEFAULT_SPEC:
         return _load_default()
     if os.path.exists(spec) or spec.lower().endswith(_MODEL_FILE_SUFFIXES) or os.sep in spec:
@@ -201,34 +213,76 @@ def _load_file(path: str, allow_pickle: bool) -> LoadedModel:
     name = os.path.basename(path)
     if not os.path.isfile(path):
         raise ModelError(f"{name}: no such file")
+    check_archive(path)
     if is_torchscript(path):
-        try:
-            module = torch.jit.load(path, map_location="cpu")
-        except Exception as exc:
-            raise ModelError(f"{name}: not a loadable TorchScript file ({first_line(exc)})") from None
-        return _finish(LoadedModel(path, f"{name} (TorchScript)", module))
+        return _load_torchscript(path, name, allow_pickle)
     obj = read_weights(path, allow_pickle=allow_pickle)
     if isinstance(obj, nn.Module):
         return _finish(LoadedModel(path, f"{name} (pickled model)", obj, note=f"{name}: full pickled model (trusted by you)"))
     if is_convviz_checkpoint(obj):
-        labels = tuple(obj["labels"])
-        module, preprocess, _, _ = build_architecture(obj["arch"], num_classes=len(labels))
-        load_strict(module, unwrap_state_dict(obj["state_dict"], name), name)
-        preprocess = Preprocess(**{**preprocess.__dict__, **obj.get("preprocess", {})})
-        return _finish(LoadedModel(path, f"{name} (fine-tuned {obj['arch']})", module, preprocess, labels))
+        fields = checkpoint_fields(obj, name)
+        _check_known(fields.arch, name)
+        _check_fits(fields.arch, len(fields.labels), fields.state_dict, name)
+        module, preprocess, _, _ = build_architecture(fields.arch, num_classes=len(fields.labels))
+        load_strict(module, fields.state_dict, name)
+        preprocess = Preprocess(**{**preprocess.__dict__, **fields.preprocess})
+        return _finish(LoadedModel(path, f"{name} (fine-tuned {fields.arch})", module, preprocess, fields.labels))
     unwrap_state_dict(obj, name)
     raise ModelError(f"{name}: a bare state dict; name its architecture as ARCH={path} (e.g. resnet18={path})")
 
 
-def _load_state_dict_file(arch: str, path: str, spec: str) -> LoadedModel:
+def _load_torchscript(path: str, name: str, allow_pickle: bool) -> LoadedModel:
+    if not allow_pickle:
+        raise PickledModelError(f"{name}: refused: the file is TorchScript, i.e. program code that runs when it is "
+                                "loaded and called (open it only if you trust its source)")
+    try:
+        module = torch.jit.load(path, map_location="cpu")
+    except Exception as exc:
+        raise ModelError(f"{name}: not a loadable TorchScript file ({first_line(exc)})") from None
+    return _finish(LoadedModel(path, f"{name} (TorchScript)", module, note=f"{name}: TorchScript code (trusted by you)"))
+
+
+def _check_known(arch: str, what: str) -> None:
+    """Raise :class:`ModelError` (prefixed ``what: ``) unless ``arch`` names a known architecture."""
+    if arch == DEFAULT_SPEC:
+        return
+    problem = None
+    if arch.startswith("timm:"):
+        import timm
+
+        if not timm.is_model(arch[len("timm:"):].split(".")[0]):
+            problem = _unknown(arch[len("timm:"):], timm.list_models(), "timm")
+    elif arch not in torchvision_names():
+        problem = _unknown(arch, torchvision_names(), "torchvision")
+    if problem is not None:
+        raise ModelError(f"{what}: {problem}")
+
+
+def _check_fits(arch: str, num_classes: int | None, state: dict[str, torch.Tensor], what: str) -> None:
+    """Build ``arch`` on the meta device (no memory) and check that ``state`` fits it exactly."""
+    try:
+        with torch.device("meta"):
+            module, _, _, _ = build_architecture(arch, num_classes=num_classes or 1000)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{what}: cannot build {arch} ({first_line(exc)})") from None
+    problem = fit_report(module, state)
+    if problem:
+        raise ModelError(f"{what}: state dict does not fit {arch}: {problem}")
+
+
+def _load_state_dict_file(arch: str, path: str, spec: str, allow_pickle: bool = False) -> LoadedModel:
     name = os.path.basename(path)
-    state = unwrap_state_dict(read_weights(path), name)
+    _check_known(arch, name)
+    state = unwrap_state_dict(read_weights(path, allow_pickle=allow_pickle), name)
     if arch == DEFAULT_SPEC:
         from .lite0 import remap_lite0_keys
 
         arch = "timm:efficientnet_lite0"
         if any(k.startswith("_blocks.") for k in state):
             state = remap_lite0_keys(state)
+    _check_fits(arch, head_classes(state), state, f"{name} for {arch}")
     module, preprocess, _, _ = build_architecture(arch, num_classes=head_classes(state))
     load_strict(module, state, f"{name} for {arch}")
     return _finish(LoadedModel(spec, f"{name} ({arch})", module, preprocess))

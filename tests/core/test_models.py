@@ -8,7 +8,7 @@ from torch import nn
 
 from convviz.core.lite0 import STAGE_DEPTHS, bundled_weights_path, remap_key, remap_lite0_keys
 from convviz.core.model_files import save_checkpoint
-from convviz.core.models import ModelError, load_model
+from convviz.core.models import ModelError, PickledModelError, load_model
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,10 @@ def test_torchscript_file(tmp_path):
     net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 4)).eval()
     path = tmp_path / "net.ts"
     torch.jit.script(net).save(str(path))
-    loaded = load_model(str(path))
+    with pytest.raises(PickledModelError, match="TorchScript"):
+        load_model(str(path))
+    loaded = load_model(str(path), allow_pickle=True)
+    assert loaded.scripted
     x = torch.randn(1, 3, 16, 16)
     assert torch.allclose(loaded.module(x), net(x))
     assert "TorchScript" in loaded.title

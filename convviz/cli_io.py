@@ -1,0 +1,159 @@
+"""Command-line plumbing every ``convviz`` command shares.
+
+* :func:`emit_json` — always valid JSON: non-finite floats become ``null``;
+* :func:`shown` — a path printable on any terminal (undecodable bytes as ``\\xNN``);
+* :func:`write_atomic` — output files written under a temporary name and renamed: all
+  of them or none of them, nothing partial left behind;
+* :func:`time_limit` — a SIGALRM deadline for one step (main thread only, else no limit);
+* :func:`collected_warnings` — warnings held back, printed as one ``warning:`` line each
+  only when the command succeeds.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as ``error: …``, exit code 2."""
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised by :func:`time_limit` (a BaseException, so no ``except Exception`` swallows it)."""
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as text safe for any stream: undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
+    text = os.fsdecode(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def finite_or_none(value):
+    """``value`` with every non-finite float (NaN, ±inf) replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def emit_json(obj, stream=None) -> None:
+    """Print ``obj`` as one line of strict JSON (non-finite numbers written as ``null``)."""
+    stream = stream or sys.stdout
+    print(json.dumps(finite_or_none(obj), allow_nan=False), file=stream, flush=True)
+
+
+def write_atomic(path: str, save: Callable[[object], None]) -> None:
+    """Write one file atomically; see :func:`write_all_atomic`."""
+    write_all_atomic([(path, save)])
+
+
+def write_all_atomic(outputs: list[tuple[str, Callable[[object], None]]]) -> None:
+    """Write every ``(path, save(handle))`` to a temp file beside it, then rename them all.
+
+    If any write fails, no output is left behind (temp files removed, files already renamed
+    in this call removed); raises :class:`CliError` naming the path.
+    """
+    temps: list[tuple[str, str]] = []
+    done: list[str] = []
+    try:
+        for path, save in outputs:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise CliError(f"cannot write {shown(path)}: folder {shown(folder)} does not exist")
+            tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.part")
+            temps.append((tmp, path))
+            try:
+                with open(tmp, "wb") as handle:
+                    save(handle)
+            except OSError as exc:
+                raise CliError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise CliError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
+            done.append(path)
+    except BaseException:
+        for tmp, _ in temps:
+            _remove(tmp)
+        for path in done:
+            _remove(path)
+        raise
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+@contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Raise :class:`TimeLimitExceeded` (message: ``what`` took too long) after ``seconds``.
+
+    Uses SIGALRM, so it works only in the main thread of a POSIX process; elsewhere it is a
+    no-op. Python decoders return to the interpreter between chunks, where the alarm lands.
+    """
+    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread() and seconds > 0
+
+    def expired(signum, frame):
+        raise TimeLimitExceeded(f"{what}: took longer than {seconds:g} s; stopped")
+
+    if not usable:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def collected_warnings() -> Iterator[list[str]]:
+    """Hold back Python warnings (torch's included); the list gets one line per distinct warning."""
+    lines: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield lines
+        finally:
+            for item in caught:
+                text = str(item.message).strip().splitlines()
+                line = text[0] if text else item.category.__name__
+                if line not in lines:
+                    lines.append(line)
+
+
+def safe_stdout() -> None:
+    """Never fail on printing: unencodable characters on stdout/stderr become escapes."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
+def quiet_broken_pipe() -> int:
+    """After a BrokenPipeError (``convviz … | head``): silence stdout and return the exit code 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 128 + getattr(signal, "SIGPIPE", 13)
