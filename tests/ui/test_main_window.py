@@ -268,3 +268,38 @@ def test_views_match_the_command_line_choices():
     from convviz.ui.registry import PANELS
 
     assert app.VIEWS == VIEWS == tuple(entry.name for entry in PANELS)
+
+
+def test_trust_applies_to_arch_file_specs_and_torchscript_says_what_it_cannot_do(qtbot, ready, tmp_path, monkeypatch):
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.head(self.conv(x).mean(dim=(2, 3)))
+
+    scripted = tmp_path / "tiny.pt"  # TorchScript is code, whatever its extension
+    torch.jit.save(torch.jit.script(Tiny()), str(scripted))
+    asked = []
+    monkeypatch.setattr(main_window_module, "confirm_pickled_model", lambda _parent, msg: asked.append(msg) or True)
+    with qtbot.waitSignal(ready.session.model_loaded, timeout=STEP_MS):
+        ready.load_model(str(scripted))
+    assert asked and "TorchScript" in asked[0]
+    qtbot.waitUntil(lambda: len(ready.predictions.predictions) == 3, timeout=STEP_MS)  # it runs …
+    with qtbot.waitSignal(ready.session.view_failed, timeout=STEP_MS) as blocker:
+        ready.session.request_view("probe", "mosaic", "conv")  # … but shows no layers, and says why in one line
+    assert "takes no hooks" in blocker.args[1] and "\n" not in blocker.args[1]
+
+    pickled = tmp_path / "weights-with-objects.pt"  # a state dict file that also holds a pickled object
+    state = {k: v for k, v in __import__("torchvision").models.resnet18(num_classes=3).state_dict().items()}
+    torch.save({"state_dict": state, "extra": nn.ReLU()}, pickled)
+    asked.clear()
+    with qtbot.waitSignal(ready.session.model_loaded, timeout=STEP_MS) as blocker:
+        ready.load_model(f"resnet18={pickled}")
+    assert len(asked) == 1  # asked once; "run it" was honoured instead of asking again and again
+    assert blocker.args[0].spec == f"resnet18={pickled}"
