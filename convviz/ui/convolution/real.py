@@ -14,7 +14,7 @@ from convviz.core.geometry import fraction_text, ranges_text
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
 from convviz.ui.widgets.stage_layout import Stage, caption_html, label_height, legend_html, rich_labels
-from convviz.ui.convolution.text import probe_html
+from convviz.ui.convolution.arithmetic import probe_html
 
 LABEL_LIMIT = 12
 EMPTY = (190, 190, 190)
