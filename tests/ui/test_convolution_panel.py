@@ -409,3 +409,42 @@ def test_same_padding_with_stride_two(panel, qtbot):
     qtbot.mouseClick(panel.toy.same_button, Qt.LeftButton)
     assert panel.toy.value("P") == 4 and panel.toy.geometry.output == 7
     assert "whatever" not in panel.toy.same_label.text()
+
+
+def test_real_layer_list_has_kernel_and_type_hints(panel, qtbot):
+    from convviz.core.layer_table import LayerRow
+
+    rows = [LayerRow("features.0", "Conv2d", (32, 112, 112), kernel=(3, 3), stride=(2, 2), groups=1),
+            LayerRow("features.1", "Conv2d", (32, 112, 112), kernel=(3, 3), stride=(1, 1), groups=32),
+            LayerRow("features.2", "Conv2d", (16, 112, 112), kernel=(1, 1), stride=(1, 1), groups=1)]
+    panel.set_conv_layers([r.name for r in rows], rows)
+    combo = panel.real.layer_combo
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert "3×3, stride 2 → 32 ch" in texts[0] and "3×3 depthwise → 32 ch" in texts[1]
+    assert "1×1 pointwise → 16 ch" in texts[2] and texts[2].startswith("features.2")
+    with qtbot.waitSignal(panel.conv_layer_requested) as requested:
+        combo.setCurrentIndex(1)
+        panel.show_real()
+    assert requested.args == ["features.1"]  # the module path, not the label
+
+
+def test_real_layer_shows_whole_output_value_range_and_legible_5x5_window(panel):
+    data, out = _conv_data(in_channels=2, out_channels=3, kernel_size=5, padding=2)
+    panel.show_real()
+    panel.set_conv_data(data)
+    real = panel.real
+    assert panel.frame() == 0
+    image = real.output_canvas.grab().toImage()
+    last = real.output_canvas.cell_center(out.shape[-2] - 1, out.shape[-1] - 1)
+    assert image.pixelColor(int(last.x()), int(last.y())).getRgb()[:3] != (190, 190, 190)  # shown before its frame
+    lo, hi = float(data.input[0].min()), float(data.input[0].max())
+    assert f"values {lo:.2f} … {hi:.2f}".replace("-", "−") in real.input_caption.text()
+    window = real.window_canvas
+    assert window.grid_shape == (5, 5)
+    assert window.cell_center(0, 1).x() - window.cell_center(0, 0).x() >= 30  # room for "−0.12"
+    image, centre = window.grab().toImage(), window.cell_center(2, 2)
+    light = [image.pixelColor(int(centre.x()) + dx, int(centre.y()) + dy).lightness()
+             for dx in range(-12, 13) for dy in range(-5, 6)]
+    assert max(light) - min(light) > 80  # a number is drawn on the cell, not a flat colour
+    panel.set_frame(7)
+    assert "input channel 0:" in real.readout_label.text() and "Σ of 25" not in real.readout_label.text()

@@ -124,7 +124,7 @@ def probe_html(name: str, probe, selected_channel: int | None = None) -> str:
     if selected_channel in channels:
         i = channels.index(selected_channel)
         pairs = list(zip(probe.windows[i].ravel(), probe.weights[i].ravel()))
-        if len(pairs) <= 9:
+        if len(pairs) <= FULL_PRODUCTS:
             body = " + ".join(f"{_n(f'{v:.3f}')}·{_paren(round(w, 3))}" for v, w in pairs)
         else:
             body = f"Σ of {len(pairs)} products"

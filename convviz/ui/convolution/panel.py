@@ -3,7 +3,7 @@ and a real Conv2d of the loaded model doing the same on its real input.
 
 Public API used by the main window (plain data only, no threads here):
 
-* :meth:`ConvolutionPanel.set_conv_layers` fills the layer list;
+* :meth:`ConvolutionPanel.set_conv_layers` fills the layer list (names, and rows for the hints);
 * ``conv_layer_requested(str)`` asks the app for a layer's data (computed off the GUI thread);
 * :meth:`ConvolutionPanel.set_conv_data` shows a :class:`~convviz.core.conv_probe.ConvLayerData`;
 * ``receptive_field_hovered(object)`` sends ``(layer name, out_row, out_col)`` or None;
@@ -82,9 +82,10 @@ class ConvolutionPanel(QWidget):
         """The view of the current tab."""
         return self.toy if self._mode == TOY else self.real
 
-    def set_conv_layers(self, names: list[str]) -> None:
-        """Fill the layer list with Conv2d module paths; shown data is cleared."""
-        self.real.set_layers(names)
+    def set_conv_layers(self, names: list[str], rows=None) -> None:
+        """Fill the layer list with Conv2d module paths; shown data is cleared. With the model's
+        :class:`~convviz.core.layer_table.LayerRow` list, each entry shows kernel/type hints."""
+        self.real.set_layers(names, rows)
         if self._mode == REAL:
             self.real.request_current()
 
