@@ -11,6 +11,7 @@ from convviz.ui.widgets.stage_layout import label_height
 MARGIN_X, MARGIN_Y, COLUMN_GAP, ROW_GAP = 12, 10, 18, 10
 MAP_MAX_CELL, MIN_MAP = 44, 140
 SMALL_MIN, SMALL_MAX, TIMES_WIDTH = 72, 150, 28  # the window and weights grids, and the × between them
+LEGEND_MIN = 150  # the legend beside a big window × weights row gets at least this width
 NUMBER_CELL = 34  # a window cell needs this many px for "−0.12" to be legible; 5×5 and 7×7 get a wider row
 
 
@@ -36,7 +37,7 @@ class RealLayout:
         side = max(SMALL_MIN, min(SMALL_MAX, (column - TIMES_WIDTH) // 2))
         need = max(self.window_canvas.grid_shape) * NUMBER_CELL + 8
         if self.data is not None and need > side:
-            return self._arrange_wide(inner, column, caption, height, min(need, (inner - TIMES_WIDTH) // 2), apply)
+            return self._arrange_wide(inner, column, caption, height, min(need, (inner - TIMES_WIDTH - COLUMN_GAP - LEGEND_MIN) // 2), apply)
         small = max(self._map_height(c, side, side, 48) for c in (self.window_canvas, self.kernel_canvas))
         wide = side + TIMES_WIDTH // 2  # a small caption may use half the × column
         small_caption = max(label_height(c, wide, 2) for c in (self.window_caption, self.kernel_caption))

@@ -162,7 +162,7 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
         story = (f"<b>ceil_mode=True would round up to {raw}</b>, but that last window would start at {dropped}, in "
                  f"the right padding (the input and its left padding end at {s.size + s.pad_lo - 1}). Torch keeps a "
                  f"window only if it starts inside the input or the left padding, so it is dropped: the output "
-                 f"stays {o}×{o}, as without ceil_mode — {floor}")
+                 f"stays {o}×{o}, as without ceil_mode. {_loss(geom)}")
         return WARN, head + story
     pool = s.pool if s.kind == POOL else "max"
     ceil = analyse_axis(AxisSpec(s.size, s.kernel, s.stride, s.pad_lo, s.pad_hi, s.dilation, POOL, True, pool))
@@ -196,14 +196,19 @@ def _floor_story(geom: AxisGeometry) -> str:
         return f"torch refuses these settings: {floor_geom.error}"
     o = floor_geom.output
     nxt = o * s.stride
-    text = (f"the output is {o}×{o}; the next window would start at {nxt} and need up to "
-            f"{nxt + s.span - 1}, past the padded input (last index {s.padded - 1}). ")
+    return (f"the output is {o}×{o}; the next window would start at {nxt} and need up to "
+            f"{nxt + s.span - 1}, past the padded input (last index {s.padded - 1}). " + _loss(floor_geom, geom))
+
+
+def _loss(floor_geom: AxisGeometry, shown: AxisGeometry | None = None) -> str:
+    """Which input cells the floored windows never reach (hatched when that geometry is the one shown)."""
+    shown = floor_geom if shown is None else shown
     if floor_geom.trailing:
-        shaded = " (hatched)" if floor_geom is geom else ""
-        text += (f"Input {_cells(floor_geom.trailing)} are <b>never reached</b>{shaded} — "
-                 f"those pixels are silently dropped.")
+        shaded = " (hatched)" if floor_geom is shown else ""
+        text = (f"Input {_cells(floor_geom.trailing)} are <b>never reached</b>{shaded} — "
+                f"those pixels are silently dropped.")
     else:
-        text += "Only padding is left out, so no input pixel is lost."
+        text = "Only padding is left out, so no input pixel is lost."
     if floor_geom.gaps:
         text += f" Between taps, {_cells(floor_geom.gaps)} are skipped as well."
     return text
