@@ -31,9 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--view", choices=VIEWS, help="panel to show first")
     parser.add_argument("--screenshot", metavar="PNG",
                         help="load everything offscreen, save the window as PNG and exit")
-    parser.add_argument("--conv", metavar="W,K,S,P[,D]", type=_conv_settings,
+    parser.add_argument("--conv", metavar="W,K,S,P[,D][,C=n,F=n,mode=conv|max|avg|l2,ceil]", type=_conv_settings,
                         help="toy grid settings of the Convolution panel, e.g. 7,3,3,0 (input, kernel, stride, "
-                             "padding, dilation)")
+                             "padding, dilation) or 32,5,1,2,C=3,F=3 (channels, filters) or 7,3,2,0,mode=max,ceil")
     parser.add_argument("--gif", metavar="GIF", help="with --screenshot: also save the toy animation as a GIF")
     parser.add_argument("--size", metavar="WxH", type=_window_size, help="window size in pixels, e.g. 1280x720")
     parser.add_argument("--allow-pickle", action="store_true",
@@ -42,15 +42,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _conv_settings(text: str) -> dict[str, int]:
-    """``"7,3,3,0[,1]"`` → ``{"W": 7, "K": 3, "S": 3, "P": 0, "D": 1}``."""
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected integers W,K,S,P[,D]") from None
-    if len(values) not in (4, 5) or min(values) < 0 or 0 in values[:3] + values[4:]:
+def _conv_settings(text: str) -> dict:
+    """``"7,3,3,0[,1][,C=3,F=2,mode=max,ceil]"`` → ``{"W": 7, "K": 3, "S": 3, "P": 0, "D": 1, "C": 3, …}``."""
+    usage = "expected integers W,K,S,P[,D], then optional C=n, F=n, mode=conv|max|avg|l2, ceil"
+    numbers, named = [], {}
+    for item in (part.strip() for part in text.split(",")):
+        key, eq, value = item.partition("=")
+        try:
+            if item == "ceil":
+                named["ceil"] = True
+            elif eq and key in ("C", "F") and 1 <= int(value) <= (16 if key == "C" else 64):
+                named[key] = int(value)
+            elif eq and key == "mode" and value in ("conv", "max", "avg", "l2"):
+                named["mode"] = value
+            elif not eq and not named:
+                numbers.append(int(item))
+            else:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: {usage} (C 1–16, F 1–64)") from None
+    if len(numbers) not in (4, 5) or min(numbers) < 0 or 0 in numbers[:3] + numbers[4:]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected W,K,S,P[,D] with W, K, S, D ≥ 1 and P ≥ 0")
-    return dict(zip("WKSPD", values))
+    return {**dict(zip("WKSPD", numbers)), **named}
 
 
 def _window_size(text: str) -> tuple[int, int]:

@@ -7,6 +7,7 @@ Everything is checked against PyTorch's own layers in ``tests/core/test_geometry
 * pool:  the same with ``floor``, or with ``ceil`` when ``ceil_mode=True`` — and then the
   last window must start inside the input or the left padding, else it is dropped; torch
   also refuses padding larger than half the kernel and an output smaller than 1.
+  AvgPool2d and LPPool2d have no dilation, and LPPool2d has no padding (``AxisSpec.pool``).
 
 Windows are described in *padded* coordinates: padded index ``i`` is input index ``i − P_lo``.
 Bad settings never raise here; :func:`analyse_axis` returns an ``error`` message instead.
@@ -22,6 +23,9 @@ import numpy as np
 
 CONV = "conv"
 POOL = "pool"
+#: Pooling operations (``AxisSpec.pool``) and the torch layer of each toy mode.
+POOL_OPS = ("max", "avg", "l2")
+LAYER_NAMES = {"conv": "Conv2d", "max": "MaxPool2d", "avg": "AvgPool2d", "l2": "LPPool2d"}
 
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:
@@ -45,6 +49,12 @@ class AxisSpec:
     dilation: int = 1
     kind: str = CONV
     ceil_mode: bool = False
+    pool: str = "max"  #: pooling only: "max", "avg" or "l2" (LPPool2d, p = 2)
+
+    @property
+    def mode(self) -> str:
+        """``conv``, ``max``, ``avg`` or ``l2``."""
+        return CONV if self.kind == CONV else self.pool
 
     @property
     def padding_end(self) -> int:
@@ -73,6 +83,12 @@ def validate(spec: AxisSpec) -> str | None:
         return f"unknown layer kind {spec.kind!r} (use 'conv' or 'pool')."
     if spec.ceil_mode and spec.kind != POOL:
         return "ceil_mode exists only for pooling; Conv2d always rounds down."
+    if spec.kind == POOL and spec.pool not in POOL_OPS:
+        return f"unknown pooling {spec.pool!r} (use 'max', 'avg' or 'l2')."
+    if spec.kind == POOL and spec.pool != "max" and spec.dilation != 1:
+        return f"{LAYER_NAMES[spec.pool]} has no dilation: only MaxPool2d spreads its taps (set D = 1)."
+    if spec.kind == POOL and spec.pool == "l2" and max(spec.pad_lo, spec.padding_end):
+        return "LPPool2d has no padding argument: it pools the input as it is (set P = 0)."
     if spec.kind == POOL and max(spec.pad_lo, spec.padding_end) > spec.kernel // 2:
         return (f"pooling padding P={max(spec.pad_lo, spec.padding_end)} is more than half the kernel "
                 f"(K/2 = {spec.kernel // 2}): torch refuses it, a window could see only padding.")
@@ -171,10 +187,18 @@ def conv_axis(size: int, kernel: int, stride: int = 1, padding: int = 0, dilatio
 
 
 def pool_axis(size: int, kernel: int, stride: int | None = None, padding: int = 0, dilation: int = 1,
-              ceil_mode: bool = False) -> AxisGeometry:
-    """:func:`analyse_axis` for MaxPool2d (stride defaults to the kernel, as in torch)."""
+              ceil_mode: bool = False, pool: str = "max") -> AxisGeometry:
+    """:func:`analyse_axis` for MaxPool2d / AvgPool2d / LPPool2d (stride defaults to the kernel, as in torch)."""
     return analyse_axis(AxisSpec(size, kernel, kernel if stride is None else stride, padding, None, dilation,
-                                 POOL, ceil_mode))
+                                 POOL, ceil_mode, pool))
+
+
+def toy_spec(mode: str, size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+             ceil_mode: bool = False) -> AxisSpec:
+    """The spec of a toy layer: ``mode`` is ``conv`` (ceil_mode ignored), ``max``, ``avg`` or ``l2``."""
+    if mode == CONV:
+        return AxisSpec(size, kernel, stride, padding, None, dilation, CONV)
+    return AxisSpec(size, kernel, stride, padding, None, dilation, POOL, bool(ceil_mode), mode)
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
@@ -191,11 +215,21 @@ class SamePadding:
     reason: str
 
 
-def same_padding(kernel: int, stride: int = 1, dilation: int = 1) -> SamePadding:
-    """``P = D·(K−1)/2`` for stride 1; None with a reason for stride > 1 or an odd total."""
+def same_padding(kernel: int, stride: int = 1, dilation: int = 1, size: int | None = None) -> SamePadding:
+    """``P = D·(K−1)/2`` for stride 1; None with a reason for an odd total.
+
+    With stride > 1 the P that keeps the size depends on W: given ``size`` the smallest
+    such P is returned (if any), else None.
+    """
     if stride != 1:
-        return SamePadding(None, f"stride {stride} > 1 shrinks the output whatever the padding "
-                                 f"(at best ceil(W/{stride})); torch's padding='same' requires stride 1.")
+        general = (f"with stride {stride} the padding that keeps the output at W depends on W itself "
+                   f"(P ≈ ((S−1)·W + D·(K−1))/2), so no one 'same' padding exists; torch's padding='same' "
+                   f"requires stride 1.")
+        if size is not None:
+            for pad in range(0, stride * size + effective_kernel(kernel, dilation)):
+                if conv_axis(size, kernel, stride, pad, dilation).output == size:
+                    return SamePadding(pad, f"For W = {size} only: P = {pad} keeps {size}×{size} — {general}")
+        return SamePadding(None, general[0].upper() + general[1:])
     total = dilation * (kernel - 1)
     if total % 2:
         return SamePadding(None, f"K={kernel} is even: the total padding D·(K−1) = {total} is odd, so no "
@@ -242,6 +276,14 @@ def toy_kernel(channels: int, kernel: int) -> np.ndarray:
     return _toy_table(11, -1, 2, (16, 16, 16))[:channels, :kernel, :kernel]
 
 
+def toy_kernel_bank(filters: int, channels: int, kernel: int) -> np.ndarray:
+    """(F, C, K, K) toy filters; filter 0 is :func:`toy_kernel`."""
+    bank = np.array(_toy_table(17, -1, 2, (64, 16, 16 * 16))[:filters, :channels, :kernel * kernel])
+    bank = bank.reshape(filters, channels, kernel, kernel)
+    bank[0] = toy_kernel(channels, kernel)
+    return bank
+
+
 def window_indices(geom: AxisGeometry) -> tuple[np.ndarray, np.ndarray]:
     """Input indices (O, K) of every tap of every window, and whether each is inside the input."""
     idx = np.asarray(geom.starts, dtype=np.int64)[:, None] + geom.spec.dilation * np.arange(geom.spec.kernel)
@@ -249,22 +291,47 @@ def window_indices(geom: AxisGeometry) -> tuple[np.ndarray, np.ndarray]:
     return idx, (idx >= 0) & (idx < geom.spec.size)
 
 
-def sliding_output(values: np.ndarray, weights: np.ndarray | None, rows: AxisGeometry,
-                   cols: AxisGeometry) -> np.ndarray:
-    """Output of a toy layer: Σ window × weights (conv, zero padding) or max (pool, −∞ padding).
+def toy_bias(filters: int) -> np.ndarray:
+    """Small whole-number biases (−2 … 2), one per toy filter."""
+    return np.array(_toy_table(13, -2, 3, (1, 1, 64))[0, 0, :filters])
 
-    ``values`` is (C, H, W); ``weights`` (C, K, K) or None for max pooling. Taps outside the
-    padded input (a ceil_mode partial window) are ignored, as torch does.
+
+def sliding_output(values: np.ndarray, weights: np.ndarray | None, rows: AxisGeometry, cols: AxisGeometry,
+                   bias: np.ndarray | None = None) -> np.ndarray:
+    """Output of a toy layer, as torch computes it; the mode comes from ``rows.spec``.
+
+    * conv: ``weights`` (F, C, K, K) → (F, O, O): Σ window × weights over every channel
+      (zero padding) + ``bias`` (F,); 3-D weights (C, K, K) are one filter → (O, O);
+    * max / avg / l2 pooling: each channel on its own → (C, O, O). max pads with −∞; avg
+      divides by the taps inside the padded input (``count_include_pad``); l2 follows
+      ``F.lp_pool2d``: √(K²/n · Σ x²) over the n taps that exist (√Σx² for a full window).
+
+    Taps outside the padded input (a ceil_mode partial window) are ignored, as torch does.
     """
+    mode = rows.spec.mode
     if not (rows.ok and cols.ok):
-        return np.zeros((0, 0))
+        return np.zeros((0, 0) if mode == CONV and weights is not None and weights.ndim == 3 else (0, 0, 0))
     ri, rin = window_indices(rows)
     ci, cin = window_indices(cols)
     ri_c = np.clip(ri, 0, values.shape[1] - 1)
     ci_c = np.clip(ci, 0, values.shape[2] - 1)
     taps = values[:, ri_c[:, None, :, None], ci_c[None, :, None, :]]  # (C, Oh, Ow, K, K)
-    inside = rin[:, None, :, None] & cin[None, :, None, :]
-    if weights is None:
-        return np.where(inside[None], taps, -np.inf).max(axis=(0, 3, 4))
-    products = np.where(inside[None], taps, 0.0) * weights[:, None, None, :, :]
-    return products.sum(axis=(0, 3, 4))
+    inside = (rin[:, None, :, None] & cin[None, :, None, :])[None]
+    if mode == CONV:
+        filters = weights[None] if weights.ndim == 3 else weights
+        out = np.einsum("cijkl,fckl->fij", np.where(inside, taps, 0.0), filters)
+        if bias is not None:
+            out = out + np.asarray(bias, dtype=np.float64)[:, None, None]
+        return out[0] if weights.ndim == 3 else out
+    if mode == "max":
+        return np.where(inside, taps, -np.inf).max(axis=(3, 4))
+    total = np.where(inside, taps, 0.0).sum(axis=(3, 4)) if mode == "avg" else \
+        np.where(inside, taps * taps, 0.0).sum(axis=(3, 4))
+    p, s = rows.spec.pad_lo, cols.spec.pad_lo
+    rpad = (ri >= -p) & (ri < rows.spec.size + rows.spec.padding_end)
+    cpad = (ci >= -s) & (ci < cols.spec.size + cols.spec.padding_end)
+    count = (rpad[:, None, :, None] & cpad[None, :, None, :]).sum(axis=(2, 3))
+    if mode == "avg":
+        return total / count
+    k = rows.spec.kernel * cols.spec.kernel
+    return np.sqrt(total / count * k)

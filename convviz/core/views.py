@@ -18,6 +18,7 @@ from typing import Any, Callable
 #: Core modules whose ``@view`` functions are registered on first use.
 VIEW_MODULES = (
     "convviz.core.standard_views",
+    "convviz.core.labs",
 )
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}

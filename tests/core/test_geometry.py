@@ -154,9 +154,73 @@ def test_sliding_output_equals_torch_conv_and_pool():
     ref = torch.nn.functional.conv2d(torch.tensor(x)[None], torch.tensor(w)[None], stride=2, padding=1, dilation=2)
     np.testing.assert_allclose(ours, ref[0, 0].numpy())
     pool = g.pool_axis(7, 3, 3, 1, ceil_mode=True)
-    ours = g.sliding_output(x[:1, :7, :7], None, pool, pool)
-    ref = torch.nn.functional.max_pool2d(torch.tensor(x[:1, :7, :7])[None], 3, 3, 1, ceil_mode=True)
-    np.testing.assert_allclose(ours, ref[0, 0].numpy())
+    ours = g.sliding_output(x[:, :7, :7], None, pool, pool)
+    ref = torch.nn.functional.max_pool2d(torch.tensor(x[:, :7, :7])[None], 3, 3, 1, ceil_mode=True)
+    assert ours.shape == (2, 3, 3)  # pooling is per channel: one map per channel, not the max across them
+    np.testing.assert_allclose(ours, ref[0].numpy())
+
+
+TOY_GRID = list(itertools.product(range(1, 10), range(1, 5), range(1, 4), range(0, 3), range(1, 3), (False, True)))
+
+
+def _toy_layer(mode, c, f, k, s, p, d, ceil):
+    """The torch module a toy mode stands for (None where that module has no such setting)."""
+    if mode == "conv":
+        if ceil:
+            return None
+        conv = nn.Conv2d(c, f, k, s, p, d).double()
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(g.toy_kernel_bank(f, c, k)))
+            conv.bias.copy_(torch.from_numpy(g.toy_bias(f)))
+        return conv
+    if mode == "max":
+        return nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
+    if d > 1 or (mode == "l2" and p):
+        return None
+    return nn.AvgPool2d(k, s, p, ceil_mode=ceil) if mode == "avg" else nn.LPPool2d(2, k, s, ceil_mode=ceil)
+
+
+@pytest.mark.parametrize("mode", ["conv", "max", "avg", "l2"])
+def test_toy_layer_sizes_refusals_and_values_match_torch_modules(mode):
+    """Every toy mode over (W, K, S, P, D, ceil_mode): the output size, the values (per channel
+    for pooling, + bias for conv) and the refusals are torch's."""
+    c, f = 2, 3
+    values = g.toy_input(c, 9)
+    checked = 0
+    for w, k, s, p, d, ceil in TOY_GRID:
+        spec = g.toy_spec(mode, w, k, s, p, d, ceil)
+        geom = g.analyse_axis(spec)
+        layer = _toy_layer(mode, c, f, k, s, p, d, ceil)
+        if layer is None:
+            assert not geom.ok or mode == "conv", (mode, w, k, s, p, d, ceil)
+            continue
+        x = torch.from_numpy(values[:, :w, :w].copy())[None]
+        try:
+            with torch.no_grad():
+                ref = layer(x)[0].numpy()
+        except RuntimeError:
+            assert not geom.ok and geom.error and "\n" not in geom.error, (mode, w, k, s, p, d, ceil)
+            continue
+        assert geom.ok and geom.output == ref.shape[-1], (mode, w, k, s, p, d, ceil, geom.error)
+        weights = g.toy_kernel_bank(f, c, k) if mode == "conv" else None
+        ours = g.sliding_output(values[:, :w, :w], weights, geom, geom, g.toy_bias(f) if mode == "conv" else None)
+        np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-9, err_msg=str((mode, w, k, s, p, d, ceil)))
+        checked += 1
+    assert checked > 150
+
+
+def test_lp_and_avg_pool_refuse_settings_their_modules_lack():
+    assert "no dilation" in g.pool_axis(7, 3, 2, 0, 2, pool="avg").error
+    assert "no padding" in g.pool_axis(7, 3, 2, 1, pool="l2").error
+    assert g.pool_axis(7, 3, 2, 0, 1, pool="l2").output == 3
+
+
+def test_same_padding_with_stride_depends_on_w():
+    """W 7, K 3, S 2, P 4 gives 7 (torch): stride > 1 does not always shrink the output."""
+    assert _torch_size(nn.Conv2d(1, 1, 3, 2, 4), 7) == 7
+    same = g.same_padding(3, 2, 1, size=7)
+    assert same.padding == 4 and "W = 7 only" in same.reason and "whatever" not in same.reason
+    assert _torch_size(nn.Conv2d(1, 1, 3, 2, same.padding), 7) == 7
 
 
 def test_windows_reading_is_inverse_of_taps():

@@ -3,11 +3,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from convviz.ui.convolution.arithmetic import num  # noqa: E402
 from convviz.ui.convolution.panel import ConvolutionPanel  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,8 +53,17 @@ def test_fraction_case_is_explained_with_uncovered_cells(panel):
     assert toy.note_level == "ok" and "not a whole number" not in toy.note_label.text()
 
 
+def choose_mode(panel, mode):
+    """Pick the layer type in the combo box, as a user would."""
+    combo = panel.toy.mode_combo
+    combo.setCurrentIndex(combo.findData(mode))
+
+
 def test_pooling_ceil_mode_keeps_partial_window(panel):
     drag(panel, W=7, K=3, S=3, P=0)
+    assert not panel.toy.ceil_check.isEnabled()  # Conv2d has no ceil_mode
+    choose_mode(panel, "max")
+    assert panel.toy.geometry.output == 2  # MaxPool2d's default: floor
     panel.toy.ceil_check.setChecked(True)
     assert panel.toy.geometry.output == 3 and panel.toy.geometry.partial
     assert "partial window" in panel.toy.note_label.text()
@@ -89,9 +100,13 @@ def test_bad_settings_are_explained_not_raised(panel):
     assert panel.toy.note_level == "error" and "refuses" in panel.toy.note_label.text()
     assert panel.frame_count() == 0 and not panel.transport.isEnabled()
     drag(panel, W=9, K=3, P=3)
+    choose_mode(panel, "max")
     panel.toy.ceil_check.setChecked(True)
-    assert panel.toy.note_level == "error" and "half the kernel" in panel.toy.note_label.text()
+    note = panel.toy.note_label.text()
+    assert panel.toy.note_level == "error" and "half the kernel" in note
+    assert "P at most K/2 = 1" in note and "W or P larger" not in note  # P must get smaller
     panel.toy.ceil_check.setChecked(False)
+    choose_mode(panel, "conv")
     for w, k, s, p, d in [(1, 11, 8, 10, 5), (64, 1, 8, 0, 1), (2, 2, 3, 1, 5), (64, 11, 1, 10, 5)]:
         drag(panel, W=w, K=k, S=s, P=p, D=d)
         panel.toy.hover_output(0, 0)
@@ -335,3 +350,101 @@ def test_panel_fits_the_main_window_without_scrolling(qtbot):
         assert readout.heightForWidth(readout.width()) <= readout.height()  # the readout is not cut off
     finally:
         panel.pause()
+
+
+def test_pooling_is_per_channel_in_every_mode(panel):
+    import torch
+    import torch.nn.functional as F
+
+    toy = panel.toy
+    toy.set_values(W=6, K=2, S=2, P=0, C=3, mode="max")
+    x = torch.from_numpy(toy.values.copy())[None]
+    for mode, ref in (("max", F.max_pool2d(x, 2, 2)), ("avg", F.avg_pool2d(x, 2, 2)), ("l2", F.lp_pool2d(x, 2, 2))):
+        choose_mode(panel, mode)
+        assert toy.output.shape == (3, 3, 3)
+        np.testing.assert_allclose(toy.output, ref[0].numpy(), rtol=1e-6)
+        toy.channel_spin.setValue(2)
+        np.testing.assert_allclose(toy.shown_output, ref[0, 2].numpy(), rtol=1e-6)
+        panel.set_frame(4)
+        text = toy.readout_label.text()
+        assert "channel 2 =" in text and f"<b>{num(ref[0, 2, 1, 1].item())}</b>" in text
+        assert "each of the" not in text and "channel 2" in toy.output_caption.text()
+        assert "Output</b> 3×3×3" in toy.output_caption.text()
+    assert "√(" in toy.readout_label.text()
+    assert not toy.filters.isEnabled() and "no parameters" in toy.formula_label.text()
+
+
+def test_conv_arithmetic_per_channel_then_bias(panel):
+    import torch
+    import torch.nn.functional as F
+
+    toy = panel.toy
+    toy.set_values(W=8, K=5, S=1, P=2, C=3, F=2, filter=1, channel=2)
+    x = torch.from_numpy(toy.values.copy())[None]
+    ref = F.conv2d(x, torch.from_numpy(toy.weights.copy()), torch.from_numpy(toy.bias.copy()), 1, 2)[0]
+    np.testing.assert_allclose(toy.output, ref.numpy())
+    panel.set_frame(9)  # output (1, 1)
+    text = toy.readout_label.text()
+    assert "of filter 1" in text and "channel 2:" in text and "per channel: c0:" in text
+    assert f"+ bias {toy.bias[1]:g}".replace("-", "−") in text.replace("(", "").replace(")", "")
+    assert f"<b>{num(ref[1, 1, 1].item())}</b>" in text
+    assert "Σ of 75 products" not in text and "·" in text  # the shown channel's 25 products are written out
+    caption = toy.kernel_caption.text()
+    assert "Filter 1" in caption and "channel&nbsp;2&nbsp;slice" in caption
+    assert "2·(5·5·3 + 1) = 152 parameters" in toy.formula_label.text()
+
+
+def test_ceil_mode_that_drops_its_last_window_says_so(panel):
+    toy = panel.toy
+    toy.set_values(W=5, K=2, S=2, P=1, mode="max", ceil=True)
+    assert toy.geometry.output == 3  # torch: MaxPool2d(2, 2, 1, ceil_mode=True) on 5 → 3
+    caption = toy.output_caption.text()
+    assert "⌈7/2⌉ = 4" in caption and "dropped → 3" in caption
+    note = toy.note_label.text()
+    assert "would round up to 4" in note and "partial window" not in note and "0×0" not in note
+
+
+def test_same_padding_with_stride_two(panel, qtbot):
+    drag(panel, W=7, K=3, S=2)
+    qtbot.mouseClick(panel.toy.same_button, Qt.LeftButton)
+    assert panel.toy.value("P") == 4 and panel.toy.geometry.output == 7
+    assert "whatever" not in panel.toy.same_label.text()
+
+
+def test_real_layer_list_has_kernel_and_type_hints(panel, qtbot):
+    from convviz.core.layer_table import LayerRow
+
+    rows = [LayerRow("features.0", "Conv2d", (32, 112, 112), kernel=(3, 3), stride=(2, 2), groups=1),
+            LayerRow("features.1", "Conv2d", (32, 112, 112), kernel=(3, 3), stride=(1, 1), groups=32),
+            LayerRow("features.2", "Conv2d", (16, 112, 112), kernel=(1, 1), stride=(1, 1), groups=1)]
+    panel.set_conv_layers([r.name for r in rows], rows)
+    combo = panel.real.layer_combo
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert "3×3, stride 2 → 32 ch" in texts[0] and "3×3 depthwise → 32 ch" in texts[1]
+    assert "1×1 pointwise → 16 ch" in texts[2] and texts[2].startswith("features.2")
+    with qtbot.waitSignal(panel.conv_layer_requested) as requested:
+        combo.setCurrentIndex(1)
+        panel.show_real()
+    assert requested.args == ["features.1"]  # the module path, not the label
+
+
+def test_real_layer_shows_whole_output_value_range_and_legible_5x5_window(panel):
+    data, out = _conv_data(in_channels=2, out_channels=3, kernel_size=5, padding=2)
+    panel.show_real()
+    panel.set_conv_data(data)
+    real = panel.real
+    assert panel.frame() == 0
+    image = real.output_canvas.grab().toImage()
+    last = real.output_canvas.cell_center(out.shape[-2] - 1, out.shape[-1] - 1)
+    assert image.pixelColor(int(last.x()), int(last.y())).getRgb()[:3] != (190, 190, 190)  # shown before its frame
+    lo, hi = float(data.input[0].min()), float(data.input[0].max())
+    assert f"values {lo:.2f} … {hi:.2f}".replace("-", "−") in real.input_caption.text()
+    window = real.window_canvas
+    assert window.grid_shape == (5, 5)
+    assert window.cell_center(0, 1).x() - window.cell_center(0, 0).x() >= 30  # room for "−0.12"
+    image, centre = window.grab().toImage(), window.cell_center(2, 2)
+    light = [image.pixelColor(int(centre.x()) + dx, int(centre.y()) + dy).lightness()
+             for dx in range(-12, 13) for dy in range(-5, 6)]
+    assert max(light) - min(light) > 80  # a number is drawn on the cell, not a flat colour
+    panel.set_frame(7)
+    assert "input channel 0:" in real.readout_label.text() and "Σ of 25" not in real.readout_label.text()

@@ -49,7 +49,7 @@ class ConvolutionPanel(Panel):
     def bind(self, session) -> None:
         super().bind(session)
         self.player.runner = session.runner
-        session.model_loaded.connect(lambda info: self.set_conv_layers(list(info.conv_layers)))
+        session.model_loaded.connect(lambda info: self.set_conv_layers(list(info.conv_layers), list(info.rows)))
         session.views_stale.connect(self.real.mark_stale)
         session.view_ready.connect(self._on_view)
         session.view_failed.connect(self._on_view_failed)
@@ -79,9 +79,10 @@ class ConvolutionPanel(Panel):
         """The view of the current tab."""
         return self.player.view
 
-    def set_conv_layers(self, names: list[str]) -> None:
-        """Fill the layer list with Conv2d module paths; shown data is cleared."""
-        self.real.set_layers(names)
+    def set_conv_layers(self, names: list[str], rows=None) -> None:
+        """Fill the layer list with Conv2d module paths; shown data is cleared. With the model's
+        :class:`~convviz.core.layer_table.LayerRow` list, each entry shows kernel/type hints."""
+        self.real.set_layers(names, rows)
         if self.player.index == REAL:
             self.real.request_current()
 

@@ -12,71 +12,21 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
                                QWidget)
 
 from convviz.core.conv_probe import ConvLayerData, probe
-from convviz.core.geometry import fraction_text, ranges_text
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
 from convviz.ui.widgets.stage_view import grab_stage
 from convviz.ui.widgets.stage_layout import Stage, caption_html, label_height, legend_html, rich_labels
-from convviz.ui.convolution.text import probe_html
+from convviz.ui.convolution.arithmetic import probe_html
+from convviz.ui.convolution.real_layout import MAP_MAX_CELL, RealLayout
+from convviz.ui.convolution.real_text import groups_summary, layer_hint, layer_summary, robust_limit, value_range
 
 LABEL_LIMIT = 12
-EMPTY = (190, 190, 190)
 BLACK, WHITE_Q = cv.qcolor((0, 0, 0)), cv.qcolor(cv.WHITE)
-# Stage geometry (px): the two maps side by side take what the window × weights row and the text leave.
 CONTROLS_WIDTH = 236
-MARGIN_X, MARGIN_Y, COLUMN_GAP, ROW_GAP = 12, 10, 18, 10
-MAP_MAX_CELL, MIN_MAP = 44, 140
-SMALL_MIN, SMALL_MAX, TIMES_WIDTH = 72, 150, 28  # the window and weights grids, and the × between them
 LOCATOR_PX = 11  # boxes on the maps are drawn at least this big, so a 3×3 window on a 224×224 map shows
 
 
-def robust_limit(values: np.ndarray) -> float:
-    """Colour scale limit: the 99.5th percentile of |values| (a few outliers don't wash it out)."""
-    limit = float(np.percentile(np.abs(values), 99.5)) if values.size else 0.0
-    return limit if limit > 0 else float(np.abs(values).max(initial=0.0)) or 1.0
-
-
-def layer_summary(data: ConvLayerData) -> str:
-    """Shape, settings and the output-size arithmetic of a real layer, as HTML."""
-    (kh, kw), (sh, sw), (dh, dw) = data.kernel_size, data.stride, data.dilation
-    c, h, w = data.input.shape
-    o, oh, ow = data.output.shape
-    lines = [f"<b>Conv2d</b> {c} → {o} channels, kernel {kh}×{kw}, stride {sh}×{sw}, "
-             f"dilation {dh}×{dw}, groups {data.groups}",
-             f"padding {data.padding_text or data.padding} → top/bottom {data.padding[0]}/{data.padding[1]}, "
-             f"left/right {data.padding[2]}/{data.padding[3]}" +
-             (f" ({data.padding_mode})" if data.padding_mode != "zeros" else ""),
-             f"input {c}×{h}×{w} → output <b>{o}×{oh}×{ow}</b>"]
-    for axis, geom in zip(("rows", "columns"), data.axes()):
-        s = geom.spec
-        text = (f"{axis}: ({s.size} + {s.pad_lo} + {s.padding_end} − {s.span})/{s.stride} + 1 = "
-                f"{fraction_text(geom.exact)}")
-        if not geom.is_whole:
-            text += f" → floor {geom.output}"
-        if geom.uncovered:
-            text += f"; input {axis} {ranges_text(geom.uncovered)} never read"
-        lines.append(text)
-    if data.rf is not None:
-        jump = f", neighbours {data.jump[0]:g} px apart" if data.jump is not None else ""
-        lines.append(f"one output unit sees {data.rf[0]:g}×{data.rf[1]:g} image pixels{jump}")
-    return "<br>".join(lines)
-
-
-def groups_summary(data: ConvLayerData, out_channel: int) -> str:
-    """Which input channels feed ``out_channel``, in words."""
-    feed = data.input_channels_for(out_channel)
-    if data.depthwise:
-        return (f"<b>Depthwise</b> (groups = in_channels = {data.groups}): output channel {out_channel} "
-                f"reads only input channel {feed.start}; there is no sum across channels.")
-    if data.groups > 1:
-        return (f"<b>Grouped</b> (groups = {data.groups}): output channel {out_channel} is in group "
-                f"{data.group_of(out_channel)} and reads input channels {feed.start}–{feed.stop - 1} "
-                f"({len(feed)} of {data.in_channels}).")
-    return (f"Every output channel reads all {data.in_channels} input channel{'s' * (data.in_channels > 1)}; "
-            f"the picture shows one of them, the value sums them all.")
-
-
-class RealView(QWidget):
+class RealView(RealLayout, QWidget):
     """Layer / channel pickers and the real input, filter and output maps."""
 
     frames_changed = Signal(int)
@@ -143,60 +93,10 @@ class RealView(QWidget):
         self.legend_label.setStyleSheet("font-size: 12px;")
         self.legend_label.setText(legend_html([(cv.BLUE, "negative"), (cv.WHITE, "zero"),
                                                (cv.VERMILLION, "positive"), (cv.PAD_GREY, "padding"),
-                                               ((0, 0, 0), "current window"), (cv.YELLOW, "hovered"),
-                                               (EMPTY, "not computed yet")]))
+                                               ((0, 0, 0), "current window"), (cv.YELLOW, "hovered")]))
         self._fits = {}  # label → length of the longest text known to fit it
         self.input_canvas.cell_hovered.connect(self._on_input_hover)
         self.output_canvas.cell_hovered.connect(self._on_output_hover)
-
-    # ---- stage geometry ------------------------------------------------------------
-    @staticmethod
-    def _map_height(canvas: GridCanvas, width: int, height: int, max_cell: float = MAP_MAX_CELL) -> int:
-        """Height ``canvas`` uses when its grid is fitted into ``width`` × ``height``."""
-        rows, cols = canvas.grid_shape
-        cell = max(0.5, min((width - 8) / cols, (height - 8) / rows, max_cell))
-        if cell >= 4:
-            cell = float(int(cell))
-        return canvas.size_for_cell(cell)[1]
-
-    def _arrange(self, width: int, height: int, apply: bool) -> int:
-        """Maps side by side on top; under the input map the window × weights and the legend,
-        under the output map the readout of the dot product."""
-        inner = width - 2 * MARGIN_X
-        column = (inner - COLUMN_GAP) // 2
-        caption = max(label_height(c, column, 2) for c in (self.input_caption, self.output_caption))
-        side = max(SMALL_MIN, min(SMALL_MAX, (column - TIMES_WIDTH) // 2))
-        small = max(self._map_height(c, side, side, 48) for c in (self.window_canvas, self.kernel_canvas))
-        wide = side + TIMES_WIDTH // 2  # a small caption may use half the × column
-        small_caption = max(label_height(c, wide, 2) for c in (self.window_caption, self.kernel_caption))
-        legend = label_height(self.legend_label, column, 1)
-        left = small_caption + small + ROW_GAP + legend
-        bottom = max(left, label_height(self.readout_label, column, 3))
-        fixed = 2 * MARGIN_Y + caption + ROW_GAP + bottom
-        if not apply:
-            return fixed + MIN_MAP
-        room = max(MIN_MAP, height - fixed)
-        maps = max(self._map_height(c, column, room) for c in (self.input_canvas, self.output_canvas))
-        y = MARGIN_Y
-        for i, (label, canvas) in enumerate(((self.input_caption, self.input_canvas),
-                                             (self.output_caption, self.output_canvas))):
-            x = MARGIN_X + i * (column + COLUMN_GAP)
-            label.setGeometry(x, y, column, caption)
-            canvas.setGeometry(x, y + caption, column, maps)
-        y += caption + maps + ROW_GAP
-        x = MARGIN_X + (column - 2 * side - TIMES_WIDTH) // 2
-        self.window_caption.setGeometry(x - TIMES_WIDTH // 4, y, wide, small_caption)
-        self.window_canvas.setGeometry(x, y + small_caption, side, small)
-        self.times_label.setGeometry(x + side, y + small_caption, TIMES_WIDTH, small)
-        self.kernel_caption.setGeometry(x + side + TIMES_WIDTH * 3 // 4, y, wide, small_caption)
-        self.kernel_canvas.setGeometry(x + side + TIMES_WIDTH, y + small_caption, side, small)
-        self.legend_label.setGeometry(MARGIN_X, y + small_caption + small + ROW_GAP, column, legend)
-        if self.data is None:  # only a message: across the stage, at the top
-            self.readout_label.setGeometry(MARGIN_X, MARGIN_Y, inner, label_height(self.readout_label, inner, 3))
-        else:
-            self.readout_label.setGeometry(MARGIN_X + column + COLUMN_GAP, y, column, bottom)
-        self._fits = {label: len(label.text()) for label in (self.readout_label, self.window_caption)}
-        return fixed + MIN_MAP
 
     def _check_fit(self, label: QLabel, lines: int) -> None:
         """Re-place the stage when ``label``'s new, longer text no longer fits its box."""
@@ -207,19 +107,30 @@ class RealView(QWidget):
             self._fits[label] = length
 
     # ---- layers and data ---------------------------------------------------------
-    def set_layers(self, names: list[str]) -> None:
-        current = self.layer_combo.currentText()
+    def set_layers(self, names: list[str], rows=None) -> None:
+        """Fill the layer list; with the model's LayerRows each entry also shows its kernel,
+        type (depthwise, pointwise, grouped), stride and output channels."""
+        current = self.layer_combo.currentData()
+        hints = {row.name: layer_hint(row) for row in rows or ()}
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
-        self.layer_combo.addItems(list(names))
+        for name in names:
+            hint = hints.get(name, "")
+            self.layer_combo.addItem(f"{name}  ·  {hint}" if hint else name, name)
+            if hint:
+                self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{name}: {hint}", Qt.ToolTipRole)
         if current in names:
-            self.layer_combo.setCurrentText(current)
+            self.layer_combo.setCurrentIndex(self.layer_combo.findData(current))
         self.layer_combo.blockSignals(False)
         self.set_data(None)
 
+    def current_layer(self) -> str:
+        """Module path of the layer selected in the list ('' when none)."""
+        return self.layer_combo.currentData() or ""
+
     def request_current(self) -> None:
         """Ask for the data of the layer selected in the combobox."""
-        name = self.layer_combo.currentText()
+        name = self.current_layer()
         if name:
             self._show_empty(f"Computing <b>{name}</b> …")
             self.layer_requested.emit(name)
@@ -232,10 +143,10 @@ class RealView(QWidget):
             self._show_empty("Pick a Conv2d layer to see its real filter slide over its real input.")
             self.frames_changed.emit(0)
             return
-        if self.layer_combo.findText(data.name) < 0:
-            self.layer_combo.addItem(data.name)
+        if self.layer_combo.findData(data.name) < 0:
+            self.layer_combo.addItem(data.name, data.name)
         self.layer_combo.blockSignals(True)
-        self.layer_combo.setCurrentText(data.name)
+        self.layer_combo.setCurrentIndex(self.layer_combo.findData(data.name))
         self.layer_combo.blockSignals(False)
         self.rows_geom, self.cols_geom = data.axes()
         self.times_label.show()
@@ -312,10 +223,11 @@ class RealView(QWidget):
         self.kernel_canvas.set_grid(cv.diverging_rgba(k), self._labels(k), inner=(0, 0, k.shape[0] - 1,
                                                                                  k.shape[1] - 1))
         full = cv.diverging_rgba(data.output[o], robust_limit(data.output[o]))
-        self.output_canvas.set_grid(full, self._labels(data.output[o]), hidden=cv.solid(*full.shape[:2], EMPTY))
+        self.output_canvas.set_grid(full, self._labels(data.output[o]))  # the whole map; the window moves over it
         size = (f"{h}×{w} + padding → {padded.shape[0]}×{padded.shape[1]}" if padded.shape != (h, w)
                 else f"{h}×{w}, no padding")
-        self.input_caption.setText(caption_html(f"<b>Layer input</b> · channel {c} of {data.in_channels}", size))
+        self.input_caption.setText(caption_html(f"<b>Layer input</b> · channel {c} of {data.in_channels}",
+                                                f"{size} · {value_range(data.input[c])}"))
         dil = data.dilation
         self.kernel_caption.setText(caption_html(
             f"<b>Weights</b> [{o}, {c - data.input_channels_for(o).start}]",
@@ -323,7 +235,7 @@ class RealView(QWidget):
             (f" · bias&nbsp;{data.bias[o]:.4f}".replace("-", "−") if data.bias is not None else " · no&nbsp;bias")))
         self.output_caption.setText(caption_html(
             f"<b>Layer output</b> · channel {o} of {data.out_channels}",
-            f"{data.output.shape[1]}×{data.output.shape[2]} · hover a cell to see its window"))
+            f"{data.output.shape[1]}×{data.output.shape[2]} · {value_range(data.output[o])} · hover a cell"))
         self._update_frame()
         self.stage.relayout()
         self.stage.updateGeometry()
@@ -352,7 +264,6 @@ class RealView(QWidget):
         data = self.data
         if data is None:
             return
-        self.output_canvas.set_reveal(self._frame + 1)
         self._apply_overlays()
 
     def _window(self, row: int, col: int, colour) -> list[Overlay]:

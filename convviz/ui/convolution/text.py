@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import re
 
-from convviz.core.geometry import POOL, AxisGeometry, AxisSpec, analyse_axis, fraction_text, ranges_text
+from convviz.core.geometry import (LAYER_NAMES, POOL, AxisGeometry, AxisSpec, analyse_axis, fraction_text,
+                                   ranges_text)
 
 OK, INFO, WARN, ERROR = "ok", "info", "warn", "error"
 MINUS = "−"
@@ -32,6 +33,16 @@ WORD_JOINER = "\u2060"  # invisible; forbids the line break Qt would otherwise a
 def _keep(text: str) -> str:
     """``text`` on one line (a long formula then breaks only at an ``=`` between kept parts)."""
     return f"<nobr>{re.sub(r'(?<!<)/', '/' + WORD_JOINER, text)}</nobr>"
+
+
+def layer_name(spec: AxisSpec) -> str:
+    """``Conv2d``, ``MaxPool2d``, ``AvgPool2d`` or ``LPPool2d``."""
+    return LAYER_NAMES[spec.mode]
+
+
+def _ceil_raw(geom: AxisGeometry) -> int:
+    """⌈exact⌉: torch's ceil_mode output before the window starting in the right padding is dropped."""
+    return math.ceil(geom.exact)
 
 
 def formula_html(geom: AxisGeometry, channels: int = 1, filters: int = 1) -> str:
@@ -63,14 +74,32 @@ def formula_html(geom: AxisGeometry, channels: int = 1, filters: int = 1) -> str
     if geom.ok:
         o = geom.output
         if s.kind == POOL:
-            lines.append(f"Shape: {s.size}×{s.size}×{channels} → <b>{o}×{o}×{channels}</b> "
-                         f"(pooling keeps the channels and has no weights)")
+            lines.append(f"Shape: {s.size}×{s.size}×{channels} → <b>{o}×{o}×{channels}</b>: {layer_name(s)} "
+                         f"pools each channel on its own and has no parameters")
         else:
             params = filters * (s.kernel * s.kernel * channels + 1)
             lines.append(f"Shape: {s.size}×{s.size}×{channels} input, {filters} filter{'s' * (filters > 1)} of "
                          f"{s.kernel}×{s.kernel}×{channels} → <b>{o}×{o}×{filters}</b> · "
-                         f"{_keep(f'{filters}·({s.kernel}·{s.kernel}·{channels} + 1) = {params} weights')}")
+                         f"{_keep(f'{filters}·({s.kernel}·{s.kernel}·{channels} + 1) = {params} parameters')} "
+                         f"(weights + biases)")
     return "<br>".join(lines)
+
+
+def output_caption(geom: AxisGeometry, depth: int = 1) -> tuple[str, str]:
+    """(title, detail) of the output grid: its size and how the fraction was rounded."""
+    if not geom.ok:
+        return "<b>Output</b>: none", "PyTorch refuses"
+    o = geom.output
+    title = f"<b>Output</b> {o}×{o}" + (f"×{depth}" if depth > 1 else "")
+    if geom.is_whole:
+        return title, "one per window"
+    fraction = f"{geom.exact.numerator}/{geom.exact.denominator}"
+    if geom.spec.ceil_mode:
+        raw = _ceil_raw(geom)
+        if raw != o:
+            return title, f"⌈{fraction}⌉ = {raw}, last window starts in the padding: dropped → {o}"
+        return title, f"⌈{fraction}⌉ = {o}, ceil_mode"
+    return title, f"⌊{fraction}⌋ = {o}, floored"
 
 
 def _cells(indices) -> str:
@@ -80,12 +109,25 @@ def _cells(indices) -> str:
     return f"{word} {ranges_text(indices)}"
 
 
+def _advice(geom: AxisGeometry) -> str:
+    """What to change when torch refuses: depends on which rule failed."""
+    s, error = geom.spec, geom.error
+    if "half the kernel" in error:
+        return f" Make P at most K/2 = {s.kernel // 2}, or K larger."
+    if any(word in error for word in ("whole number", "no dilation", "no padding", "ceil_mode exists", "unknown")):
+        return ""
+    if s.kind == POOL:
+        more_p = f", P larger (up to K/2 = {s.kernel // 2})" if max(s.pad_lo, s.padding_end) < s.kernel // 2 else ""
+        ceil = "" if s.ceil_mode else " (or ceil_mode=True, if it keeps a partial window)"
+        return f" Make W larger{more_p}, or K or D smaller{ceil}."
+    return " Make W or P larger, or K or D smaller."
+
+
 def note_html(geom: AxisGeometry) -> tuple[str, str]:
     """(level, html): what happens with these settings, in words; level is ok/info/warn/error."""
     s = geom.spec
     if not geom.ok:
-        return ERROR, (f"<b>PyTorch refuses these settings:</b> {geom.error} "
-                       f"Make W or P larger, or K or D smaller.")
+        return ERROR, f"<b>PyTorch refuses these settings:</b> {geom.error}{_advice(geom)}"
     o = geom.output
     starts = ", ".join(str(v) for v in geom.starts[:8]) + (", …" if len(geom.starts) > 8 else "")
     if geom.is_whole:
@@ -94,110 +136,79 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
                    else "the dilated taps leave holes")
             return INFO, (f"{textbook_numbers(s)} = {o} is a whole number, but {why}: input "
                           f"{_cells(geom.gaps)} fall between taps and are <b>never read</b> (hatched).")
-        return OK, (f"{textbook_numbers(s)} = {o} is a whole number: the windows tile the padded input "
-                    f"exactly and every input cell is read.")
+        if s.stride == s.span:
+            how = "the windows tile the padded input exactly, side by side"
+        elif s.stride < s.span and o > 1:
+            how = (f"the windows overlap (stride {s.stride} &lt; window {s.span}) and the last one ends exactly at "
+                   f"the end of the padded input")
+        else:
+            how = "the window covers the padded input exactly"
+        return OK, f"{textbook_numbers(s)} = {o} is a whole number: {how}, and every input cell is read."
     head = (f"<b>{textbook_numbers(s)} = {fraction_text(geom.exact)} is not a whole number.</b> "
             f"The window starts at {starts} (every {s.stride} cells, counted from the padded edge); ")
     floor = _floor_story(geom)
     if s.kind == POOL and s.ceil_mode:
-        last = geom.starts[-1]
-        outside = [int(t) for t in geom.taps(len(geom.starts) - 1) if t >= s.padded]
-        story = (f"<b>ceil_mode=True rounds up to {o}×{o}</b>: the last window starts at {last}, inside the input, "
-                 f"and runs past the padded input — a <b>partial window</b> (dashed): its taps at "
-                 f"{ranges_text(outside)} do not exist and are ignored, the max is taken over the rest. ")
-        if geom.uncovered:
-            story += f"Still never read: {_cells(geom.uncovered)}. "
-        return WARN, head + story + f"Without ceil_mode (and in every Conv2d) {floor}"
-    ceil = analyse_axis(AxisSpec(s.size, s.kernel, s.stride, s.pad_lo, s.pad_hi, s.dilation, POOL, True))
-    if ceil.ok:
-        alt = (f"<b>Pooling with ceil_mode=True</b> would keep a partial last window instead: "
+        if o == _ceil_raw(geom):
+            last = geom.starts[-1]
+            outside = [int(t) for t in geom.taps(len(geom.starts) - 1) if t >= s.padded]
+            story = (f"<b>ceil_mode=True rounds up to {o}×{o}</b>: the last window starts at {last}, inside the "
+                     f"input or its left padding, and runs past the padded input — a <b>partial window</b> "
+                     f"(dashed): its taps at {ranges_text(outside)} do not exist and are ignored; "
+                     f"{_partial_rule(s)} ")
+            if geom.uncovered:
+                story += f"Still never read: {_cells(geom.uncovered)}. "
+            return WARN, head + story + f"Without ceil_mode (and in every Conv2d) {floor}"
+        raw, dropped = _ceil_raw(geom), (_ceil_raw(geom) - 1) * s.stride
+        story = (f"<b>ceil_mode=True would round up to {raw}</b>, but that last window would start at {dropped}, in "
+                 f"the right padding (the input and its left padding end at {s.size + s.pad_lo - 1}). Torch keeps a "
+                 f"window only if it starts inside the input or the left padding, so it is dropped: the output "
+                 f"stays {o}×{o}, as without ceil_mode. {_loss(geom)}")
+        return WARN, head + story
+    pool = s.pool if s.kind == POOL else "max"
+    ceil = analyse_axis(AxisSpec(s.size, s.kernel, s.stride, s.pad_lo, s.pad_hi, s.dilation, POOL, True, pool))
+    layer = LAYER_NAMES[pool]
+    if not ceil.ok:
+        alt = f"{layer}'s ceil_mode is not available here: {ceil.error}"
+    elif ceil.output == o:
+        alt = (f"{layer} with ceil_mode=True would not help: its extra window would start in the right padding, "
+               f"and torch drops such a window.")
+    else:
+        alt = (f"<b>{layer} with ceil_mode=True</b> would keep a partial last window instead: "
                f"{ceil.output}×{ceil.output}" + (", nothing dropped." if not ceil.uncovered else
                                                 f", still missing {_cells(ceil.uncovered)}."))
-    else:
-        alt = f"Pooling's ceil_mode is not available here: {ceil.error}"
     return WARN, head + f"<b>PyTorch floors</b>: {floor} " + alt
+
+
+def _partial_rule(spec: AxisSpec) -> str:
+    if spec.pool == "max":
+        return "the max is taken over the rest."
+    if spec.pool == "avg":
+        return "the average divides by the taps that exist."
+    return "LPPool2d scales the mean of x² over the taps that exist by K², as if the window were full."
 
 
 def _floor_story(geom: AxisGeometry) -> str:
     """What flooring costs: the output size and the dropped input rows/columns."""
     s = geom.spec
     floor_geom = geom if not s.ceil_mode else analyse_axis(
-        AxisSpec(s.size, s.kernel, s.stride, s.pad_lo, s.pad_hi, s.dilation, s.kind, False))
+        AxisSpec(s.size, s.kernel, s.stride, s.pad_lo, s.pad_hi, s.dilation, s.kind, False, s.pool))
+    if not floor_geom.ok:
+        return f"torch refuses these settings: {floor_geom.error}"
     o = floor_geom.output
     nxt = o * s.stride
-    text = (f"the output is {o}×{o}; the next window would start at {nxt} and need up to "
-            f"{nxt + s.span - 1}, past the padded input (last index {s.padded - 1}). ")
+    return (f"the output is {o}×{o}; the next window would start at {nxt} and need up to "
+            f"{nxt + s.span - 1}, past the padded input (last index {s.padded - 1}). " + _loss(floor_geom, geom))
+
+
+def _loss(floor_geom: AxisGeometry, shown: AxisGeometry | None = None) -> str:
+    """Which input cells the floored windows never reach (hatched when that geometry is the one shown)."""
+    shown = floor_geom if shown is None else shown
     if floor_geom.trailing:
-        shaded = " (hatched)" if floor_geom is geom else ""
-        text += (f"Input {_cells(floor_geom.trailing)} are <b>never reached</b>{shaded} — "
-                 f"those pixels are silently dropped.")
+        shaded = " (hatched)" if floor_geom is shown else ""
+        text = (f"Input {_cells(floor_geom.trailing)} are <b>never reached</b>{shaded} — "
+                f"those pixels are silently dropped.")
     else:
-        text += "Only padding is left out, so no input pixel is lost."
+        text = "Only padding is left out, so no input pixel is lost."
     if floor_geom.gaps:
         text += f" Between taps, {_cells(floor_geom.gaps)} are skipped as well."
     return text
-
-
-def toy_window_html(geom: AxisGeometry, values, weights, row: int, col: int, result: float, hovered: bool) -> str:
-    """Readout of one toy output cell: the products (or the max) that make its value."""
-    s = geom.spec
-    label = f"{'Hovered' if hovered else 'Current'} output ({row}, {col})"
-    terms = []  # (input value or None for padding, weight or None for pooling)
-    for i, tr in enumerate(geom.taps(row)):
-        for j, tc in enumerate(geom.taps(col)):
-            if tr >= s.padded or tc >= s.padded:
-                continue  # a ceil_mode partial window: this tap lies outside
-            r, c = tr - s.pad_lo, tc - s.pad_lo
-            value = values[0, r, c] if 0 <= r < s.size and 0 <= c < s.size else None
-            terms.append((value, None if weights is None else weights[0, i, j]))
-    channels = values.shape[0]
-    if weights is None:
-        shown = ", ".join("−∞" if v is None else f"{v:g}" for v, _ in terms[:12])
-        shown += ", …" if len(terms) > 12 else ""
-        missing = s.kernel * s.kernel - len(terms)
-        extra = f" — {missing} taps lie outside the padded input and are ignored" if missing else ""
-        over = f" (each of the {channels} channels separately)" if channels > 1 else ""
-        return f"<b>{label}</b> = max({shown}){over} = <b>{result:g}</b>{extra}"
-    if channels == 1 and len(terms) <= 9:
-        body = " + ".join(f"{0 if v is None else v:g}·{_paren(w)}" for v, w in terms)
-        return f"<b>{label}</b> = Σ inputs × weights = {body} = <b>{_n(f'{result:g}')}</b>"
-    return (f"<b>{label}</b> = Σ of {channels * len(terms)} products ({channels} channel"
-            f"{'s' * (channels > 1)} × {s.kernel}×{s.kernel} taps) = <b>{_n(f'{result:g}')}</b>")
-
-
-def _paren(w) -> str:
-    return f"({_n(f'{w:g}')})" if w < 0 else f"{w:g}"
-
-
-def toy_input_html(geom: AxisGeometry, row: int, col: int, value: float, readers: list) -> str:
-    """Readout for a hovered toy input cell: which outputs read it (or that none does)."""
-    if not readers:
-        return (f"<b>Input ({row}, {col})</b> = {value:g} is <b>never read</b> by any window — "
-                f"PyTorch drops it.")
-    shown = ", ".join(f"({r}, {c})" for r, c in readers[:8]) + (", …" if len(readers) > 8 else "")
-    cells = f"output cell{'s' * (len(readers) > 1)}"
-    return f"<b>Input ({row}, {col})</b> = {value:g} is read by {len(readers)} {cells}: {shown}"
-
-
-def probe_html(name: str, probe, selected_channel: int | None = None) -> str:
-    """``Σ inputs × weights + bias = value (model: value)`` for a real layer, per input channel."""
-    n_taps = probe.windows.shape[1] * probe.windows.shape[2]
-    head = (f"<b>{name}</b> · output channel {probe.out_channel}, row {probe.row}, column {probe.col}<br>"
-            f"Σ inputs × weights + bias = <b>{probe.total:.5f}</b> (model: <b>{probe.model_value:.5f}</b>, "
-            f"difference {probe.error:.1e})")
-    parts = []
-    channels = list(probe.in_channels)
-    if selected_channel in channels:
-        i = channels.index(selected_channel)
-        pairs = list(zip(probe.windows[i].ravel(), probe.weights[i].ravel()))
-        if len(pairs) <= 9:
-            body = " + ".join(f"{_n(f'{v:.3f}')}·{_paren(round(w, 3))}" for v, w in pairs)
-            parts.append(f"input channel {selected_channel}: {body} = {_n(f'{probe.partial_sums[i]:.4f}')}")
-    sums = ", ".join(f"c{c}: {_n(f'{v:.3f}')}" for c, v in zip(channels[:6], probe.partial_sums[:6]))
-    more = f", … (+{len(channels) - 6} channels)" if len(channels) > 6 else ""
-    parts.append(f"partial sums over {len(channels)} input channel{'s' * (len(channels) > 1)} × {n_taps} taps: "
-                 f"{sums}{more}; bias {_n(f'{probe.bias:.4f}')}")
-    padded = int((~probe.inside).sum())
-    if padded:
-        parts.append(f"{padded} of {n_taps} taps read padding")
-    return head + "<br>" + "<br>".join(parts)

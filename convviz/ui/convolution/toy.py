@@ -4,22 +4,22 @@ case spelled out. All numbers come from :mod:`convviz.core.geometry`.
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
 from superqt import QLabeledSlider
 
-from convviz.core.geometry import (CONV, POOL, AxisSpec, analyse_axis, same_padding, sliding_output, toy_input,
-                                   toy_kernel)
+from convviz.core.geometry import (CONV, LAYER_NAMES, AxisSpec, analyse_axis, same_padding, sliding_output,
+                                   toy_bias, toy_input, toy_kernel_bank, toy_spec)
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
 from convviz.ui.widgets.stage_view import grab_stage
-from convviz.ui.widgets.stage_layout import Stage, caption_html, hex_color, label_height, legend_html, rich_labels
+from convviz.ui.widgets.stage_layout import Stage, caption_html, hex_color, label_height, rich_labels
 from convviz.ui.convolution.toy_layout import MAX_CELL, ToyLayout
-from convviz.ui.convolution.text import formula_html, note_html, toy_input_html, toy_window_html
+from convviz.ui.convolution.toy_paint import CURRENT, ToyPaint
+from convviz.ui.convolution.arithmetic import num, toy_input_html, toy_window_html
+from convviz.ui.convolution.text import formula_html, note_html, output_caption
 
 SLIDERS = (  # key, label, minimum, maximum, default
     ("W", "Input size W", 1, 64, 7), ("K", "Kernel K", 1, 11, 3), ("S", "Stride S", 1, 8, 1),
@@ -27,15 +27,17 @@ SLIDERS = (  # key, label, minimum, maximum, default
 NOTE_STYLE = {  # level → (border, background)
     "ok": (cv.GREEN, cv.tint(cv.GREEN, 0.10)), "info": (cv.BLUE, cv.tint(cv.SKY, 0.14)),
     "warn": (cv.ORANGE, cv.tint(cv.ORANGE, 0.14)), "error": (cv.VERMILLION, cv.tint(cv.VERMILLION, 0.12))}
-LABEL_LIMIT = 18  # numbers are written in the cells of grids up to this many cells across
-UNREAD = cv.tint(cv.VERMILLION, 0.38)
-FILLED = cv.tint(cv.GREEN, 0.28)
-CURRENT = cv.tint(cv.SKY, 0.75)
 CONTROLS_WIDTH = 270
+MODES = (("conv", "Convolution", "Conv2d: a filter of weights, summed over all input channels, plus a bias"),
+         ("max", "Max pooling", "MaxPool2d: the largest value of each window, channel by channel"),
+         ("avg", "Average pooling", "AvgPool2d: the mean of each window, channel by channel"),
+         ("l2", "L2 pooling", "LPPool2d with p = 2: √(sum of squares) of each window, channel by channel"))
+POOL_OPERATION = {"max": "takes the max", "avg": "takes the mean", "l2": "takes √Σx²"}
 
 
-class ToyView(ToyLayout, QWidget):
-    """Sliders for W, K, S, P, D (+ channels, filters, pooling ceil_mode) and the animated grids."""
+class ToyView(ToyPaint, ToyLayout, QWidget):
+    """Layer type, sliders for W, K, S, P, D, channels and filters (and which one is shown),
+    ceil_mode for pooling, and the animated grids."""
 
     frames_changed = Signal(int)
     cell_hovered = Signal(object)  # ("input" | "output", row, col) or None
@@ -69,28 +71,40 @@ class ToyView(ToyLayout, QWidget):
             slider.valueChanged.connect(self._rebuild)
             self.sliders[key] = slider
             form.addRow(label, slider)
-        self.channels = QSpinBox()
+        self.mode_combo = QComboBox()
+        for i, (key, text, tip) in enumerate(MODES):
+            self.mode_combo.addItem(text, key)
+            self.mode_combo.setItemData(i, tip, Qt.ToolTipRole)
+        self.mode_combo.setToolTip("What slides over the input: a filter (convolution) or a pooling window")
+        self.mode_combo.currentIndexChanged.connect(self._rebuild)
+        form.insertRow(0, "Layer", self.mode_combo)
+        self.channels, self.filters = QSpinBox(), QSpinBox()
         self.channels.setRange(1, 16)
-        self.filters = QSpinBox()
         self.filters.setRange(1, 64)
+        self.channel_spin, self.filter_spin = QSpinBox(), QSpinBox()
         for spin, tip in ((self.channels, "Input channels C (depth of input and filter)"),
-                          (self.filters, "Number of filters F (output channels)")):
+                          (self.filters, "Number of filters F (output channels of a convolution)"),
+                          (self.channel_spin, "Input channel drawn in the grids and written out in the arithmetic"),
+                          (self.filter_spin, "Filter whose weights and output map are drawn")):
             spin.setToolTip(tip)
             spin.valueChanged.connect(self._rebuild)
         form.addRow("Channels C", self.channels)
         form.addRow("Filters F", self.filters)
+        form.addRow("Show channel", self.channel_spin)
+        form.addRow("Show filter", self.filter_spin)
+        self.ceil_check = QCheckBox("ceil_mode=True")
+        self.ceil_check.setToolTip("Pooling only: round the output size up; a partial last window is kept "
+                                   "if it starts inside the input or the left padding")
+        self.ceil_check.toggled.connect(self._rebuild)
+        form.addRow("Rounding", self.ceil_check)
         column.addWidget(box)
         self.same_button = QPushButton("Same padding")
-        self.same_button.setToolTip("Set P = D·(K−1)/2 so that the output has the size of the input")
+        self.same_button.setToolTip("Set P so that the output has the size of the input (P = D·(K−1)/2 at stride 1)")
         self.same_button.clicked.connect(self.apply_same_padding)
         self.same_label = QLabel()
         self.same_label.setWordWrap(True)
-        self.ceil_check = QCheckBox("Pooling with ceil_mode=True")
-        self.ceil_check.setToolTip("Treat the layer as MaxPool2d(ceil_mode=True): a partial last window is kept")
-        self.ceil_check.toggled.connect(self._rebuild)
         column.addWidget(self.same_button)
         column.addWidget(self.same_label)
-        column.addWidget(self.ceil_check)
         hint = QLabel("Hover an output cell to see its window and dot product; hover an input cell to see "
                       "which outputs read it.<br><br>Space: play/pause · ←/→: step · Home/End")
         hint.setWordWrap(True)
@@ -129,22 +143,51 @@ class ToyView(ToyLayout, QWidget):
     def value(self, key: str) -> int:
         return int(self.sliders[key].value())
 
-    def set_values(self, **values: int) -> None:
-        """Set several sliders (W, K, S, P, D) at once, then rebuild once."""
-        for key, value in values.items():
-            self.sliders[key].blockSignals(True)
-            self.sliders[key].setValue(int(value))
-            self.sliders[key].blockSignals(False)
+    def set_values(self, **values) -> None:
+        """Set several settings at once, then rebuild once: sliders ``W K S P D``, ``C`` (channels),
+        ``F`` (filters), ``mode`` (conv / max / avg / l2), ``ceil`` (bool), ``channel`` and ``filter``
+        (which one is shown)."""
+        spins = {"C": self.channels, "F": self.filters, "channel": self.channel_spin, "filter": self.filter_spin}
+        widgets = [*self.sliders.values(), *spins.values(), self.mode_combo, self.ceil_check]
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            for key in ("C", "F"):  # the ranges of the shown channel / filter follow these
+                if key in values:
+                    spins[key].setValue(int(values[key]))
+            self.channel_spin.setMaximum(self.channels.value() - 1)
+            self.filter_spin.setMaximum(self.filters.value() - 1)
+            for key, value in values.items():
+                if key in self.sliders:
+                    self.sliders[key].setValue(int(value))
+                elif key in ("channel", "filter"):
+                    spins[key].setValue(int(value))
+                elif key == "mode":
+                    index = self.mode_combo.findData(value)
+                    if index < 0:
+                        raise ValueError(f"unknown layer mode {value!r} (conv, max, avg or l2)")
+                    self.mode_combo.setCurrentIndex(index)
+                elif key == "ceil":
+                    self.ceil_check.setChecked(bool(value))
+                elif key not in spins:
+                    raise ValueError(f"unknown toy setting {key!r}")
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
         self._rebuild()
 
+    @property
+    def mode(self) -> str:
+        """``conv``, ``max``, ``avg`` or ``l2``."""
+        return self.mode_combo.currentData()
+
     def spec(self) -> AxisSpec:
-        pool = self.ceil_check.isChecked()
-        return AxisSpec(self.value("W"), self.value("K"), self.value("S"), self.value("P"), None, self.value("D"),
-                        POOL if pool else CONV, ceil_mode=pool)
+        return toy_spec(self.mode, self.value("W"), self.value("K"), self.value("S"), self.value("P"),
+                        self.value("D"), self.ceil_check.isChecked())
 
     def apply_same_padding(self) -> None:
         """Set P = D·(K−1)/2, or explain why no symmetric padding keeps the size."""
-        same = same_padding(self.value("K"), self.value("S"), self.value("D"))
+        same = same_padding(self.value("K"), self.value("S"), self.value("D"), size=self.value("W"))
         if same.padding is None:
             self.same_label.setText(f"<span style='color:{hex_color(cv.VERMILLION)}'>No same padding:</span> "
                                     f"{same.reason}")
@@ -158,29 +201,41 @@ class ToyView(ToyLayout, QWidget):
     def _rebuild(self) -> None:
         spec = self.spec()
         self.geometry = geom = analyse_axis(spec)
+        conv = spec.kind == CONV
         channels, filters = self.channels.value(), self.filters.value()
+        for spin, count, enabled in ((self.channel_spin, channels, channels > 1),
+                                     (self.filter_spin, filters, conv and filters > 1)):
+            spin.blockSignals(True)
+            spin.setMaximum(count - 1)
+            spin.setEnabled(enabled)
+            spin.blockSignals(False)
+        self.filters.setEnabled(conv)
+        self.ceil_check.setEnabled(not conv)
+        self.shown_channel, self.shown_filter = self.channel_spin.value(), self.filter_spin.value() if conv else 0
         self.values = toy_input(channels, spec.size)
-        self.weights = None if spec.kind == POOL else toy_kernel(channels, spec.kernel)
-        self.output = sliding_output(self.values, self.weights, geom, geom)
+        self.weights = toy_kernel_bank(filters, channels, spec.kernel) if conv else None
+        self.bias = toy_bias(filters) if conv else None
+        self.output = sliding_output(self.values, self.weights, geom, geom, self.bias)  # (F or C, O, O)
+        self.shown_output = self.output[self.shown_filter if conv else self.shown_channel] if geom.ok else None
         self._paint_input(geom, channels)
         self._paint_kernel(spec, channels)
-        o = geom.output
-        word = "MaxPool2d" if spec.kind == POOL else "Filter"
         detail = [f"stride {spec.stride}"]
         if spec.dilation > 1:
             detail.append(f"dilation {spec.dilation}, spans {spec.span}")
-        if spec.kind == POOL:
-            detail.insert(0, "takes the max")
-        self.kernel_caption.setText(caption_html(
-            f"<b>{word}</b> {spec.kernel}×{spec.kernel}" + (f"×{channels}" if channels > 1 and spec.kind == CONV
-                                                             else ""), " · ".join(d.replace(" ", "&nbsp;")
-                                                                                   for d in detail)))
-        fraction = f"{geom.exact.numerator}/{geom.exact.denominator}"
-        exact = ("one per window" if geom.is_whole else
-                 f"⌈{fraction}⌉ = {o}, ceil_mode" if spec.ceil_mode else f"⌊{fraction}⌋ = {o}, floored")
-        depth = f"×{filters}" if filters > 1 and spec.kind == CONV else ""
-        self.output_caption.setText(caption_html(f"<b>Output</b> {o}×{o}{depth}", exact) if geom.ok else
-                                    caption_html("<b>Output</b>: none", "PyTorch refuses"))
+        if conv:
+            bias = f"bias {num(self.bias[self.shown_filter])}"
+            title = (f"<b>Filter{f' {self.shown_filter}' if filters > 1 else ''}</b> {spec.kernel}×{spec.kernel}"
+                     + (f"×{channels}" if channels > 1 else ""))
+            detail.insert(0, f"channel {self.shown_channel} slice · {bias}" if channels > 1 else bias)
+        else:
+            title = f"<b>{LAYER_NAMES[spec.mode]}</b> {spec.kernel}×{spec.kernel}"
+            detail.insert(0, POOL_OPERATION[spec.mode])
+        self.kernel_caption.setText(caption_html(title, " · ".join(d.replace(" ", "&nbsp;") for d in detail)))
+        depth = filters if conv else channels
+        title, exact = output_caption(geom, depth)
+        if geom.ok and depth > 1:
+            exact += f" · {'filter' if conv else 'channel'} {self.shown_filter if conv else self.shown_channel}"
+        self.output_caption.setText(caption_html(title, exact))
         self.formula_label.setText(formula_html(geom, channels, filters))
         level, html = note_html(geom)
         if level != getattr(self, "note_level", None):  # restyling is slow: only when the level changes
@@ -191,88 +246,13 @@ class ToyView(ToyLayout, QWidget):
         self.note_label.setText(html)
         self.note_level = level
         self.legend_label.setText(self._legend(spec, geom))
-        self._paint_output(geom, filters)
+        self._paint_output(geom, depth)
         self._frame = min(self._frame, max(0, self.frame_count() - 1))
         self._hover = None
         self._update_frame()
         self.stage.relayout()
         self.stage.updateGeometry()
         self.frames_changed.emit(self.frame_count())
-
-    def _paint_input(self, geom, channels: int) -> None:
-        s = geom.spec
-        n = geom.extent
-        rgba = cv.solid(n, n, cv.WHITE, 0)
-        rgba[:s.padded, :s.padded] = cv.solid(s.padded, s.padded, cv.PAD_GREY)
-        inside = slice(s.pad_lo, s.pad_lo + s.size)
-        rgba[inside, inside] = cv.solid(s.size, s.size, cv.WHITE)
-        hatch = np.zeros((n, n), bool)
-        if geom.ok and geom.uncovered:
-            unread = np.zeros((s.size, s.size), bool)
-            unread[list(geom.uncovered), :] = True
-            unread[:, list(geom.uncovered)] = True
-            rgba[inside, inside][unread] = (*UNREAD, 255)
-            hatch[inside, inside] = unread
-        labels = None
-        if n <= LABEL_LIMIT:
-            pad_text = "−∞" if s.kind == POOL else "0"
-            labels = [["" for _ in range(n)] for _ in range(n)]
-            for r, c in itertools.product(range(s.padded), repeat=2):
-                ir, ic = r - s.pad_lo, c - s.pad_lo
-                inside_cell = 0 <= ir < s.size and 0 <= ic < s.size
-                labels[r][c] = f"{self.values[0, ir, ic]:g}" if inside_cell else pad_text
-        self.input_canvas.set_grid(rgba, labels, inner=(s.pad_lo, s.pad_lo, s.pad_lo + s.size - 1,
-                                                        s.pad_lo + s.size - 1), stack=min(channels - 1, 2),
-                                   hatch=hatch)
-        self.input_caption.setText(caption_html(
-            f"<b>Input</b> {s.size}×{s.size}" + (f"×{channels}" if channels > 1 else ""),
-            f"padding P&nbsp;=&nbsp;{s.pad_lo} → {s.padded}×{s.padded}" + (", pads with −∞" if s.kind == POOL
-                                                                            and s.pad_lo else "")))
-
-    def _paint_output(self, geom, filters: int) -> None:
-        """All output values (revealed frame by frame) over empty white cells."""
-        if not geom.ok:
-            self.output_canvas.set_grid(cv.solid(1, 1, cv.WHITE, 0))
-            return
-        o = geom.output
-        labels = None
-        if o <= LABEL_LIMIT:
-            labels = [[f"{self.output[r, c]:g}".replace("-", "−") for c in range(o)] for r in range(o)]
-        self.output_canvas.set_grid(cv.solid(o, o, FILLED), labels, inner=(0, 0, o - 1, o - 1),
-                                    stack=min(filters - 1, 2) if geom.spec.kind == CONV else 0,
-                                    hidden=cv.solid(o, o, cv.WHITE))
-
-    def _paint_kernel(self, spec: AxisSpec, channels: int) -> None:
-        key = (spec.kernel, spec.dilation, spec.kind, channels)
-        if key == getattr(self, "_kernel_key", None):
-            return
-        self._kernel_key = key
-        n = spec.span
-        rgba = cv.solid(n, n, (246, 246, 246))
-        labels = [["" for _ in range(n)] for _ in range(n)]
-        for i, j in itertools.product(range(spec.kernel), repeat=2):
-            r, c = i * spec.dilation, j * spec.dilation
-            if self.weights is None:
-                rgba[r, c, :3] = cv.tint(cv.SKY, 0.35)
-            else:
-                w = self.weights[0, i, j]
-                rgba[r, c, :3] = cv.tint(cv.BLUE, 0.35) if w < 0 else cv.tint(cv.YELLOW, 0.6) if w > 0 else cv.WHITE
-                labels[r][c] = f"{w:g}".replace("-", "−")
-        self.kernel_canvas.set_grid(rgba, labels if n <= LABEL_LIMIT else None, inner=(0, 0, n - 1, n - 1),
-                                    stack=min(channels - 1, 2) if spec.kind == CONV else 0)
-
-    def _legend(self, spec, geom) -> str:
-        items = [(cv.WHITE, "input"), (cv.SKY, "window taps"), (cv.BLUE, "window"), (FILLED, "output computed"),
-                 (CURRENT, "current output"), (cv.ORANGE, "hovered")]
-        if spec.pad_lo:
-            items.insert(1, (cv.PAD_GREY, "padding (−∞)" if spec.kind == POOL else "padding (zeros)"))
-        if geom.ok and geom.uncovered:
-            items.insert(1, (UNREAD, "never read (hatched)"))
-        if not geom.ok:
-            items = [(cv.WHITE, "input"), (cv.PAD_GREY, "padding"), (cv.VERMILLION, "window that does not fit")]
-        if geom.ok and geom.partial:
-            items.append((cv.PURPLE, "partial window / ceil-only output"))
-        return legend_html(items)
 
     # ---- frames ------------------------------------------------------------------
     def grab_frame(self):
@@ -328,13 +308,13 @@ class ToyView(ToyLayout, QWidget):
         if geom.spec.ceil_mode and geom.output > geom.floor_output:
             extra = np.array([(r, c) for r in range(o) for c in range(o) if max(r, c) >= geom.floor_output])
             out.append(Overlay(cells=extra, outline=cv.qcolor(cv.PURPLE), width=1.5, dashed=True))
-        text = toy_window_html(geom, self.values, self.weights, row, col, self.output[row, col], False)
+        text = self._window_text(row, col, False)
         if self._hover is not None:
             kind, r, c = self._hover
             if kind == "output":
                 inp += self._window_overlays(geom, r, c, cv.ORANGE, 120, cv.ORANGE)
                 out.append(Overlay(rect=(r, c, r, c), outline=cv.qcolor(cv.ORANGE), width=3))
-                text = toy_window_html(geom, self.values, self.weights, r, c, self.output[r, c], True)
+                text = self._window_text(r, c, True)
             else:
                 readers = [(a, b) for a in geom.windows_reading(r) for b in geom.windows_reading(c)]
                 p = geom.spec.pad_lo
@@ -342,10 +322,14 @@ class ToyView(ToyLayout, QWidget):
                 if readers:
                     out.append(Overlay(cells=np.array(readers), fill=cv.qcolor(cv.ORANGE, 110),
                                        outline=cv.qcolor(cv.ORANGE), width=2))
-                text = toy_input_html(geom, r, c, self.values[0, r, c], readers)
+                text = toy_input_html(geom, r, c, self.values[self.shown_channel, r, c], readers)
         self.input_canvas.set_overlays(inp)
         self.output_canvas.set_overlays(out)
         self._readout(text)
+
+    def _window_text(self, row: int, col: int, hovered: bool) -> str:
+        return toy_window_html(self.geometry, self.values, self.weights, self.bias, row, col,
+                               self.shown_output[row, col], hovered, self.shown_channel, self.shown_filter)
 
     # ---- hover -------------------------------------------------------------------
     def _on_output_hover(self, cell) -> None:
