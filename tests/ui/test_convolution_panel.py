@@ -107,11 +107,21 @@ def test_bad_settings_are_explained_not_raised(panel):
     assert "P at most K/2 = 1" in note and "W or P larger" not in note  # P must get smaller
     panel.toy.ceil_check.setChecked(False)
     choose_mode(panel, "conv")
+    import torch
+    from torch import nn
+
     for w, k, s, p, d in [(1, 11, 8, 10, 5), (64, 1, 8, 0, 1), (2, 2, 3, 1, 5), (64, 11, 1, 10, 5)]:
         drag(panel, W=w, K=k, S=s, P=p, D=d)
         panel.toy.hover_output(0, 0)
         panel.toy.hover_input(0, 0)
         panel.step(1)
+        try:  # torch's own layer decides the output size, or refuses
+            side = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)(torch.zeros(1, 1, w, w)).shape[-1]
+        except RuntimeError:
+            side = 0
+        assert panel.frame_count() == side * side, (w, k, s, p, d)
+        assert (panel.toy.note_level == "error") == (side == 0), (w, k, s, p, d)
+        assert panel.frame() == min(1, max(side * side - 1, 0))
 
 
 def test_step_buttons_and_keys_change_frame(panel, qtbot):
