@@ -458,3 +458,11 @@ def test_real_layer_shows_whole_output_value_range_and_legible_5x5_window(panel)
     assert max(light) - min(light) > 80  # a number is drawn on the cell, not a flat colour
     panel.set_frame(7)
     assert "input channel 0:" in real.readout_label.text() and "Σ of 25" not in real.readout_label.text()
+
+
+def test_same_padding_note_does_not_outlive_its_settings(panel):
+    drag(panel, W=7, K=3, S=1, P=0, D=1)
+    panel.toy.same_button.click()
+    assert panel.toy.value("P") == 1 and "Output 7×7 = input" in panel.toy.same_label.text()
+    drag(panel, W=5)
+    assert panel.toy.same_label.text() == ""

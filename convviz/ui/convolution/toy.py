@@ -191,14 +191,22 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
         if same.padding is None:
             self.same_label.setText(f"<span style='color:{hex_color(cv.VERMILLION)}'>No same padding:</span> "
                                     f"{same.reason}")
+            self._same_for = self._settings()
             return
         self.set_values(P=same.padding)
         w = self.value("W")
         self.same_label.setText(f"{same.reason} Output {w}×{w} = input."
                                 if self.geometry.ok else f"{same.reason} ({self.geometry.error})")
+        self._same_for = self._settings()
+
+    def _settings(self) -> tuple:
+        return tuple(self.value(k) for k in "WKSPD") + (self.mode,)
 
     # ---- model → pictures --------------------------------------------------------
     def _rebuild(self) -> None:
+        if getattr(self, "_same_for", None) is not None and self._settings() != self._same_for:
+            self.same_label.setText("")  # the note described other settings
+            self._same_for = None
         spec = self.spec()
         self.geometry = geom = analyse_axis(spec)
         conv = spec.kind == CONV
