@@ -81,12 +81,12 @@ class _Sites:
 
 
 class _Job:
-    """One runnable handed to a QThreadPool: queued, running or done (None: not observable)."""
+    """One runnable handed to a QThreadPool: queued, running or done (done None: not observable)."""
 
     __slots__ = ("site", "started", "done")
 
-    def __init__(self, site, observable):
-        self.site, self.started, self.done = site, False, (False if observable else None)
+    def __init__(self, site):
+        self.site, self.started, self.done = site, False, False
 
 
 class _Shot:
@@ -194,7 +194,7 @@ class _Tracker:
                                              QThreadPool.clear)
 
         def track(pool, runnable):
-            job = _Job(self.sites.here(skip=3), observable=True)
+            job = _Job(self.sites.here(skip=3))
             if isinstance(runnable, QRunnable):
                 if type(runnable) is QRunnable:  # QRunnable.create(fn): its run() never reaches Python
                     job.done = None
@@ -295,8 +295,8 @@ class _Tracker:
     def _pool_leaks(self):
         found = []
         for owner, job in self.jobs:
-            pool = owner()
-            if job.done is False or (job.done is None and pool is not None and _alive(lambda p: p.activeThreadCount() > 0, pool)):
+            busy = owner() is not None and _alive(lambda pool: pool.activeThreadCount() > 0, owner())
+            if job.done is False or (job.done is None and busy):
                 state = "running" if job.started else "queued" if job.done is False else "maybe running"
                 found.append(("pool", f"QThreadPool job still {state}, started at {job.site}"))
         pool = self.qt.QThreadPool.globalInstance()
