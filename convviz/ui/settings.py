@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 
 from PySide6.QtCore import QSettings
 
 APP_NAME = "convviz"
 ORG_ENV = "CONVVIZ_SETTINGS_ORG"
 SAMPLE_NAMES = ("cat", "coffee", "astronaut", "rocket")
-SAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "resources", "samples")
+RESOURCES = "convviz.resources"  # the top-level resources/ folder, installed as a package
 
 KEY_IMAGE = "image/last_path"
 KEY_MODEL = "model/last_spec"
@@ -28,5 +28,10 @@ def app_settings() -> QSettings:
 
 
 def sample_path(name: str) -> str:
-    """Path of the bundled sample photo ``name`` (``cat``, ``coffee`` …)."""
-    return os.path.join(SAMPLES_DIR, f"{name}.jpg")
+    """Path of the bundled sample photo ``name`` (``cat``, ``coffee`` …), found through the installed package."""
+    try:
+        folder = files(RESOURCES)
+    except ModuleNotFoundError as exc:  # an editable install made before resources/ became a package
+        raise ModuleNotFoundError(f"{RESOURCES} is not installed: reinstall convviz "
+                                  "(python -m pip install -e .)") from exc
+    return str(folder / "samples" / f"{name}.jpg")
