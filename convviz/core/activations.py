@@ -168,6 +168,8 @@ class Capturer:
         self.clone_names: set[str] = set()
         self.aliases: dict[str, str] = {}  #: name → the name whose output it always returns
         self.layers: tuple[str, ...] | None = None if layers is None else self._resolve(layers)
+        if isinstance(model, torch.jit.ScriptModule) and self.layers != ():
+            raise ValueError("a TorchScript model runs its layers outside Python: they cannot be captured")
         self._modules = list(model.modules())
         self._pass: _Pass | None = None
         self._wrappers: dict[nn.Module, Callable] = {}  #: recording forwards, built once per module

@@ -2,13 +2,16 @@
 
 Figures (one JSON line each, per model):
 * ``capture_vs_raw_forward`` — every layer recorded (target ≤ 1.15× the raw forward);
+* ``capture_vs_out_of_place_twin`` — the same, over the earlier bench's baseline (a hook-free
+  copy with in-place activations switched off, as the old capturer left the model);
 * ``selective_capture_vs_raw_forward`` — one layer recorded (``--layer``, default the
   middle convolution; target ≤ 1.03×);
 * ``batch_capture_vs_raw_forward`` — every layer of a ``--batch``-image batch (≤ 1.15×);
+* ``plain_hooks_vs_raw_forward`` — for scale: a forward hook per module keeping every output;
 * ``layer_table_ms`` — building the layer table, for scale.
 
-Each figure runs raw and capture alternately (the order flips every repeat, so drift and
-other processes hit both alike) and reports both medians, their ratio and the median of
+Each figure runs raw and capture in rotation (the order shifts every repeat, so drift and
+other processes hit all alike) and reports both medians, their ratio and the median of
 the per-pair ratios, in wall time and in this thread's CPU time (``cpu_*``: leaves out
 the time other processes held the core; the figures to trust on a busy machine). The raw baseline is
 the caller's very model: a capture leaves it untouched (in-place activations included).
@@ -17,6 +20,7 @@ Run: ``python tests/bench/bench_capture.py [--repeats 21] [--models default resn
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -57,28 +61,66 @@ def _summary(cap: list, raw: list, prefix: str = "") -> dict:
             prefix + "paired_ratio_median": round(statistics.median(c / r for c, r in zip(cap, raw)), 3)}
 
 
-def compare(model: nn.Module, capturer: Capturer, x: torch.Tensor, repeats: int) -> dict:
-    """Interleaved timings of ``model(x)`` and ``capturer(x)``: medians and paired-ratio median."""
+class PlainHooks:
+    """The straightforward capture, for scale: a forward hook on every module appending its output
+    (in-place activations switched off for the pass so pre-activations survive)."""
 
+    def __init__(self, model: nn.Module, x: torch.Tensor):
+        self.model, self.x = model, x
+
+    def __call__(self) -> list:
+        x = self.x
+        kept = []
+        switched = [m for m in self.model.modules() if getattr(m, "inplace", None) is True]
+        handles = [m.register_forward_hook(lambda m, a, out: kept.append(out)) for m in self.model.modules()]
+        for module in switched:
+            module.inplace = False
+        try:
+            with torch.no_grad():
+                self.model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+            for module in switched:
+                module.inplace = True
+        return kept
+
+
+def interleaved(fns: dict, repeats: int) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) ms of each function, run in rotation (the order shifts every repeat)."""
+    for _ in range(3):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    names = list(fns)
+    for i in range(repeats):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            times[name].append(_wall_and_cpu_ms(fns[name]))
+    return times
+
+
+def figures(times: dict, candidate: str, baseline: str = "raw") -> dict:
+    """Medians, ratio and paired-ratio median of ``candidate`` over ``baseline``, wall and CPU."""
+    cap, raw = times[candidate], times[baseline]
+    wall = _summary([c[0] for c in cap], [r[0] for r in raw])
+    cpu = _summary([c[1] for c in cap], [r[1] for r in raw], "cpu_")
+    return {**wall, **cpu, "repeats": len(cap)}
+
+
+def _forward(model: nn.Module, x: torch.Tensor):
     def raw():
         with torch.no_grad():
             model(x)
 
-    def capture():
-        capturer(x)
+    return raw
 
-    for _ in range(3):
-        raw()
-        capture()
-    raw_ms, cap_ms = [], []
-    for i in range(repeats):
-        pair = (raw, capture) if i % 2 == 0 else (capture, raw)
-        timed = {fn: _wall_and_cpu_ms(fn) for fn in pair}
-        raw_ms.append(timed[raw])
-        cap_ms.append(timed[capture])
-    wall = _summary([c[0] for c in cap_ms], [r[0] for r in raw_ms])
-    cpu = _summary([c[1] for c in cap_ms], [r[1] for r in raw_ms], "cpu_")
-    return {**wall, **cpu, "repeats": repeats}
+
+def _out_of_place_twin(model: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if getattr(module, "inplace", None) is True:
+            module.inplace = False
+    return twin
 
 
 def _middle_conv(model: nn.Module) -> str:
@@ -87,7 +129,7 @@ def _middle_conv(model: nn.Module) -> str:
 
 
 def _untouched(model: nn.Module, inplace_before: dict) -> bool:
-    hooks = any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    hooks = any(m._forward_hooks or m._forward_pre_hooks or "forward" in m.__dict__ for m in model.modules())
     return not hooks and inplace_before == {n: m.inplace for n, m in model.named_modules() if hasattr(m, "inplace")}
 
 
@@ -99,26 +141,33 @@ def bench(spec: str, repeats: int, layer: str | None, batch: int) -> None:
     common = {"model": spec, "threads": torch.get_num_threads(), "load_avg_1m": round(os.getloadavg()[0], 2)}
 
     with Capturer(model) as capturer:
-        figures = compare(model, capturer, x, repeats)
+        times = interleaved({"raw": _forward(model, x), "capture": lambda: capturer(x),
+                             "twin": _forward(_out_of_place_twin(model), x), "hooks": PlainHooks(model, x)}, repeats)
         layers = len(capturer(x).outputs)
-    print(json.dumps({"figure": "capture_vs_raw_forward", **common, "layers_captured": layers, **figures,
-                      "target_ratio": 1.15, "cloned_for_inplace": len(capturer.clone_names),
+    print(json.dumps({"figure": "capture_vs_raw_forward", **common, "layers_captured": layers,
+                      **figures(times, "capture"), "target_ratio": 1.15, "cloned_for_inplace": len(capturer.clone_names),
                       "model_untouched": _untouched(model, inplace_before)}), flush=True)
+    print(json.dumps({"figure": "capture_vs_out_of_place_twin", **common, **figures(times, "capture", "twin"),
+                      "note": "the earlier bench's baseline: a hook-free copy with in-place activations off"}),
+          flush=True)
+    print(json.dumps({"figure": "plain_hooks_vs_raw_forward", **common, **figures(times, "hooks"),
+                      "note": "for scale: a forward hook per module keeping every output"}), flush=True)
 
     layer = layer or _middle_conv(model)
     with Capturer(model, layers=[layer]) as capturer:
-        figures = compare(model, capturer, x, repeats)
-    print(json.dumps({"figure": "selective_capture_vs_raw_forward", **common, "layer": layer, **figures,
-                      "target_ratio": 1.03, "model_untouched": _untouched(model, inplace_before)}), flush=True)
+        times = interleaved({"raw": _forward(model, x), "capture": lambda: capturer(x)}, 3 * repeats)
+    print(json.dumps({"figure": "selective_capture_vs_raw_forward", **common, "layer": layer,
+                      **figures(times, "capture"), "target_ratio": 1.03,
+                      "model_untouched": _untouched(model, inplace_before)}), flush=True)
 
     if batch > 1:
         xb = x.repeat(batch, 1, 1, 1)
         with Capturer(model) as capturer:
-            figures = compare(model, capturer, xb, max(5, repeats // 3))
-        print(json.dumps({"figure": "batch_capture_vs_raw_forward", **common, "batch": batch, **figures,
-                          "target_ratio": 1.15}), flush=True)
+            times = interleaved({"raw": _forward(model, xb), "capture": lambda: capturer(xb)}, max(5, repeats // 3))
+        print(json.dumps({"figure": "batch_capture_vs_raw_forward", **common, "batch": batch,
+                          **figures(times, "capture"), "target_ratio": 1.15}), flush=True)
 
-    raw_ms = compare(model, Capturer(model, layers=[layer]), x, 3)["raw_ms"]
+    raw_ms = statistics.median(_ms(_forward(model, x)) for _ in range(5))
     table_ms = statistics.median(_ms(lambda: layer_table(model)) for _ in range(3))
     print(json.dumps({"figure": "layer_table_ms", **common, "median_ms": round(table_ms, 1),
                       "raw_forward_ms": raw_ms, "ratio": round(table_ms / raw_ms, 2)}), flush=True)

@@ -370,3 +370,14 @@ def test_cache_keys_layers_and_mode_and_reuses_a_full_capture(resnet18):
     assert cache.get(model, "pair", lambda: x, train=True) is trained
     cache.clear()
     assert not any(m._forward_hooks or "forward" in m.__dict__ for m in model.modules())
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace.*deprecated:FutureWarning")
+def test_torchscript_layers_are_refused_in_one_line_and_logits_still_come():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten()).eval()
+    scripted = torch.jit.trace(model, torch.randn(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="TorchScript"):
+        Capturer(scripted)
+    x = torch.randn(2, 3, 5, 5)
+    capture = Capturer(scripted, layers=())(x)
+    assert capture.outputs == {} and torch.equal(capture.logits, model(x).detach())
