@@ -15,12 +15,11 @@ and in train mode the buffers batch norm updates and the random state — is set
 duration of one call and restored in a ``finally``, even when the forward raises. Between
 calls the model has no hook of ours and its flags are the caller's, so it can be copied,
 saved or trained at any time. ``close()`` (or leaving a ``with`` block) ends the
-capturer's use; it has nothing left to undo on the model. :class:`ActivationCache` keeps
-recent captures: changing the view never recomputes.
+capturer's use; it has nothing left to undo on the model. The cache of recent captures,
+:class:`~convviz.core.activation_cache.ActivationCache`, is importable from here too.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -354,58 +353,6 @@ class Capturer:
             record.keep("<" + name, args[0], record.inputs, name)
 
 
-class ActivationCache:
-    """Captures keyed by (model, image, layers, train); newest kept, oldest evicted.
-
-    Compute once, view many: a capture of every layer also answers any request for a
-    subset of them. Capturers are kept per (model, layers, train) so what they learned
-    (aliases, names to clone) is reused.
-    """
-
-    def __init__(self, max_items: int = 2, max_capturers: int = 8):
-        self.max_items = max_items
-        self.max_capturers = max_capturers
-        self._items: OrderedDict[tuple, Capture] = OrderedDict()
-        self._capturers: OrderedDict[tuple, Capturer] = OrderedDict()
-        self.computed = 0  #: forward passes run (cache misses)
-
-    def get(self, model: nn.Module, image_key, make_input, layers: Iterable[str] | None = None,
-            train: bool = False) -> Capture:
-        """The capture of (model, image_key); ``make_input()`` (a batch) is called only on a miss."""
-        chosen = None if layers is None else frozenset((layers,) if isinstance(layers, str) else layers)
-        train = bool(train)
-        key = (id(model), image_key, chosen, train)
-        full = (id(model), image_key, None, train)
-        if key not in self._items and full in self._items and chosen <= self._items[full].outputs.keys():
-            key = full  # every layer was captured already: it holds the ones asked for
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        capture = self._capturer(model, chosen, train)(make_input())
-        self.computed += 1
-        self._items[key] = capture
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
-        return capture
-
-    def _capturer(self, model: nn.Module, chosen: frozenset | None, train: bool) -> Capturer:
-        key = (id(model), chosen, train)
-        capturer = self._capturers.get(key)
-        if capturer is None or capturer.model is not model:
-            capturer = self._capturers[key] = Capturer(model, None if chosen is None else sorted(chosen), train)
-        self._capturers.move_to_end(key)
-        while len(self._capturers) > self.max_capturers:
-            self._capturers.popitem(last=False)[1].close()
-        return capturer
-
-    def clear(self) -> None:
-        """Forget all captures and capturers."""
-        self._items.clear()
-        for capturer in self._capturers.values():
-            capturer.close()
-        self._capturers.clear()
-
-
 def predict_top(logits: torch.Tensor, labels, k: int = 5, index: int = 0) -> list[dict]:
     """Top-``k`` softmax entries of batch item ``index`` of (N, classes) logits: ``{"label","index","prob"}``."""
     row = logits[index] if logits.dim() > 1 else logits
@@ -415,3 +362,12 @@ def predict_top(logits: torch.Tensor, labels, k: int = 5, index: int = 0) -> lis
         {"label": labels[int(i)], "index": int(i), "prob": float(p)}
         for p, i in zip(values.tolist(), indices.tolist())
     ]
+
+
+def __getattr__(name: str):
+    """``ActivationCache`` lives in :mod:`convviz.core.activation_cache`; old imports keep working."""
+    if name == "ActivationCache":
+        from .activation_cache import ActivationCache
+
+        return ActivationCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
