@@ -1,23 +1,31 @@
-"""One forward pass → every module's output, by its ``named_modules()`` path.
+"""One forward pass → every (or the chosen) module's output, by its ``named_modules()`` path.
 
-One forward hook per module keeps references (no copies) to its output and, for
-convolution, pooling, activation, dropout and linear modules, to its input — what the
-stage views need (the pass runs under ``no_grad``: nothing to detach). A module called
-several times (torchvision's ResNet reuses ``relu``) is recorded once per call:
-``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later in-place op overwrites
-(``out += identity``) is detected through its version counter; those names are then
-cloned and the pass is run once more, so a capture never holds corrupted values.
-In-place activation modules are switched to out-of-place once (identical results).
-:class:`ActivationCache` keeps recent captures: changing the view never recomputes.
+:class:`Capturer` runs ``model(x)`` on a batch of any size and keeps references (no
+copies) to each hooked module's output and, for convolution, pooling, activation,
+dropout and linear modules, to its input — what the stage views need (the pass runs
+under ``no_grad``). A module called several times (torchvision's ResNet reuses ``relu``)
+is recorded once per call: ``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later
+in-place op overwrites (``out += identity``) is detected through its version counter;
+those names are then cloned and the pass is run once more, so a capture never holds
+corrupted values.
+
+**The caller's model is left untouched.** Everything a capture needs — forward hooks,
+in-place activations switched to out-of-place (identical results), the train/eval mode,
+and in train mode the buffers batch norm updates and the random state — is set for the
+duration of one call and restored in a ``finally``, even when the forward raises. Between
+calls the model has no hook of ours and its flags are the caller's, so it can be copied,
+saved or trained at any time. ``close()`` (or leaving a ``with`` block) ends the
+capturer's use; it has nothing left to undo on the model. The cache of recent captures,
+:class:`~convviz.core.activation_cache.ActivationCache`, is importable from here too.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
-
 
 #: Modules whose input is recorded too (the layer's input, pre-activation, pre-pooling …).
 INPUT_TYPES = (
@@ -27,10 +35,20 @@ INPUT_TYPES = (
     nn.Mish, nn.PReLU, nn.modules.dropout._DropoutNd, nn.Linear,
 )
 
+_ABSENT = object()
+
 
 def call_name(name: str, call: int) -> str:
     """Record name of the ``call``-th (1-based) call of module ``name``."""
     return name if call == 1 else f"{name}:{call}"
+
+
+def split_call_name(record: str) -> tuple[str, int]:
+    """(module path, 1-based call) of a record name: ``"layer1.0.relu:2"`` → ``("layer1.0.relu", 2)``."""
+    base, sep, call = record.rpartition(":")
+    if sep and call.isdigit() and int(call) >= 1 and base:
+        return base, int(call)
+    return record, 1
 
 
 def first_tensor(value):
@@ -47,24 +65,44 @@ def first_tensor(value):
 
 @dataclass
 class Capture:
-    """Outputs (and leaf inputs) of one forward pass; tensors are detached, batch 1."""
+    """Outputs (and leaf inputs) of one forward pass; detached tensors that keep the batch (N, …)."""
 
     logits: torch.Tensor
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
     inputs: dict[str, torch.Tensor] = field(default_factory=dict)  #: for :data:`INPUT_TYPES` modules
+    layers: tuple[str, ...] | None = None  #: the record names asked for; None: every module
+    train: bool = False  #: whether the pass ran in training mode (dropout active)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.logits.shape[0]) if self.logits.dim() > 1 else 1
 
     def names(self) -> list[str]:
         return list(self.outputs)
 
     def output(self, name: str) -> torch.Tensor:
+        """The output of ``name`` for the whole batch (N, …)."""
         try:
             return self.outputs[name]
         except KeyError:
-            raise KeyError(f"no layer named {name!r} in this model") from None
+            raise KeyError(f"no layer named {name!r} in this capture") from None
 
-    def output_array(self, name: str):
-        """The output of ``name`` for image 0 as a float32 numpy array (plain data)."""
-        return self.output(name)[0].detach().float().cpu().numpy()
+    def output_array(self, name: str, index: int = 0):
+        """The output of ``name`` for batch item ``index`` as a float32 numpy array (plain data)."""
+        return _item(self.output(name), index, name)
+
+    def input_array(self, name: str, index: int = 0):
+        """The input of ``name`` for batch item ``index`` as float32 numpy, if it was recorded."""
+        if name not in self.inputs:
+            raise KeyError(f"{name!r}: its input was not recorded (only conv, pool, activation, dropout, linear)")
+        return _item(self.inputs[name], index, name)
+
+
+def _item(tensor: torch.Tensor, index: int, name: str):
+    size = int(tensor.shape[0]) if tensor.dim() else 0
+    if not -size <= index < size:
+        raise IndexError(f"{name}: no batch item {index} (the batch holds {size})")
+    return tensor[index].detach().float().cpu().numpy()
 
 
 class _Pass:
@@ -89,82 +127,201 @@ class _Pass:
         return {key for key, (tensor, version) in self.versions.items() if tensor._version != version}
 
 
-class Capturer:
-    """Hooks a model for capture; remembers which outputs need cloning or are aliases.
+def _recording_forward(module: nn.Module, forward, record):
+    """``forward`` followed by ``record(module, args, output)``: what a module runs during a pass.
 
-    The hooks stay on the model (they return at once when no capture is running) so a
-    capture pays no registration cost; :meth:`close` removes them. The first capture
-    also learns which modules only hand on a tensor another module produced (``Identity``,
-    a ``Sequential`` returning its last child's result); their hooks are then removed and
-    their outputs filled in by reference after each pass. Not re-entrant: one capture at
-    a time per model (the workers run model work on one thread).
+    Wrapping ``forward`` (an instance attribute for the pass, as accelerate's hooks do)
+    keeps ``Module.__call__`` on its fast path; a forward hook would send every call
+    through the slow path, several times the cost of this wrapper.
     """
 
-    def __init__(self, model: nn.Module):
+    def forward_and_record(*args, **kwargs):
+        output = forward(*args, **kwargs)
+        record(module, args, output)
+        return output
+
+    return forward_and_record
+
+
+class Capturer:
+    """Captures ``model(x)``: every module (``layers=None``) or only the named record names.
+
+    ``layers`` — an iterable of record names (``"blocks.2.1.conv_dw"``, ``"layer1.0.relu:2"``):
+    only those modules are hooked, only those calls recorded (with their inputs for
+    :data:`INPUT_TYPES`), so a one-layer capture costs about a plain forward. An unknown
+    module raises ``ValueError``. ``train`` — run the pass in training mode (dropout active,
+    batch norm on batch statistics); the caller's per-module modes, batch-norm running
+    statistics and in-place flags are restored after every call (see the module docstring).
+
+    With ``layers=None`` the first capture also learns which modules only hand on a tensor
+    another module produced (``Identity``, a ``Sequential`` returning its last child's
+    result); they are not hooked afterwards and their outputs are filled in by reference.
+    An all-layer capture holds every output (about 80 MB per 224×224 image on Lite0, which
+    is most of its cost over a plain forward); choose ``layers`` for large batches.
+    Not re-entrant and not thread-safe: one capture at a time per model.
+    """
+
+    def __init__(self, model: nn.Module, layers: Iterable[str] | None = None, train: bool = False):
         self.model = model
+        self.train = bool(train)
         self.names = {module: name for name, module in model.named_modules() if name}
         self.with_inputs = {module for module in self.names if isinstance(module, INPUT_TYPES)}
         self.clone_names: set[str] = set()
         self.aliases: dict[str, str] = {}  #: name → the name whose output it always returns
+        self.layers: tuple[str, ...] | None = None if layers is None else self._resolve(layers)
+        if isinstance(model, torch.jit.ScriptModule) and self.layers != ():
+            raise ValueError("a TorchScript model runs its layers outside Python: they cannot be captured")
+        self._modules = list(model.modules())
         self._pass: _Pass | None = None
-        # In-place activations would overwrite their own input (the pre-activation) before
-        # the forward hook sees it; out-of-place gives identical results.
-        for module in self.names:
-            if getattr(module, "inplace", None) is True:
-                module.inplace = False
-        self._handles = {}
-        self._hook_all()
+        self._wrappers: dict[nn.Module, Callable] = {}  #: recording forwards, built once per module
+        self._closed = False
+        if self.layers is None:
+            self._hooked = list(self.names)
+            self._switchable = [m for m in self.names if "inplace" in m.__dict__]
+        else:
+            self._hooked = list(self._wanted)
+            self._switchable = [m for m in self._wanted if "inplace" in m.__dict__]
 
-    def _hook_all(self) -> None:
-        for module in self.names:
-            if module not in self._handles:
-                self._handles[module] = module.register_forward_hook(self._hook)
-        self.aliases = {}
+    def _resolve(self, layers: Iterable[str]) -> tuple[str, ...]:
+        if isinstance(layers, str):
+            layers = (layers,)
+        by_name = {name: module for module, name in self.names.items()}
+        self._wanted: dict[nn.Module, frozenset[int]] = {}
+        asked = tuple(dict.fromkeys(layers))
+        for record in asked:
+            base, call = split_call_name(str(record))
+            module = by_name.get(base)
+            if module is None:
+                raise ValueError(f"no layer named {record!r} in this model")
+            self._wanted[module] = self._wanted.get(module, frozenset()) | {call}
+        return asked
 
     def close(self) -> None:
-        """Remove the hooks from the model."""
-        for handle in self._handles.values():
-            handle.remove()
-        self._handles = {}
+        """End this capturer's use (idempotent); the model already holds nothing of it."""
+        self._closed = True
+
+    def __enter__(self) -> "Capturer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> Capture:
-        """Run ``model(x)`` once, capturing every module's output."""
-        learning = not self.aliases
-        capture, record = self._run(x, learning)
-        if record is None:  # the graph changed under the aliases: learn again
-            self._hook_all()
-            learning = True
+        """Run ``model(x)`` once (``x``: a batch (N, C, H, W)), recording the chosen modules."""
+        if self._closed:
+            raise RuntimeError("this Capturer is closed")
+        if self._pass is not None:
+            raise RuntimeError("a capture is already running on this Capturer")
+        with self._borrowed(x) as replay:
+            learning = self.layers is None and not self.aliases
             capture, record = self._run(x, learning)
-        stale = record.stale()
-        if stale - self.clone_names:
-            self.clone_names |= stale
-            capture, record = self._run(x, learning)
+            if record is None:  # the graph changed under the aliases: learn again
+                self.aliases, self._hooked, learning = {}, list(self.names), True
+                replay()
+                capture, record = self._run(x, learning)
+            stale = record.stale()
+            if stale - self.clone_names:
+                self.clone_names |= stale
+                replay()
+                capture, record = self._run(x, learning)
         if learning:
             self._learn(record)
         return capture
 
+    @contextmanager
+    def _borrowed(self, x: torch.Tensor):
+        """Put the model in capture state; yield ``replay`` (same random draws, same buffers); restore."""
+        switched = [m for m in self._switchable if m.__dict__["inplace"] is True]
+        modes = None
+        if any(m.training != self.train for m in self._modules):
+            modes = [(m, m.training) for m in self._modules]
+        saved_buffers, rng = [], None
+        try:
+            for module in switched:  # an in-place activation overwrites its input before the hook
+                module.__dict__["inplace"] = False  # a plain attribute: skip Module.__setattr__
+            if modes is not None:
+                self.model.train(self.train)
+            if self.train:
+                saved_buffers = [(b, b.clone()) for b in self.model.buffers()]
+                rng = (torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None)
+
+            def replay() -> None:
+                for buffer, value in saved_buffers:
+                    buffer.copy_(value)
+                if rng is not None:
+                    torch.set_rng_state(rng[0])
+                    if rng[1] is not None:
+                        torch.cuda.set_rng_state(rng[1], x.device)
+
+            yield replay
+        finally:
+            for buffer, value in saved_buffers:
+                buffer.copy_(value)
+            if modes is not None:
+                for module, mode in modes:
+                    module.training = mode
+            for module in switched:
+                module.__dict__["inplace"] = True
+
     def _learn(self, record: _Pass) -> None:
-        """Unhook modules that only returned another module's tensor, untouched, in one call."""
+        """Stop hooking modules that only returned another module's tensor, untouched, in one call."""
         by_name = {name: module for module, name in self.names.items()}
         for name, source in record.same_as.items():
             module = by_name[name]
             if record.calls.get(module) == 1 and name not in self.clone_names and source not in self.clone_names:
                 self.aliases[name] = source
-                self._handles.pop(module).remove()
+        skipped = {by_name[name] for name in self.aliases}
+        self._hooked = [m for m in self.names if m not in skipped]
+
+    def _watch(self) -> list:
+        """Make every hooked module record its calls; returns what :meth:`_unwatch` undoes."""
+        record = self._hook if self.layers is None else self._hook_chosen
+        undo = []
+        for module in self._hooked:
+            own = module.__dict__
+            if module._forward_hooks or module._forward_pre_hooks:
+                # hooks of its own may change what it returns: record after them, as its caller sees it
+                undo.append((None, module.register_forward_hook(record)))
+            elif "forward" in own:
+                undo.append((own, own["forward"]))
+                own["forward"] = _recording_forward(module, own["forward"], record)
+            else:
+                wrapper = self._wrappers.get(module)
+                if wrapper is None:
+                    wrapper = self._wrappers[module] = _recording_forward(module, module.forward, record)
+                undo.append((own, _ABSENT))
+                own["forward"] = wrapper
+        return undo
+
+    @staticmethod
+    def _unwatch(undo: list) -> None:
+        for own, previous in reversed(undo):
+            if own is None:
+                previous.remove()
+            elif previous is _ABSENT:
+                own.pop("forward", None)
+            else:
+                own["forward"] = previous
 
     def _run(self, x: torch.Tensor, learning: bool) -> tuple[Capture, _Pass | None]:
         self._pass = record = _Pass(self.clone_names, learning)
+        undo = []
         try:
+            undo = self._watch()
             logits = first_tensor(self.model(x))
         finally:
             self._pass = None
+            self._unwatch(undo)
+        if logits is None:
+            raise ValueError("the model returned no tensor")
         outputs = record.outputs
         for name, source in self.aliases.items():
             if source not in outputs:
                 return None, None
             outputs[name] = outputs[source]
-        return Capture(logits=logits.detach(), outputs=outputs, inputs=record.inputs), record
+        capture = Capture(logits.detach(), outputs, record.inputs, self.layers, self.train)
+        return capture, record
 
     def _hook(self, module, args, output):
         record = self._pass
@@ -183,47 +340,36 @@ class Capturer:
         if module in self.with_inputs and args and isinstance(args[0], torch.Tensor):
             record.keep("<" + name, args[0], record.inputs, name)
 
-
-class ActivationCache:
-    """Captures keyed by (model, image); newest kept, oldest evicted (compute once, view many)."""
-
-    def __init__(self, max_items: int = 2):
-        self.max_items = max_items
-        self._items: OrderedDict[tuple, Capture] = OrderedDict()
-        self._capturers: dict[int, Capturer] = {}
-        self.computed = 0
-
-    def get(self, model: nn.Module, image_key, make_input) -> Capture:
-        """The capture for (model, image_key); ``make_input()`` is called only on a miss."""
-        key = (id(model), image_key)
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        capturer = self._capturers.get(id(model))
-        if capturer is None or capturer.model is not model:
-            if capturer is not None:
-                capturer.close()
-            capturer = self._capturers[id(model)] = Capturer(model)
-        capture = capturer(make_input())
-        self.computed += 1
-        self._items[key] = capture
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
-        return capture
-
-    def clear(self) -> None:
-        """Forget all captures and unhook every model."""
-        self._items.clear()
-        for capturer in self._capturers.values():
-            capturer.close()
-        self._capturers.clear()
+    def _hook_chosen(self, module, args, output):
+        record = self._pass
+        if record is None:
+            return
+        count = record.calls[module] = record.calls.get(module, 0) + 1
+        if count not in self._wanted[module]:
+            return
+        name = call_name(self.names[module], count)
+        out = first_tensor(output)
+        if out is not None:
+            record.keep(name, out, record.outputs, name)
+        if module in self.with_inputs and args and isinstance(args[0], torch.Tensor):
+            record.keep("<" + name, args[0], record.inputs, name)
 
 
-def predict_top(logits: torch.Tensor, labels, k: int = 5) -> list[dict]:
-    """Top-``k`` softmax entries of a (1, N) logits tensor as ``{"label","index","prob"}``."""
-    probs = torch.softmax(logits.float().reshape(-1), dim=0)
+def predict_top(logits: torch.Tensor, labels, k: int = 5, index: int = 0) -> list[dict]:
+    """Top-``k`` softmax entries of batch item ``index`` of (N, classes) logits: ``{"label","index","prob"}``."""
+    row = logits[index] if logits.dim() > 1 else logits
+    probs = torch.softmax(row.float().reshape(-1), dim=0)
     values, indices = probs.topk(min(k, probs.numel()))
     return [
         {"label": labels[int(i)], "index": int(i), "prob": float(p)}
         for p, i in zip(values.tolist(), indices.tolist())
     ]
+
+
+def __getattr__(name: str):
+    """``ActivationCache`` lives in :mod:`convviz.core.activation_cache`; old imports keep working."""
+    if name == "ActivationCache":
+        from .activation_cache import ActivationCache
+
+        return ActivationCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
