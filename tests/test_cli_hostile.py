@@ -134,7 +134,8 @@ def test_broken_pipe_exits_quietly(tmp_path):
              "echo \"${PIPESTATUS[0]}\""
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     first, status = result.stdout.splitlines()
-    assert first.startswith("ckpt.pt") and status == "141"
+    # 141 when head closed the pipe while we still wrote; 0 when everything fit in the pipe first
+    assert first.startswith("ckpt.pt") and status in ("141", "0")
     assert err.read_text() == ""
 
 
