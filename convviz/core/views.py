@@ -18,6 +18,8 @@ from typing import Any, Callable
 #: Core modules whose ``@view`` functions are registered on first use.
 VIEW_MODULES = (
     "convviz.core.standard_views",
+    "convviz.core.filters",
+    "convviz.core.layer_views",
 )
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
