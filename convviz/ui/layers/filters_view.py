@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from convviz.core.mosaic_layout import columns_for
 from convviz.ui.widgets.channel_view import image_view
@@ -47,6 +47,7 @@ class FiltersView(QWidget):
         self.caption.setStyleSheet("color: #444;")
         self.hover = QLabel(" ")
         self.hover.setStyleSheet("color: #666;")
+        self.hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.sheet_widget = pg.GraphicsLayoutWidget()
         self.sheet_widget.setMinimumSize(160, 120)
         self.view, self.sheet = image_view(self.sheet_widget)

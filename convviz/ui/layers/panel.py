@@ -58,6 +58,7 @@ class LayersPanel(Panel):
         self.current_row = None
         self._wish: tuple[str | None, str | None] | None = None
         self._photo_rgb = None
+        self._sized = False
 
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by name or type (conv_dw, BatchNorm, blocks.3)")
@@ -162,6 +163,13 @@ class LayersPanel(Panel):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        if not self._sized:  # the tree gets ~40% of the first width shown; the user's drag wins afterwards
+            self._sized = True
+            width = self.splitter.width()
+            self.splitter.setSizes([int(width * 0.4), width - int(width * 0.4)])
 
     # ---- labs ------------------------------------------------------------------------
     def add_lab(self, name: str, title: str, widget) -> None:

@@ -184,12 +184,14 @@ class LayerFilter(QSortFilterProxyModel):
         self.setRecursiveFilteringEnabled(True)
 
     def set_text(self, text: str) -> None:
+        self.beginFilterChange()
         self._needle = text.strip().lower()
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def set_hide_pass_through(self, hide: bool) -> None:
+        self.beginFilterChange()
         self.hide_pass_through = bool(hide)
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def accepts(self, node) -> bool:
         if self.hide_pass_through and node.pass_through:

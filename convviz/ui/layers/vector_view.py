@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 BAR_COLOUR = QColor(68, 119, 170)
 TOP_COLOUR = QColor(255, 140, 0)
@@ -37,6 +37,7 @@ class VectorView(QWidget):
         self.sort_box.toggled.connect(self.set_sorted)
         self.hover = QLabel(" ")
         self.hover.setStyleSheet("color: #666;")
+        self.hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMinimumSize(200, 140)
         self.plot.setMenuEnabled(False)
@@ -50,7 +51,7 @@ class VectorView(QWidget):
         self.top_list = QLabel("")
         self.top_list.setTextFormat(Qt.TextFormat.RichText)
         self.top_list.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.top_list.setMinimumWidth(220)
+        self.top_list.setMinimumWidth(180)
         self.top_list.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         head = QHBoxLayout()

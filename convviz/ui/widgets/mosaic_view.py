@@ -12,7 +12,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget,
+)
 
 from convviz.core.colormaps import lookup_table
 from convviz.core.mosaic import to_rgb8
@@ -69,8 +71,10 @@ class MosaicView(QWidget):
         self.order_combo.currentIndexChanged.connect(lambda i: self.set_order(ORDERS[i]))
         self.hover = QLabel(" ")
         self.hover.setStyleSheet("color: #666;")
+        self.hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the pane
         self.scale_note = QLabel(" ")
         self.scale_note.setStyleSheet("color: #666;")
+        self.scale_note.setWordWrap(True)
 
         self.mosaic_widget = _Canvas()
         self.mosaic_widget.setMinimumSize(200, 140)
