@@ -86,6 +86,7 @@ class FiltersView(QWidget):
         self.session = session
         session.view_ready.connect(self._on_view)
         session.view_failed.connect(self._on_failed)
+        session.model_loaded.connect(lambda _info: session.request_view(FILTERS_KEY, "first_filters"))
         session.request_view(FILTERS_KEY, "first_filters")
 
     def set_layer(self, name: str, row) -> None:
@@ -101,6 +102,7 @@ class FiltersView(QWidget):
     def _on_view(self, key: str, data) -> None:
         if key != FILTERS_KEY:
             return
+        self.session.drop_view(FILTERS_KEY)  # weights do not change with the photo: asked again per model
         self.data = data
         n, _, kh, kw = data.weights.shape
         scale = "each filter scaled to its own largest |weight|" if not data.shared else "one scale for all"

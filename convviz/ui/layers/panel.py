@@ -59,6 +59,7 @@ class LayersPanel(Panel):
         self._wish: tuple[str | None, str | None] | None = None
         self._photo_rgb = None
         self._sized = False
+        self._stale = False
 
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by name or type (conv_dw, BatchNorm, blocks.3)")
@@ -89,6 +90,7 @@ class LayersPanel(Panel):
         self.filters.channel_requested.connect(self.mosaic.select_channel)
         self.mosaic.channel_changed.connect(self.filters.select)
         self.filters.changed.connect(self._show_filters_beside_first_conv)
+        self.mosaic.channel.overlay.toggled.connect(lambda _on: self._update_photo())
         for keys, step in (("Alt+Down", 1), ("Alt+Up", -1)):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -188,18 +190,21 @@ class LayersPanel(Panel):
         self.labs.bind(session)
 
     def _on_stale(self) -> None:
+        self._stale = True  # not ready until the current layer's maps for the new image or model are in
         self.mosaic.mark_stale()
         self.labs.mark_stale()
 
     def _update_photo(self) -> None:
+        """The model-input picture for the channel overlay (made only while the overlay is on)."""
         s = self.session
         self._photo_rgb = None
-        if s.image is not None and s.model_info is not None:
+        if self.mosaic.channel.overlay.isChecked() and s.image is not None and s.model_info is not None:
             self._photo_rgb = model_input_rgb(s.image.rgb, s.model_info.preprocess)
         self.mosaic.channel.set_field(self.current_row, self._photo_rgb)
 
     def _on_view(self, key: str, data) -> None:
         if key == MOSAIC_KEY and data.layer == self.current:
+            self._stale = False
             self.mosaic.set_activation(data.layer, data.maps, data.shape, self._type_of(data.layer))
             self._emit_ready()
         elif key == VECTOR_KEY and data.layer == self.current:
@@ -217,7 +222,7 @@ class LayersPanel(Panel):
             self.mosaic.clear(f"{self.current}: {message}")
 
     def is_ready(self) -> bool:
-        if self.current is None or self.mosaic.maps is None or self.mosaic.name != self.current:
+        if self._stale or self.current is None or self.mosaic.maps is None or self.mosaic.name != self.current:
             return False
         if self._is_vector() and (self.vector.data is None or self.vector.data.layer != self.current):
             return False

@@ -126,7 +126,8 @@ class ChannelView(QWidget):
             return
         h, w = self.maps.shape[1:]
         on = self.overlay.isChecked() and self.overlay_possible()
-        self.overlay.setEnabled(self.overlay_possible())
+        self.overlay.setEnabled(self.maps.shape[1:] != (1, 1) and self.field_row is not None
+                                and self.field_row.jump is not None)
         if on:
             size = self.photo_rgb.shape[0]
             (jh, jw), (sh, sw) = self.field_row.jump, self.field_row.start
