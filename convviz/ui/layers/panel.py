@@ -29,7 +29,7 @@ from .vector_view import VectorView
 _DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")
 MOSAIC_KEY = "layers.mosaic"
 VECTOR_KEY = "layers.vector"
-COLUMN_WIDTHS = (128, 118, 92, 82, 50)
+COLUMN_WIDTHS = (110, 100, 92, 76, 40)
 
 
 def default_layer(rows) -> str | None:
@@ -168,10 +168,10 @@ class LayersPanel(Panel):
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)
-        if not self._sized:  # the tree gets ~40% of the first width shown; the user's drag wins afterwards
+        if not self._sized:  # the tree gets half of the first width shown; the user's drag wins afterwards
             self._sized = True
             width = self.splitter.width()
-            self.splitter.setSizes([int(width * 0.4), width - int(width * 0.4)])
+            self.splitter.setSizes([int(width * 0.5), width - int(width * 0.5)])
 
     # ---- labs ------------------------------------------------------------------------
     def add_lab(self, name: str, title: str, widget) -> None:

@@ -59,7 +59,7 @@ def cell_text(row, column: int, tree: bool = False) -> str:
         if row.kernel is None:
             return ""
         return f"{_pair(row.kernel, True)} / {_pair(row.stride)} / {_pair(row.padding)}"
-    return _pair(row.rf, square=True)
+    return _pair(row.rf)  # "35" for a square field, "35×19" otherwise
 
 
 def row_tooltip(row) -> str:
