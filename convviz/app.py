@@ -20,6 +20,7 @@ EXIT_GRACE_S = 0.8  #: how long running work may take to stop once the window ha
 from .ui.registry import panel_names  # noqa: E402  (Qt-free: the one list of panels)
 
 VIEWS = panel_names()
+LABS = ("relu", "pool", "dropout", "pointwise")  #: lab tabs of the Layers panel that ``--lab`` can name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="toy grid settings of the Convolution panel, e.g. 7,3,3,0 (input, kernel, stride, "
                              "padding, dilation) or 32,5,1,2,C=3,F=3 (channels, filters) or 7,3,2,0,mode=max,ceil")
     parser.add_argument("--gif", metavar="GIF", help="with --screenshot: also save the toy animation as a GIF")
+    parser.add_argument("--layer", metavar="NAME",
+                        help="with --view layers: the layer to show, by module path (e.g. blocks.2.0.conv_dw)")
+    parser.add_argument("--lab", choices=LABS,
+                        help="the Layers panel's lab tab to show (without --layer: the first layer it applies to)")
     parser.add_argument("--size", metavar="WxH", type=_window_size, help="window size in pixels, e.g. 1280x720")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow a fully pickled model file (runs code from the file: only if you trust it)")
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     problem = _check_paths(args)
     if problem:
         return _usage_error(problem)
+    if (args.layer or args.lab) and not args.view:
+        args.view = "layers"  # --layer / --lab are about the Layers panel
     headless = bool(args.screenshot or args.exit_after_paint)
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -199,6 +206,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         window.set_view(args.view)
     if args.conv:
         window.conv_panel.toy.set_values(**args.conv)
+    if args.layer or args.lab:
+        window.layers_panel.show_on_load(args.layer, args.lab)
     screenshot = None
     if args.exit_after_paint:
         def report_paint():
@@ -209,6 +218,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     else:
         if args.screenshot:
             screenshot = _Screenshot(app, window, args.screenshot, args.view or window.current_view(), args.gif)
+        if args.layer or args.lab:  # a --layer / --lab wish the loaded model cannot meet
+            window.layers_panel.failed.connect(screenshot._fail if screenshot else window.show_error)
 
         def start():
             window.start(args.image, args.model, args.allow_pickle, restore=not headless)

@@ -35,8 +35,8 @@ POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
 POOL_TYPE_NAMES = tuple(t.__name__ for t in POOL_TYPES)
 DROPOUT_TYPE_NAMES = ("Dropout", "Dropout2d", "Dropout1d", "AlphaDropout")
 
-__all__ = ["LABS", "VIEW_KIND", "ActivationLab", "PoolLab", "DropoutLab", "PointwiseLab", "FirstFilters",
-           "lab_for", "first_layer_for_lab", "first_conv_filters"]
+__all__ = ["LABS", "VIEW_KIND", "ActivationLab", "PoolLab", "DropoutLab", "PointwiseLab",
+           "lab_for", "first_layer_for_lab"]
 
 
 def _is_map(shape) -> bool:
@@ -104,32 +104,6 @@ def first_layer_for_lab(layers, lab: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class FirstFilters:
-    """The RGB filters of a model's first convolution, as small images."""
-
-    layer: str
-    images: np.ndarray  #: uint8 (N, kh, kw, 3), each filter scaled to its own min..max
-
-
-def first_conv_filters(model) -> np.ndarray:
-    """uint8 (N, kh, kw, 3) images of the first Conv2d with 3 input channels, each filter
-    stretched to 0–255 over its own min..max ("early filters detect edges")."""
-    return _first_rgb_conv(model)[1]
-
-
-def _first_rgb_conv(model) -> tuple[str, np.ndarray]:
-    root = getattr(model, "module", model)
-    for name, module in root.named_modules():
-        if isinstance(module, nn.Conv2d) and module.in_channels == 3 and module.groups == 1:
-            w = module.weight.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # (N, kh, kw, 3)
-            lo = w.min(axis=(1, 2, 3), keepdims=True)
-            span = w.max(axis=(1, 2, 3), keepdims=True) - lo
-            scaled = np.where(span > 0, (w - lo) / np.where(span > 0, span, 1.0), 0.5)
-            return name, np.round(scaled * 255).astype(np.uint8)
-    raise ValueError("this model has no Conv2d that reads the 3 RGB channels")
-
-
 # ---- views ------------------------------------------------------------------------
 @view("relu_lab")
 def relu_lab_view(ctx: ViewContext, channel: int = 0, bins: int = 64) -> ActivationLab:
@@ -185,10 +159,3 @@ def pointwise_lab_view(ctx: ViewContext, channel: int = 0, top: int = 6) -> Poin
     if ctx.module is None or name not in ctx.capture.inputs:
         raise ValueError(f"{name}: not a convolution of this model")
     return pointwise_lab(name, ctx.module, ctx.capture.inputs[name], ctx.capture.output(name), int(channel), int(top))
-
-
-@view("first_filters")
-def first_filters_view(ctx: ViewContext) -> FirstFilters:
-    """The first RGB convolution's filters as images (ignores ``ctx.layer``)."""
-    name, images = _first_rgb_conv(ctx.model)
-    return FirstFilters(name, images)

@@ -31,6 +31,7 @@ class LayerMosaic:
     mean: np.ndarray
     tile_hw: tuple[int, int]
     gap: int = 1
+    maps: np.ndarray | None = None  #: the raw (C, H, W) values (a vector as (C, 1, 1)), float32
 
 
 @view("predictions")
@@ -53,7 +54,7 @@ def layer_mosaic(ctx: ViewContext, gap: int = 1) -> LayerMosaic:
     return LayerMosaic(
         layer=ctx.layer, mosaic=channel_mosaic(maps, gap=gap), shape=shape,
         minimum=maps.min(axis=(1, 2)), maximum=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
-        tile_hw=(int(maps.shape[1]), int(maps.shape[2])), gap=gap,
+        tile_hw=(int(maps.shape[1]), int(maps.shape[2])), gap=gap, maps=maps,
     )
 
 

@@ -19,6 +19,8 @@ from typing import Any, Callable
 VIEW_MODULES = (
     "convviz.core.standard_views",
     "convviz.core.labs",
+    "convviz.core.filters",
+    "convviz.core.layer_views",
 )
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}

@@ -133,16 +133,3 @@ def test_lab_for_and_first_layer(lite0):
         labs.first_layer_for_lab(row_list, "gelu")
 
 
-def test_first_conv_filters(lite0):
-    model = lite0[0]
-    images = labs.first_conv_filters(model)
-    w = model.module.conv_stem.weight.detach()
-    assert images.shape == (32, 3, 3, 3) and images.dtype == np.uint8
-    assert (images.reshape(32, -1).min(1) == 0).all() and (images.reshape(32, -1).max(1) == 255).all()
-    k = 4
-    brightest = np.unravel_index(images[k].argmax(), images[k].shape)
-    assert float(w[k].permute(1, 2, 0)[brightest]) == pytest.approx(float(w[k].max()))
-    view = get_view("first_filters")(_ctx(lite0, "conv_stem"))
-    assert view.layer == "conv_stem" and np.array_equal(view.images, images)
-    with pytest.raises(ValueError, match="no Conv2d"):
-        labs.first_conv_filters(nn.Sequential(nn.Linear(3, 3)))

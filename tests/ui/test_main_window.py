@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QApplication
 
 from convviz.core.images import load_image
 from convviz.core.mosaic import channel_mosaic
+from convviz.core.mosaic_layout import tile_maps
 from convviz.ui import main_window as main_window_module
 from convviz.ui.main_window import VIEWS, MainWindow
 from ui_helpers import LOAD_MS, STEP_MS, view_of
@@ -122,7 +123,7 @@ def test_layer_mosaic_shows_the_real_activation(qtbot, ready):
     assert data.shape == expected.shape
     np.testing.assert_allclose(data.mosaic, channel_mosaic(expected), atol=1e-5)
     shown = ready.layers_panel.mosaic
-    np.testing.assert_allclose(shown.image.image, channel_mosaic(expected), atol=1e-5)
+    np.testing.assert_allclose(shown.image.image, tile_maps(expected, shown.stats), atol=1e-5)  # pane-wide grid
     np.testing.assert_allclose(data.maximum, expected.max(axis=(1, 2)), rtol=1e-5)
     shown.select_channel(7)
     np.testing.assert_allclose(shown.channel_values(7), expected[7], rtol=1e-4, atol=1e-4)
@@ -181,6 +182,8 @@ def hover_tile(qtbot, mosaic, channel, row, col):
 
 def test_hovering_the_mosaic_reads_a_tile_and_its_caption_does_not_outlive_it(qtbot, ready, sample_path):
     mosaic = ready.layers_panel.mosaic
+    ready.set_view("layers")  # a shown pane, and units of at least a screen pixel (the mosaic fills the pane)
+    view_of(qtbot, ready, "layers.mosaic", lambda: ready.layers_panel.select_layer("blocks.2.0.conv_pwl"))
     with qtbot.waitSignal(ready.layers_panel.unit_hovered, timeout=5000,
                           check_params_cb=lambda unit: unit is not None):
         hover_tile(qtbot, mosaic, 3, 4, 5)

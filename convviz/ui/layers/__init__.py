@@ -1,1 +1,1 @@
-"""The Layers panel: layer table, channel mosaic."""
+"""The Layers panel: module tree, channel mosaic or bar chart, lab tabs."""

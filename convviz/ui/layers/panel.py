@@ -1,111 +1,220 @@
-"""The Layers tab: the filterable layer table beside the mosaic of the selected layer."""
+"""The Layers tab: the module tree in model order beside the selected layer's maps and its labs.
+
+Left, the tree (a container before its children; pass-through modules hidden on request).
+Right, the layer's channels as a mosaic (or a bar chart for a vector), and under it the
+:class:`~convviz.ui.layers.lab_host.LabHost` tabs: the chosen channel large, the first
+layer's filters, and the labs added with :meth:`LayersPanel.add_lab`.
+"""
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSplitter,
+    QStackedWidget, QTreeView, QVBoxLayout, QWidget,
 )
 
+from convviz.core.layer_tree import build_tree
+from convviz.core.layer_views import is_vector_shape
 from convviz.ui.panel import Panel
-from convviz.workers.results import ChannelStats
-
-from convviz.ui.layers.table_model import LayerFilter, LayerTableModel
 from convviz.ui.widgets.mosaic_view import MosaicView
+
+from .exports import Exports, model_input_rgb
+from .filters_view import FiltersView
+from .lab_host import LabHost
+from .tree_model import LayerFilter, LayerListModel, LayerTreeModel
+from .vector_view import VectorView
 
 #: Types whose output is worth showing first when a model arrives.
 _DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")
+MOSAIC_KEY = "layers.mosaic"
+VECTOR_KEY = "layers.vector"
+COLUMN_WIDTHS = (110, 100, 92, 76, 40)
 
 
 def default_layer(rows) -> str | None:
-    """The first convolution with a spatial output (else the first spatial layer)."""
-    spatial = [r for r in rows if len(r.out_shape) == 3]
+    """The first convolution with a spatial output in model order (else the first spatial layer)."""
+    ordered = [node.row for node in build_tree(rows).order]
+    spatial = [r for r in ordered if len(r.out_shape) == 3]
     for row in spatial:
         if row.type in _DEFAULT_TYPES:
             return row.name
-    return spatial[0].name if spatial else (rows[0].name if rows else None)
-
-
-MOSAIC_KEY = "layers.mosaic"
+    return spatial[0].name if spatial else (ordered[0].name if ordered else None)
 
 
 class LayersPanel(Panel):
-    """Choose a layer in the table; its channels arrive as the session's ``mosaic`` view."""
+    """Choose a layer in the tree; its channels arrive as the session's ``mosaic`` view."""
 
     layer_requested = Signal(str)
+    failed = Signal(str)  #: a ``--layer`` / ``--lab`` wish that cannot be met, one line
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.model = LayerTableModel(self)
+        self.model = LayerListModel(self)
+        self.tree_model = LayerTreeModel(self.model, self)
         self.proxy = LayerFilter(self)
-        self.proxy.setSourceModel(self.model)
+        self.proxy.setSourceModel(self.tree_model)
         self.current: str | None = None
+        self.current_row = None
+        self._wish: tuple[str | None, str | None] | None = None
+        self._photo_rgb = None
+        self._sized = False
+        self._stale = False
 
         self.filter = QLineEdit()
-        self.filter.setPlaceholderText("Filter by name or type (e.g. conv_dw, BatchNorm, blocks.3)")
+        self.filter.setPlaceholderText("Filter by name or type (conv_dw, BatchNorm, blocks.3)")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self._on_filter)
+        self.hide_box = QCheckBox("Hide pass-through modules")
+        self.hide_box.setToolTip("Hide modules that hand their input on unchanged at inference "
+                                 "(Identity placeholders such as drop, aa, se; Dropout; DropPath)")
+        self.hide_box.setChecked(True)
+        self.hide_box.toggled.connect(self._on_hide)
         self.count = QLabel("no model")
         self.count.setStyleSheet("color: #666;")
-
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(False)
-        header.setHighlightSections(False)
-        for column, width in enumerate((200, 150, 104, 64, 60, 70, 70, 76, 56)):
-            self.table.setColumnWidth(column, width)
-        self.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
+        self.tree = self._make_tree()
 
         self.mosaic = MosaicView()
+        self.vector = VectorView()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.mosaic)
+        self.stack.addWidget(self.vector)
+        self.filters = FiltersView()
+        self.labs = LabHost()
+        self.labs.add_fixed("channel", "Channel", self.mosaic.channel)
+        self.labs.add_lab("filters", "First-layer filters", self.filters)
+        self.exports = Exports(self)
+        self._build_layout()
+        self.mosaic.unit_hovered.connect(self.unit_hovered)
+        self.labs.unit_hovered.connect(self.unit_hovered)
+        self.filters.channel_requested.connect(self.mosaic.select_channel)
+        self.mosaic.channel_changed.connect(self.filters.select)
+        self.filters.changed.connect(self._show_filters_beside_first_conv)
+        self.mosaic.channel.overlay.toggled.connect(lambda _on: self._update_photo())
+        for keys, step in (("Alt+Down", 1), ("Alt+Up", -1)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(lambda s=step: self.step_layer(s))
 
+    def _make_tree(self) -> QTreeView:
+        tree = QTreeView()
+        tree.setModel(self.proxy)
+        tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        tree.setAlternatingRowColors(True)
+        tree.setUniformRowHeights(True)
+        tree.setIndentation(12)
+        tree.setWordWrap(False)
+        header = tree.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        for column, width in enumerate(COLUMN_WIDTHS):
+            tree.setColumnWidth(column, width)
+        tree.selectionModel().currentRowChanged.connect(self._on_row_changed)
+        return tree
+
+    def _build_layout(self) -> None:
         left = QWidget()
-        left.setMinimumHeight(160)
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.setSpacing(6)
-        heading = QLabel("Layer table")
+        left_layout.setSpacing(4)
+        heading = QLabel("Layers in model order")
         heading.setStyleSheet("font-size: 11pt; font-weight: 600;")
-        top = QHBoxLayout()
-        top.addWidget(heading)
-        top.addStretch(1)
-        top.addWidget(self.count)
-        left_layout.addLayout(top)
+        self.count.setWordWrap(True)
+        left_layout.addWidget(heading)
+        left_layout.addWidget(self.count)
         left_layout.addWidget(self.filter)
-        left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(self.hide_box)
+        left_layout.addWidget(self.tree, 1)
+        hint = QLabel("↑/↓ in the tree (Alt+↑/↓ anywhere here) step through the layers.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #666;")
+        left_layout.addWidget(hint)
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        export_row = QHBoxLayout()
+        export_row.setSpacing(6)
+        export_row.addWidget(QLabel("Save"))
+        for text, slot, tip in (("Mosaic PNG…", self.exports.ask_mosaic, "The mosaic as shown, one pixel per unit"),
+                                ("Channel PNG…", self.exports.ask_channel, "The chosen channel, colour-mapped"),
+                                ("Values .npy…", self.exports.ask_values, "The layer's raw output, float32")):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            export_row.addWidget(button)
+        export_row.addStretch(1)
+        top_right = QWidget()
+        top_layout = QVBoxLayout(top_right)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.setSpacing(4)
+        top_layout.addWidget(self.stack, 1)
+        top_layout.addLayout(export_row)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(top_right)
+        right.addWidget(self.labs)
+        right.setChildrenCollapsible(False)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        self.right = right
+        splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(self.mosaic)
+        splitter.addWidget(right)
         splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([300, 440])
         self.splitter = splitter
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 10, 10, 10)
+        layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        if not self._sized:  # the tree gets half of the first width shown; the user's drag wins afterwards
+            self._sized = True
+            width = self.splitter.width()
+            self.splitter.setSizes([int(width * 0.5), width - int(width * 0.5)])
+
+    # ---- labs ------------------------------------------------------------------------
+    def add_lab(self, name: str, title: str, widget) -> None:
+        """Add a lab tab (see :mod:`convviz.ui.layers.lab_host` for what ``widget`` provides)."""
+        self.labs.add_lab(name, title, widget)
 
     # ---- session --------------------------------------------------------------------
     def bind(self, session) -> None:
         super().bind(session)
         session.layers_ready.connect(self.set_rows)
-        session.views_stale.connect(self.mosaic.mark_stale)
+        session.views_stale.connect(self._on_stale)
         session.view_ready.connect(self._on_view)
         session.view_failed.connect(self._on_view_failed)
-        self.mosaic.unit_hovered.connect(self.unit_hovered)
+        session.image_loaded.connect(lambda _image: self._update_photo())
+        session.model_loaded.connect(lambda _info: self._update_photo())
+        self.labs.bind(session)
+
+    def _on_stale(self) -> None:
+        self._stale = True  # not ready until the current layer's maps for the new image or model are in
+        self.mosaic.mark_stale()
+        self.labs.mark_stale()
+
+    def _update_photo(self) -> None:
+        """The model-input picture for the channel overlay (made only while the overlay is on)."""
+        s = self.session
+        self._photo_rgb = None
+        if self.mosaic.channel.overlay.isChecked() and s.image is not None and s.model_info is not None:
+            self._photo_rgb = model_input_rgb(s.image.rgb, s.model_info.preprocess)
+        self.mosaic.channel.set_field(self.current_row, self._photo_rgb)
 
     def _on_view(self, key: str, data) -> None:
-        if key == MOSAIC_KEY:
-            stats = ChannelStats(data.minimum, data.maximum, data.mean, data.tile_hw, data.gap)
-            self.set_activation(data.layer, data.mosaic, data.shape, stats)
+        if key == MOSAIC_KEY and data.layer == self.current:
+            self._stale = False
+            self.mosaic.set_activation(data.layer, data.maps, data.shape, self._type_of(data.layer))
+            self._emit_ready()
+        elif key == VECTOR_KEY and data.layer == self.current:
+            self.vector.set_vector(data, self._type_of(data.layer))
+            self._emit_ready()
+        elif self.is_ready():
+            self._emit_ready()
+
+    def _emit_ready(self) -> None:
+        if self.is_ready():
             self.ready.emit()
 
     def _on_view_failed(self, key: str, message: str) -> None:
@@ -113,48 +222,115 @@ class LayersPanel(Panel):
             self.mosaic.clear(f"{self.current}: {message}")
 
     def is_ready(self) -> bool:
-        return self.mosaic.mosaic is not None and self.mosaic.name == self.current
+        if self._stale or self.current is None or self.mosaic.maps is None or self.mosaic.name != self.current:
+            return False
+        if self._is_vector() and (self.vector.data is None or self.vector.data.layer != self.current):
+            return False
+        return self.labs.current_ready()
 
+    def shortcuts(self) -> list[tuple[str, str]]:
+        return [("↑ / ↓", "previous / next layer (tree focused)"), ("Alt+↑ / Alt+↓", "previous / next layer")]
+
+    # ---- rows and selection ---------------------------------------------------------
     def set_rows(self, rows) -> None:
         """Show a new model's layers; keeps the selected layer if the new model has it."""
         keep = self.current if self.current and any(r.name == self.current for r in rows) else None
         self.current = None
         self.model.set_rows(rows)
+        self.tree.expandAll()
         self.mosaic.clear()
+        self.vector.clear()
         self._update_count()
+        if self._wish is not None:
+            self._apply_wish()
+            return
         name = keep or default_layer(rows)
         if name:
             self.select_layer(name)
 
+    def show_on_load(self, layer: str | None = None, lab: str | None = None) -> None:
+        """Select ``layer`` and lab tab ``lab`` when the model's layers arrive (``--layer`` / ``--lab``)."""
+        self._wish = (layer, lab)
+        if self.model.rows:
+            self._apply_wish()
+
+    def _apply_wish(self) -> None:
+        layer, lab = self._wish
+        self._wish = None
+        if lab is not None and lab not in self.labs.lab_names():
+            here = ", ".join(self.labs.lab_names())
+            self.failed.emit(f"--lab {lab}: no such lab in the Layers panel (available: {here})")
+            return
+        if layer is None and lab is not None:
+            widget = self.labs.lab(lab)
+            layer = next((r.name for r in self.model.rows if widget.applies_to(r)), None)
+            if layer is None:
+                self.failed.emit(f"--lab {lab}: no layer of this model where that lab applies")
+                return
+        layer = layer or default_layer(self.model.rows)
+        if not self.select_layer(layer):
+            examples = ", ".join(r.name for r in self.model.rows[:3])
+            self.failed.emit(f"--layer {layer}: no such layer in this model (e.g. {examples})")
+            return
+        if lab is not None and not self.labs.select(lab):
+            self.failed.emit(f"--lab {lab}: does not apply to layer {layer}")
+
     def select_layer(self, name: str) -> bool:
-        """Select ``name`` in the table (clearing the filter if it hides it); emits the request."""
-        source = self.model.row_of(name)
-        if source < 0:
+        """Select ``name`` in the tree (showing it if the filter hid it); emits the request."""
+        node = self.model.tree.node(name)
+        if node is None:
             return False
-        index = self.proxy.mapFromSource(self.model.index(source, 0))
+        if node.pass_through and self.hide_box.isChecked():
+            self.hide_box.setChecked(False)
+        index = self.proxy.mapFromSource(self.tree_model.index_of(name))
         if not index.isValid():
             self.filter.clear()
-            index = self.proxy.mapFromSource(self.model.index(source, 0))
-        self.table.selectionModel().setCurrentIndex(
+            index = self.proxy.mapFromSource(self.tree_model.index_of(name))
+        self.tree.selectionModel().setCurrentIndex(
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-        self.table.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
-        if self.current != name:  # currentRowChanged did not fire (same row index)
+        self.tree.scrollTo(index, QAbstractItemView.ScrollHint.EnsureVisible)
+        if self.current != name:
             self._request(name)
         return True
 
-    def set_activation(self, name: str, mosaic, shape, stats) -> None:
-        """A mosaic from the worker; ignored unless it is the selected layer's."""
-        if name != self.current:
-            return
-        source = self.model.row_of(name)
-        type_name = self.model.rows[source].type if source >= 0 else ""
-        self.mosaic.set_activation(name, mosaic, shape, stats, type_name)
+    def step_layer(self, delta: int) -> str | None:
+        """Select the layer ``delta`` places away in model order (skipping hidden pass-through modules)."""
+        if self.current is None:
+            return None
+        name = self.model.tree.step(self.current, delta, skip_pass_through=self.hide_box.isChecked())
+        if name is not None:
+            self.select_layer(name)
+        return name
+
+    def _type_of(self, name: str) -> str:
+        node = self.model.tree.node(name)
+        return node.row.type if node is not None else ""
+
+    def _is_vector(self) -> bool:
+        return self.current_row is not None and is_vector_shape(self.current_row.out_shape)
 
     def _request(self, name: str) -> None:
         self.current = name
+        node = self.model.tree.node(name)
+        self.current_row = node.row if node is not None else None
         self.layer_requested.emit(name)
-        if self.session is not None:
-            self.session.request_view(MOSAIC_KEY, "mosaic", name)
+        vector = self._is_vector()
+        self.stack.setCurrentWidget(self.vector if vector else self.mosaic)
+        self.mosaic.channel.set_field(self.current_row, self._photo_rgb)
+        self.labs.set_layer(name, self.current_row)
+        self.labs.set_fixed_enabled("channel", not vector)  # a vector has no map to enlarge
+        self._show_filters_beside_first_conv()
+        if self.session is None:
+            return
+        self.session.request_view(MOSAIC_KEY, "mosaic", name)
+        if vector:
+            self.session.request_view(VECTOR_KEY, "vector", name)
+        else:
+            self.session.drop_view(VECTOR_KEY)
+
+    def _show_filters_beside_first_conv(self) -> None:
+        if self.labs.tab_name() == "channel" and self.labs.applies("filters"):
+            self.labs.select("filters")
 
     def _on_row_changed(self, current, _previous) -> None:
         if current.isValid():
@@ -164,8 +340,24 @@ class LayersPanel(Panel):
 
     def _on_filter(self, text: str) -> None:
         self.proxy.set_text(text)
+        self.tree.expandAll()
         self._update_count()
 
+    def _on_hide(self, hide: bool) -> None:
+        self.proxy.set_hide_pass_through(hide)
+        self.tree.expandAll()
+        self._update_count()
+        if self.current:
+            index = self.proxy.mapFromSource(self.tree_model.index_of(self.current))
+            if index.isValid():
+                self.tree.selectionModel().setCurrentIndex(
+                    index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+
     def _update_count(self) -> None:
-        total, shown = self.model.rowCount(), self.proxy.rowCount()
-        self.count.setText(f"{total} layers" if shown == total else f"{shown} of {total} layers")
+        total = self.model.rowCount()
+        shown = sum(1 for node in self.model.tree.order if self.proxy.accepts(node))
+        hidden = sum(1 for node in self.model.tree.order if node.pass_through)
+        text = f"{total} layers" if shown == total else f"{shown} of {total} layers"
+        if self.hide_box.isChecked() and hidden:
+            text += f" ({hidden} pass-through hidden)"
+        self.count.setText(text)

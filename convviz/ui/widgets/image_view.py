@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainterPath
+from PySide6.QtGui import QBrush, QColor, QImage, QPainterPath
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem
 
 CROP_COLOUR = QColor(255, 255, 255)
@@ -65,7 +65,11 @@ class PhotoView(pg.GraphicsLayoutWidget):
         self.field.setPen(_pen(FIELD_COLOUR, 2.5))
         self.field.setBrush(QColor(255, 140, 0, 45))
         self.field_label = pg.TextItem(color=FIELD_COLOUR, anchor=(0, 0), fill=QColor(0, 0, 0, 150))
-        for z, item in enumerate((self.shade, self.crop, self.crop_label, self.field, self.field_label), start=1):
+        self.padding = QGraphicsPathItem()  # the part of the field when part of it falls in the padding
+        self.padding.setPen(_pen(FIELD_COLOUR, 1.5, Qt.PenStyle.DashLine))
+        self.padding.setBrush(QBrush(QColor(255, 140, 0, 110), Qt.BrushStyle.BDiagPattern))
+        items = (self.shade, self.crop, self.crop_label, self.padding, self.field, self.field_label)
+        for z, item in enumerate(items, start=1):
             item.setZValue(z)
             self.view.addItem(item)
         self.clear_field()
@@ -102,24 +106,43 @@ class PhotoView(pg.GraphicsLayoutWidget):
         return self.crop.rect() if self.crop.isVisible() else None
 
     def show_field(self, rect: tuple[float, float, float, float], text: str) -> None:
-        """Draw the receptive-field box ``rect`` (x, y, w, h in photo pixels) with a caption."""
+        """Draw the receptive field ``rect`` (x, y, w, h in photo pixels) with a caption.
+
+        The box is clipped to the model's input crop; the part of the field that lies in the
+        padding around the input (beyond the crop) is outlined dashed and hatched.
+        """
         x, y, w, h = rect
-        self.field.setRect(QRectF(x, y, w, h))
-        self.field_label.setText(text)
+        full = QRectF(x, y, w, h)
+        crop = self.crop.rect() if self.crop.isVisible() else None
+        shown = full.intersected(crop) if crop is not None else full
+        padded = crop is not None and not crop.contains(full)
+        self.field.setRect(shown)
+        band = QPainterPath()  # odd-even fill: only the part outside the input is hatched
+        band.addRect(full)
+        band.addRect(shown)
+        self.padding.setPath(band)
+        self.padding.setVisible(padded)
+        self.field_label.setText(f"{text} · part in padding (hatched)" if padded else text)
         width = self._size[0] if self._size else x + w
-        right_half = x + w / 2 > width / 2  # keep the caption over the photo, not past its edge
+        sx, sw = shown.x(), shown.width()
+        right_half = sx + sw / 2 > width / 2  # keep the caption over the photo, not past its edge
         self.field_label.setAnchor((1, 0) if right_half else (0, 0))
-        self.field_label.setPos(min(x + w, width) if right_half else max(x, 0.0), max(y, 0.0))
+        self.field_label.setPos(min(sx + sw, width) if right_half else max(sx, 0.0), max(shown.y(), 0.0))
         self.field.setVisible(True)
         self.field_label.setVisible(True)
 
     def clear_field(self) -> None:
         self.field.setVisible(False)
+        self.padding.setVisible(False)
         self.field_label.setVisible(False)
 
     def field_shown(self) -> QRectF | None:
-        """The receptive-field box currently drawn (None if hidden)."""
+        """The receptive-field box currently drawn, clipped to the model's input (None if hidden)."""
         return self.field.rect() if self.field.isVisible() else None
+
+    def field_in_padding(self) -> QRectF | None:
+        """The whole field, drawn when part of it lies in the padding beyond the input (else None)."""
+        return self.padding.path().boundingRect() if self.padding.isVisible() else None
 
     def _update_crop(self) -> None:
         visible = self._size is not None and self._preprocess is not None

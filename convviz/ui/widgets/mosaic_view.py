@@ -1,41 +1,45 @@
-"""All channels of one layer as one colour-mapped mosaic, plus one channel shown large.
+"""All channels of one layer as one colour-mapped mosaic that fills the pane's width.
 
-The mosaic arrives in [0, 1] (each tile scaled to its own min..max, NaN gaps); the large
-view rebuilds the chosen channel's real values from its tile and min/max, so its colour
-bar reads in the layer's own units. Items are created once and updated with ``setImage``.
+The raw (C, H, W) values arrive from the worker; tiling, scaling (each tile to its own
+min…max, or all to the layer's range) and the channel order (index, mean, max) are
+re-done here in numpy, so a toggle or a resize never waits for a worker. Items are
+created once and updated with ``setImage``. The chosen channel is shown large by
+:class:`~convviz.ui.widgets.channel_view.ChannelView` (``self.channel``).
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget,
 )
 
 from convviz.core.colormaps import lookup_table
 from convviz.core.mosaic import to_rgb8
+from convviz.core.mosaic_layout import ORDERS, columns_for, layout_for, tile_maps
 
-VIEW_BACKGROUND = QColor(32, 34, 38)
+from .channel_view import ChannelView, image_view
+
 HIGHLIGHT = QColor(255, 140, 0)
+ORDER_TEXT = {"index": "number", "mean": "mean ↓", "max": "max ↓"}
 
 
-def _fmt(value: float) -> str:
+def fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _image_view(widget: pg.GraphicsLayoutWidget) -> tuple[pg.ViewBox, pg.ImageItem]:
-    widget.setBackground(VIEW_BACKGROUND)
-    widget.ci.layout.setContentsMargins(4, 4, 4, 4)
-    view = widget.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-    item = pg.ImageItem(axisOrder="row-major")
-    view.addItem(item)
-    return view, item
+class _Canvas(pg.GraphicsLayoutWidget):
+    resized = Signal()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self.resized.emit()
 
 
 class MosaicView(QWidget):
-    """Mosaic of a layer's channels; hover reads a tile, click (or the spin box) enlarges it."""
+    """Mosaic of a layer's channels; hover reads a unit, click (or the spin box) enlarges a channel."""
 
     channel_changed = Signal(int)
     unit_hovered = Signal(object)  #: (layer name, row, col) of the unit under the mouse, or None
@@ -43,21 +47,38 @@ class MosaicView(QWidget):
     def __init__(self, parent: QWidget | None = None, colormap: str = "viridis"):
         super().__init__(parent)
         self.lut = lookup_table(colormap)
-        self.colormap = pg.ColorMap(np.linspace(0, 1, len(self.lut)), self.lut)
         self.name = ""
-        self.mosaic: np.ndarray | None = None
+        self.type_name = ""
+        self.maps: np.ndarray | None = None  #: raw (C, H, W) values of the layer
+        self.mosaic: np.ndarray | None = None  #: the tiled [0, 1] image as shown (NaN gaps)
         self.shape: tuple = ()
-        self.stats = None
+        self.stats = None  #: :class:`~convviz.core.mosaic_layout.MosaicLayout`
+        self.per_channel = True
+        self.order = "index"
         self._hovered = None
 
-        self.title = QLabel("Select a layer in the table to see all of its channels.")
+        self.title = QLabel("Select a layer to see all of its channels.")
         self.title.setWordWrap(True)
         self.title.setStyleSheet("font-size: 11pt; font-weight: 600;")
+        self.scale_combo = QComboBox()
+        self.scale_combo.addItems(["per channel", "whole layer"])
+        self.scale_combo.setToolTip("Colour scale of the tiles: each tile its own min…max, or one range for "
+                                    "the whole layer (shows which channels are strong)")
+        self.scale_combo.currentIndexChanged.connect(lambda i: self.set_per_channel(i == 0))
+        self.order_combo = QComboBox()
+        self.order_combo.addItems([ORDER_TEXT[o] for o in ORDERS])
+        self.order_combo.setToolTip("Order of the tiles: channel number, or by mean / max, largest first")
+        self.order_combo.currentIndexChanged.connect(lambda i: self.set_order(ORDERS[i]))
         self.hover = QLabel(" ")
         self.hover.setStyleSheet("color: #666;")
-        self.mosaic_widget = pg.GraphicsLayoutWidget()
-        self.mosaic_widget.setMinimumSize(240, 240)
-        self.view, self.image = _image_view(self.mosaic_widget)
+        self.hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the pane
+        self.scale_note = QLabel(" ")
+        self.scale_note.setStyleSheet("color: #666;")
+        self.scale_note.setWordWrap(True)
+
+        self.mosaic_widget = _Canvas()
+        self.mosaic_widget.setMinimumSize(200, 140)
+        self.view, self.image = image_view(self.mosaic_widget)
         self.image.setLookupTable(self.lut)
         self.highlight = QGraphicsRectItem()
         pen = pg.mkPen(HIGHLIGHT, width=2)
@@ -68,79 +89,93 @@ class MosaicView(QWidget):
         self.view.addItem(self.highlight)
         self.mosaic_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.mosaic_widget.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+        self.mosaic_widget.resized.connect(self._on_resized)
 
-        self.channel_widget = pg.GraphicsLayoutWidget()
-        self.channel_widget.setMinimumSize(220, 140)  # shrinks on small screens instead of covering the form
-        self.channel_widget.setMaximumSize(300, 230)
-        self.channel_view, self.channel_image = _image_view(self.channel_widget)
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.colormap, interactive=False, width=12)
-        self.colorbar.setImageItem(self.channel_image)
-        self.channel_widget.addItem(self.colorbar)
-        self.colorbar.getAxis("right").setTextPen(QColor(220, 220, 220))
+        self.channel = ChannelView(self.lut)
+        self.channel.spin.valueChanged.connect(self.select_channel)
+        self.channel.unit_hovered.connect(self._set_hovered)
+        self.values = self.channel.values
+        self.spin = self.channel.spin
 
-        self.spin = QSpinBox()
-        self.spin.setRange(0, 0)
-        self.spin.setMinimumWidth(80)
-        self.spin.setToolTip("Channel shown large; click a tile in the mosaic to pick it")
-        self.spin.valueChanged.connect(self.select_channel)
-        self.values = {key: QLabel("–") for key in ("size", "min", "max", "mean")}
-        self._build_layout()
-
-    def _build_layout(self) -> None:
-        form = QGridLayout()
-        form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(4)
-        form.addWidget(QLabel("Channel"), 0, 0)
-        form.addWidget(self.spin, 0, 1)
-        for i, (key, text) in enumerate((("size", "Size"), ("min", "Min"), ("max", "Max"), ("mean", "Mean")), 1):
-            form.addWidget(QLabel(text), i, 0)
-            self.values[key].setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            form.addWidget(self.values[key], i, 1)
-        form.setColumnStretch(1, 1)
-        hint = QLabel("Hover a tile to read it and to see that unit's receptive field on the photo; "
-                      "click a tile to show it large. Each tile is scaled to its own min…max; "
-                      "the colour bar shows real values.")
-        hint.setWordWrap(True)
-        hint.setStyleSheet("color: #666;")
-        side = QVBoxLayout()
-        side.setSpacing(8)
-        side.addWidget(self.channel_widget, 1)
-        side.addLayout(form)
-        side.addWidget(hint)
-        side.addStretch(0)
-        body = QHBoxLayout()
-        body.setSpacing(12)
-        body.addWidget(self.mosaic_widget, 1)
-        body.addLayout(side)
+        controls = QHBoxLayout()
+        controls.setSpacing(6)
+        controls.addWidget(QLabel("Scale"))
+        controls.addWidget(self.scale_combo)
+        controls.addSpacing(8)
+        controls.addWidget(QLabel("Order"))
+        controls.addWidget(self.order_combo)
+        controls.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 4, 0, 0)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.title)
+        layout.addLayout(controls)
         layout.addWidget(self.hover)
-        layout.addLayout(body, 1)
+        layout.addWidget(self.mosaic_widget, 1)
+        layout.addWidget(self.scale_note)
 
     # ------------------------------------------------------------------ data
-    def set_activation(self, name: str, mosaic: np.ndarray, shape: tuple, stats, type_name: str = "") -> None:
-        """Show a new mosaic (from the worker); keeps the chosen channel when it still exists."""
-        new_layer = name != self.name or self.stats is None or stats.channels != self.stats.channels
-        self.name, self.mosaic, self.shape, self.stats = name, mosaic, tuple(shape), stats
-        self.image.setImage(mosaic, autoLevels=False, levels=(0.0, 1.0))
-        self.view.setRange(QRectF(0, 0, mosaic.shape[1], mosaic.shape[0]), padding=0.01)
+    def set_activation(self, name: str, maps: np.ndarray, shape: tuple, type_name: str = "") -> None:
+        """Show the raw (C, H, W) ``maps`` of layer ``name``; keeps the chosen channel when it still exists."""
+        maps = np.asarray(maps, dtype=np.float32)
+        if maps.ndim == 1:
+            maps = maps[:, None, None]
+        new_layer = name != self.name or self.maps is None or maps.shape[0] != self.maps.shape[0]
+        self.name, self.maps, self.shape, self.type_name = name, maps, tuple(shape), type_name
+        self._lay_out()
+        c, h, w = maps.shape
         kind = f" · {type_name}" if type_name else ""
-        h, w = stats.tile_hw
-        what = f"{stats.channels} channels of {h}×{w}" if len(shape) == 3 else f"{stats.channels} values (1×1 each)"
+        what = f"{c} channels of {h}×{w}" if len(self.shape) == 3 and (h, w) != (1, 1) else f"{c} values"
         self.title.setText(f"{name}{kind} · {what}")
+        self.channel.set_layer(name, maps, self.shape)
         self.spin.blockSignals(True)
-        self.spin.setRange(0, max(stats.channels - 1, 0))
+        self.spin.setRange(0, max(c - 1, 0))
         if new_layer:
             self.spin.setValue(0)
         self.spin.blockSignals(False)
         self.select_channel(self.spin.value())
         self._set_hovered(None)
 
+    def _columns(self) -> int:
+        c, h, w = self.maps.shape
+        size = self.mosaic_widget.size()
+        return columns_for(c, (h, w), max(size.width() - 8, 50), max(size.height() - 8, 50))
+
+    def _lay_out(self, cols: int | None = None) -> None:
+        """Tile the maps for the current pane size, scaling and order."""
+        self.stats = layout_for(self.maps, cols or self._columns(), per_channel=self.per_channel, order=self.order)
+        self.mosaic = tile_maps(self.maps, self.stats)
+        self.image.setImage(self.mosaic, autoLevels=False, levels=(0.0, 1.0))
+        self.view.setRange(QRectF(0, 0, self.mosaic.shape[1], self.mosaic.shape[0]), padding=0.01)
+        s = self.stats
+        if self.per_channel:
+            self.scale_note.setText("Each tile is scaled to its own min…max (dark = its lowest value, "
+                                    "yellow = its highest).")
+        else:
+            self.scale_note.setText(f"All tiles share the layer's range {fmt(s.minimum.min())} … "
+                                    f"{fmt(s.maximum.max())}: bright tiles are strong channels.")
+        if self.spin.value() < s.channels:
+            self._place_highlight(self.spin.value())
+
+    def _on_resized(self) -> None:
+        if self.maps is not None and self._columns() != self.stats.cols:
+            self._lay_out()
+
+    def set_per_channel(self, per_channel: bool) -> None:
+        self.per_channel = bool(per_channel)
+        self.scale_combo.setCurrentIndex(0 if per_channel else 1)
+        if self.maps is not None:
+            self._lay_out(self.stats.cols)
+
+    def set_order(self, order: str) -> None:
+        self.order = order
+        self.order_combo.setCurrentIndex(ORDERS.index(order))
+        if self.maps is not None:
+            self._lay_out(self.stats.cols)
+
     def mark_stale(self) -> None:
         """The image or model changed: what is shown is being recomputed."""
-        if self.mosaic is not None and not self.title.text().endswith("(updating…)"):
+        if self.maps is not None and not self.title.text().endswith("(updating…)"):
             self.title.setText(f"{self.title.text()}  (updating…)")
         self._set_hovered(None)
 
@@ -151,27 +186,22 @@ class MosaicView(QWidget):
             self._hovered = unit
             self.unit_hovered.emit(unit)
 
-    def clear(self, message: str = "Select a layer in the table to see all of its channels.") -> None:
-        self.name, self.mosaic, self.stats = "", None, None
+    def clear(self, message: str = "Select a layer to see all of its channels.") -> None:
+        self.name, self.maps, self.mosaic, self.stats = "", None, None, None
         self.image.clear()
-        self.channel_image.clear()
+        self.channel.clear()
         self.highlight.setVisible(False)
         self.title.setText(message)
-        for label in self.values.values():
-            label.setText("–")
         self._set_hovered(None)
 
     def tile(self, channel: int) -> np.ndarray:
-        """The [0, 1] tile of ``channel`` cut from the mosaic."""
-        (h, w), gap = self.stats.tile_hw, self.stats.gap
-        _, cols = self.stats.grid
-        r, q = divmod(channel, cols)
-        return self.mosaic[r * (h + gap): r * (h + gap) + h, q * (w + gap): q * (w + gap) + w]
+        """The [0, 1] tile of ``channel`` cut from the mosaic as shown."""
+        (h, w), (y, x) = self.stats.tile_hw, self.stats.origin(channel)
+        return self.mosaic[y: y + h, x: x + w]
 
     def channel_values(self, channel: int) -> np.ndarray:
-        """Real activation values of ``channel`` (rebuilt from its tile and min/max)."""
-        lo, hi = float(self.stats.minimum[channel]), float(self.stats.maximum[channel])
-        return lo + self.tile(channel) * (hi - lo)
+        """Real activation values of ``channel``."""
+        return self.maps[channel]
 
     def select_channel(self, channel: int) -> None:
         """Show ``channel`` large with its size, min, max and mean."""
@@ -180,53 +210,40 @@ class MosaicView(QWidget):
         if self.spin.value() != channel:
             self.spin.setValue(channel)  # re-enters through valueChanged
             return
-        lo, hi = float(self.stats.minimum[channel]), float(self.stats.maximum[channel])
-        values = self.channel_values(channel)
-        self.channel_image.setImage(values, autoLevels=False, levels=(lo, hi if hi > lo else lo + 1e-6))
-        self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-6))
-        self.channel_view.setRange(QRectF(0, 0, values.shape[1], values.shape[0]), padding=0.02)
-        h, w = self.stats.tile_hw
-        self.values["size"].setText(f"{h}×{w}")
-        self.values["min"].setText(_fmt(lo))
-        self.values["max"].setText(_fmt(hi))
-        self.values["mean"].setText(_fmt(float(self.stats.mean[channel])))
-        (th, tw), gap = self.stats.tile_hw, self.stats.gap
-        _, cols = self.stats.grid
-        r, q = divmod(channel, cols)
-        self.highlight.setRect(QRectF(q * (tw + gap) - 0.5, r * (th + gap) - 0.5, tw + 1, th + 1))
-        self.highlight.setVisible(True)
+        self.channel.show_channel(channel)
+        self._place_highlight(channel)
         self.channel_changed.emit(channel)
+
+    def _place_highlight(self, channel: int) -> None:
+        (th, tw), (y, x) = self.stats.tile_hw, self.stats.origin(channel)
+        self.highlight.setRect(QRectF(x - 0.5, y - 0.5, tw + 1, th + 1))
+        self.highlight.setVisible(True)
 
     def colored_mosaic(self) -> np.ndarray | None:
         """(H, W, 3) uint8 of the mosaic as shown (white gaps), for export."""
-        if self.mosaic is None:
-            return None
-        return to_rgb8(self.mosaic, self.lut)
+        return None if self.mosaic is None else to_rgb8(self.mosaic, self.lut)
 
     # ----------------------------------------------------------------- mouse
-    def _channel_under(self, scene_pos: QPointF) -> int | None:
+    def _unit_under(self, scene_pos: QPointF):
         if self.stats is None or not self.view.sceneBoundingRect().contains(scene_pos):
             return None
         point = self.view.mapSceneToView(scene_pos)
-        return self.stats.tile_at(point.y(), point.x())
+        return self.stats.unit_at(point.y(), point.x())
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
-        channel = self._channel_under(scene_pos)
-        unit = None
-        if channel is None:
-            self.hover.setText(" ")
-        else:
-            s = self.stats
-            point = self.view.mapSceneToView(scene_pos)
-            (h, w), gap = s.tile_hw, s.gap
-            row, col = int(point.y()) % (h + gap), int(point.x()) % (w + gap)
-            where = f" · unit ({row}, {col})" if len(self.shape) == 3 else ""
-            self.hover.setText(f"channel {channel}{where}: min {_fmt(s.minimum[channel])} · "
-                               f"max {_fmt(s.maximum[channel])} · mean {_fmt(s.mean[channel])}")
-            unit = (self.name, row, col) if len(self.shape) == 3 else None
-        self._set_hovered(unit)
+        found = self._unit_under(scene_pos)
+        if found is None:
+            self._set_hovered(None)
+            return
+        channel, row, col = found
+        s, spatial = self.stats, len(self.shape) == 3 and self.maps.shape[1:] != (1, 1)
+        value = float(self.maps[channel, row, col])
+        where = f" · unit ({row}, {col})" if spatial else ""
+        self.hover.setText(f"channel {channel}{where}: value {fmt(value)}  (channel min {fmt(s.minimum[channel])}"
+                           f" · max {fmt(s.maximum[channel])} · mean {fmt(s.mean[channel])})")
+        self._set_hovered((self.name, row, col) if spatial else None)
 
     def _on_mouse_clicked(self, event) -> None:
-        channel = self._channel_under(event.scenePos())
-        if channel is not None:
-            self.select_channel(channel)
+        found = self._unit_under(event.scenePos())
+        if found is not None:
+            self.select_channel(found[0])

@@ -1,0 +1,114 @@
+"""First-layer filters and vector views against the real Lite0 weights and torch's own ops."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convviz.core.activations import Capturer
+from convviz.core.filters import filter_pictures, first_image_conv
+from convviz.core.layer_views import descending_ranks, is_vector_shape
+from convviz.core.models import load_model
+from convviz.core.views import ViewContext, get_view, view_kinds
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    torch.set_num_threads(1)
+    loaded = load_model("default")
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 224, 224)
+    capture = Capturer(loaded.module)(x)
+    return loaded, capture, x
+
+
+def ctx_for(lite0, layer=None):
+    loaded, capture, _ = lite0
+    module = dict(loaded.module.named_modules()).get(layer) if layer else None
+    return ViewContext(capture=capture, model=loaded, layer=layer, module=module)
+
+
+def test_kinds_are_registered():
+    assert {"first_filters", "vector", "mosaic"} <= set(view_kinds())
+
+
+def test_first_filters_are_conv_stems_real_weights_and_make_its_maps(lite0):
+    loaded, capture, x = lite0
+    data = get_view("first_filters")(ctx_for(lite0))
+    stem = loaded.module.conv_stem
+    assert data.layer == "conv_stem"
+    np.testing.assert_array_equal(data.weights, stem.weight.detach().numpy())
+    assert data.rgb.shape == (32, 3, 3, 3) and data.rgb.dtype == np.uint8
+    assert data.stride == (2, 2)
+    # these weights are what made the captured maps (timm pads 'same' for stride 2 on its own)
+    with torch.no_grad():
+        again = stem(x)
+        direct = F.conv2d(x, torch.from_numpy(data.weights), None, stem.stride, stem.padding)
+    torch.testing.assert_close(capture.outputs["conv_stem"], again)
+    torch.testing.assert_close(again, direct)
+    for k in (0, 7, 31):  # brightest tap = the largest weight, darkest = the most negative, per colour
+        w, pic = data.weights[k], data.rgb[k].transpose(2, 0, 1).astype(int)
+        peak = np.abs(w).max()
+        assert pic.flat[np.argmax(w)] == round(127.5 + 127.5 * w.max() / peak)
+        assert pic.flat[np.argmin(w)] == round(127.5 + 127.5 * w.min() / peak)
+        assert max(pic.max(), 255 - pic.min()) == 255  # one tap reaches full scale
+        order = np.argsort(w.ravel(), kind="stable")
+        assert np.all(np.diff(pic.ravel()[order]) >= 0)  # brightness follows the weight
+
+
+def test_filter_pictures_shared_scale_and_grey():
+    w = np.zeros((2, 1, 1, 2), np.float32)
+    w[0, 0, 0] = [1.0, -1.0]
+    w[1, 0, 0] = [0.5, 0.0]
+    own, scale = filter_pictures(w)
+    assert own.shape == (2, 1, 2, 3) and list(scale) == [1.0, 0.5]
+    assert list(own[0, 0, :, 0]) == [255, 0] and list(own[1, 0, :, 1]) == [255, 128]
+    shared, _ = filter_pictures(w, shared=True)
+    assert list(shared[1, 0, :, 2]) == [191, 128]
+    with pytest.raises(ValueError):
+        filter_pictures(np.zeros((3, 3)))
+
+
+def test_first_image_conv_skips_other_convs():
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 3, 1, groups=3), nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3))
+    assert first_image_conv(model, ["0", "1", "2"])[0] == "1"
+    assert first_image_conv(model, ["2"]) is None
+
+
+def test_classifier_vector_has_class_names_ranks_and_softmax(lite0):
+    loaded, capture, x = lite0
+    data = get_view("vector")(ctx_for(lite0, "classifier"))
+    with torch.no_grad():
+        logits = loaded.module(x)[0]
+    np.testing.assert_allclose(data.values, logits.numpy(), rtol=1e-5, atol=1e-5)
+    assert data.is_logits and len(data.labels) == 1000
+    top = torch.topk(logits, 5).indices.tolist()
+    assert [int(np.flatnonzero(data.ranks == r)[0]) for r in range(1, 6)] == top
+    np.testing.assert_allclose(data.probs, torch.softmax(logits, 0).numpy(), rtol=1e-4, atol=1e-7)
+    assert data.labels[top[0]] == loaded.label_names(1000)[top[0]]
+
+
+def test_pooled_vector_is_not_labelled(lite0):
+    loaded, capture, x = lite0
+    got = []
+    handle = loaded.module.global_pool.register_forward_hook(lambda _m, _i, out: got.append(out.clone()))
+    with torch.no_grad():
+        loaded.module(x)
+    handle.remove()
+    data = get_view("vector")(ctx_for(lite0, "global_pool"))
+    np.testing.assert_allclose(data.values, got[0][0].numpy(), rtol=1e-5, atol=1e-6)
+    assert not data.is_logits and data.probs is None
+    with pytest.raises(ValueError, match="spatial"):
+        get_view("vector")(ctx_for(lite0, "conv_head"))
+
+
+def test_mosaic_view_carries_the_raw_maps(lite0):
+    _, capture, _ = lite0
+    data = get_view("mosaic")(ctx_for(lite0, "conv_stem"))
+    np.testing.assert_array_equal(data.maps, capture.outputs["conv_stem"][0].numpy())
+
+
+def test_small_helpers():
+    assert is_vector_shape((10,)) and is_vector_shape((8, 1, 1)) and not is_vector_shape((8, 2, 1))
+    assert list(descending_ranks(np.array([0.1, 3.0, 2.0, 3.0]))) == [4, 1, 3, 2]

@@ -1,0 +1,57 @@
+"""Tiling a layer to a pane: same tiles as channel_mosaic, shared scaling, sorting, hit-testing."""
+import numpy as np
+import pytest
+import torch
+
+from convviz.core.mosaic import channel_mosaic, grid_shape
+from convviz.core.mosaic_layout import columns_for, layout_for, tile_maps
+
+
+@pytest.fixture
+def maps():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 10, 3)
+    with torch.no_grad():
+        return conv(torch.randn(1, 3, 9, 7))[0].numpy()  # (10, 7, 5)
+
+
+def test_index_order_per_channel_equals_the_square_mosaic(maps):
+    _, cols = grid_shape(10, 7 / 5)
+    layout = layout_for(maps, cols)
+    np.testing.assert_allclose(tile_maps(maps, layout), channel_mosaic(maps), equal_nan=True, atol=1e-6)
+
+
+def test_shared_scaling_uses_the_layers_range(maps):
+    layout = layout_for(maps, 4, per_channel=False)
+    tiled = tile_maps(maps, layout)
+    lo, hi = maps.min(), maps.max()
+    for channel in (0, 5, 9):
+        y, x = layout.origin(channel)
+        np.testing.assert_allclose(tiled[y:y + 7, x:x + 5], (maps[channel] - lo) / (hi - lo), atol=1e-6)
+    assert np.nanmax(tiled) == pytest.approx(1.0) and np.nanmin(tiled) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("order", ["mean", "max"])
+def test_sorted_tiles_and_hit_testing(maps, order):
+    layout = layout_for(maps, 3, order=order)
+    key = maps.reshape(10, -1).mean(1) if order == "mean" else maps.reshape(10, -1).max(1)
+    first = [layout.channel_at(p) for p in range(10)]
+    assert first == list(np.argsort(-key, kind="stable"))
+    assert np.all(np.diff(key[first]) <= 0)
+    tiled = tile_maps(maps, layout)
+    for channel in range(10):
+        y, x = layout.origin(channel)
+        assert layout.unit_at(y + 6, x + 4) == (channel, 6, 4)
+        lo, hi = maps[channel].min(), maps[channel].max()
+        np.testing.assert_allclose(tiled[y:y + 7, x:x + 5], (maps[channel] - lo) / (hi - lo), atol=1e-6)
+    assert layout.tile_at(7, 0) is None  # the gap row
+    assert layout.tile_at(0, 3 * 6) is None  # right of the last column
+
+
+def test_columns_follow_the_pane():
+    assert columns_for(32, (112, 112), 1000, 250) == 11  # 11×3 tiles of 83 px beat 8×4 of 55 px
+    assert columns_for(32, (112, 112), 250, 1000) == 3
+    assert columns_for(16, (10, 10), 1000, 1000) == 4
+    wide, tall = columns_for(1280, (7, 7), 900, 300), columns_for(1280, (7, 7), 300, 900)
+    assert wide > tall
+    assert columns_for(1, (5, 5), 10, 10) == 1
