@@ -103,8 +103,9 @@ class PointwiseLab(LabWidget):
     def render(self, d) -> None:
         o = d.out_channel
         c_out, c_in = d.weight.shape
-        self.title.setText(f"{d.layer}: output channel {o} = Σ over {c_in} input channels of "
-                           f"W[{o}, c] · input[c] + b[{o}]")
+        bias = f" + b[{o}]" if d.bias is not None else " (no bias)"
+        self.title.setText(f"{d.layer}: output channel {o} = Σ over {c_in} input channels of W[{o}, c] · input[c]"
+                           + bias)
         self.matrix_cell.set_map(d.weight, symmetric(d.weight), DIVERGING)
         self.matrix_cell.set_title(f"W: {c_out} outputs × {c_in} inputs")
         self.matrix_cell.show_box(o, 0, o, c_in - 1)
