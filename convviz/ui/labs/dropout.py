@@ -16,7 +16,7 @@ from convviz.core.labs import DROPOUT_TYPE_NAMES
 from convviz.core.labs_dropout import INFERENCE_NOTE
 
 from .base import LabWidget, is_map_shape
-from .maps import DIVERGING, GRAY, MapGrid, fmt, symmetric
+from .maps import DIVERGING, GRAY, MapGrid, fmt, robust_symmetric
 
 P_STEPS = 20  #: the slider moves in steps of 1/20 = 0.05
 
@@ -130,7 +130,7 @@ class DropoutLab(LabWidget):
     def render(self, d) -> None:
         mode = "train" if d.train else "eval"
         self.title.setText(f"{d.layer}: dropout, p = {d.p:g}, {mode} mode, seed {d.seed}")
-        levels = symmetric(d.input_map, d.output_map)
+        levels = robust_symmetric(np.concatenate([d.input_map.ravel(), d.output_map.ravel()]))
         self.inp.set_map(d.input_map, levels, DIVERGING)
         self.out.set_map(d.output_map, levels, DIVERGING)
         self.mask.set_map(d.mask_map.astype(np.float32), (0.0, 1.0), GRAY)

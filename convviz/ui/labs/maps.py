@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsRectItem
 
@@ -66,16 +66,30 @@ def _pen(colour: QColor, width: float):
     return pen
 
 
+class Title(pg.LabelItem):
+    """A cell title that never widens its column (long titles are clipped, columns stay equal)."""
+
+    def updateMin(self) -> None:  # noqa: N802 (pyqtgraph name)
+        bounds = self.itemRect()
+        self.setMinimumWidth(0)
+        self.setMinimumHeight(bounds.height())
+        self._sizeHint = {Qt.SizeHint.MinimumSize: (0, bounds.height()),
+                          Qt.SizeHint.PreferredSize: (0, bounds.height()),
+                          Qt.SizeHint.MaximumSize: (-1, -1), Qt.SizeHint.MinimumDescent: (0, 0)}
+        self.updateGeometry()
+
+
 class MapCell:
     """One titled map: ViewBox + ImageItem (+ a highlight rectangle), all created once."""
 
     def __init__(self, layout: pg.GraphicsLayout, name: str, title: str, row: int, col: int):
         self.name = name
-        self.label = pg.LabelItem(title, size="9pt", color="#222")
+        self.label = Title(title, size="9pt", color="#222")
         self.label.setMaximumHeight(TITLE_HEIGHT)
         layout.addItem(self.label, row=2 * row, col=col)
         layout.layout.setRowStretchFactor(2 * row, 0)
         layout.layout.setRowStretchFactor(2 * row + 1, 1)
+        layout.layout.setColumnStretchFactor(col, 1)
         self.view = layout.addViewBox(row=2 * row + 1, col=col, lockAspect=True, invertY=True, enableMenu=False)
         self.view.setMouseEnabled(False, False)
         self.view.setBackgroundColor(QColor(235, 235, 235))
