@@ -251,3 +251,13 @@ def test_a_hidden_lab_waits_until_shown(qtbot, session):
     with qtbot.waitSignal(lab.ready, timeout=STEP_MS):
         lab.show()
     assert lab.data.layer == "bn1"
+
+
+def test_hiding_a_lab_drops_its_slot_and_showing_it_asks_again(qtbot, session):
+    lab = make_lab(qtbot, DropoutLab, session)
+    show_layer(qtbot, lab, session, "conv_head")
+    lab.hide()
+    assert session.subscription(lab.key) is None
+    with qtbot.waitSignal(lab.ready, timeout=STEP_MS):
+        lab.show()
+    assert session.subscription(lab.key).layer == "conv_head"

@@ -5,8 +5,8 @@ A lab asks the session for its view (``session.request_view("labs.<name>", kind,
 arguments never runs the model again. Subclasses give :attr:`NAME`, :attr:`KIND`,
 :meth:`args`, :meth:`applies` and :meth:`render`.
 
-A lab that is not on screen does not compute: :meth:`set_layer` on a hidden lab drops its
-slot and the request is made when the lab is shown.
+A lab that is not on screen does not compute: :meth:`set_layer` on a hidden lab (or hiding
+it) drops its slot, and the request is made when the lab is shown again.
 """
 from __future__ import annotations
 
@@ -108,6 +108,13 @@ class LabWidget(QWidget):
         super().showEvent(event)
         if self._pending:
             self.request()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        """A lab taken off screen stops following image changes; it asks again when shown."""
+        super().hideEvent(event)
+        if self.session is not None and self.session.subscription(self.key) is not None:
+            self.session.drop_view(self.key)
+            self._pending = True
 
     def _on_ready(self, key: str, data) -> None:
         if key != self.key:

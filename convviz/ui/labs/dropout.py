@@ -110,8 +110,9 @@ class DropoutLab(LabWidget):
         self.channel.setRange(0, max(0, channels - 1))
         self.channel.setSuffix(f" of {channels}")
         self.channel.blockSignals(False)
-        is_dropout = row is not None and (module_type or row.type) in DROPOUT_TYPE_NAMES
-        self.layer_note.setText(f"{name} is a {module_type or row.type} layer. {INFERENCE_NOTE}" if is_dropout
+        kind = module_type or getattr(row, "type", "")
+        is_dropout = kind in DROPOUT_TYPE_NAMES
+        self.layer_note.setText(f"{name} is a {kind} layer. {INFERENCE_NOTE}" if is_dropout
                                 else f"{name} is not a Dropout layer: this shows what dropout would do to its output.")
         super().set_layer(name, row, module_type)
 
