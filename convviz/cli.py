@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PNG")
     p.add_argument("--npy", metavar="PATH", help="also save the raw (C, H, W) float32 array")
     p.add_argument("--colormap", default="viridis")
+    p.add_argument("--stage", choices=("input", "output"), default="output",
+                   help="the layer's output (default) or the input it received (convolution, pooling, "
+                        "activation, dropout and linear layers record it)")
 
     sub.add_parser("app", help="launch the desktop app (the default without a command)")
     return parser
@@ -182,7 +185,13 @@ def cmd_activations(args) -> int:
         close = difflib.get_close_matches(args.layer, capture.names(), n=1)
         hint = f"; did you mean {close[0]}?" if close else " (see `convviz layers`)"
         raise CliError(f"no layer named {args.layer!r} in {loaded.title}{hint}")
-    array = capture.output_array(args.layer)
+    if args.stage == "input":
+        if args.layer not in capture.inputs:
+            raise CliError(f"{args.layer}: its input is not recorded (only convolution, pooling, activation, "
+                           f"dropout and linear layers keep theirs); use --stage output")
+        array = capture.inputs[args.layer][0].detach().float().cpu().numpy()
+    else:
+        array = capture.output_array(args.layer)
     rgb = to_rgb8(channel_mosaic(array), lut)
     scale = max(1, 768 // max(rgb.shape[:2]))
     if scale > 1:
@@ -191,7 +200,7 @@ def cmd_activations(args) -> int:
     if args.npy:
         outputs.append((args.npy, lambda h: np.save(h, array)))
     write_all_atomic(outputs)  # both files or neither
-    print(f"{args.layer}: output {'×'.join(map(str, array.shape))} → {shown(args.out)}", file=sys.stderr)
+    print(f"{args.layer}: {args.stage} {'×'.join(map(str, array.shape))} → {shown(args.out)}", file=sys.stderr)
     return 0
 
 
