@@ -32,15 +32,17 @@ def hooked(engine, rgb, name):
     """(input, output) of module ``name`` for this picture, by a plain forward hook (batch item 0)."""
     loaded = engine.loaded
     module = dict(loaded.module.named_modules())[name]
-    got = []
-    handle = module.register_forward_hook(lambda _m, args, out: got.append((args[0].clone(), out.clone())))
+    inputs, outputs = [], []
+    # the input is cloned before the module runs: an in-place activation would overwrite it
+    pre = module.register_forward_pre_hook(lambda _m, args: inputs.append(args[0].clone()))
+    post = module.register_forward_hook(lambda _m, _args, out: outputs.append(out.clone()))
     try:
         with torch.no_grad():
             loaded.module(loaded.preprocess.to_tensor(rgb))
     finally:
-        handle.remove()
-    x, y = got[0]
-    return x[0], y[0]
+        pre.remove()
+        post.remove()
+    return inputs[0][0], outputs[0][0]
 
 
 def make_lab(qtbot, cls, session):

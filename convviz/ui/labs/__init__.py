@@ -13,7 +13,7 @@ from .pointwise import PointwiseLab
 from .pool import PoolLab
 from .relu import ReluLab
 
-LAB_WIDGETS = (("relu", "ReLU & co.", ReluLab), ("pool", "Pooling", PoolLab), ("dropout", "Dropout", DropoutLab),
+LAB_WIDGETS = (("relu", "ReLU && co.", ReluLab), ("pool", "Pooling", PoolLab), ("dropout", "Dropout", DropoutLab),
                ("pointwise", "1×1 conv", PointwiseLab))
 
 __all__ = ["LAB_WIDGETS", "ReluLab", "PoolLab", "DropoutLab", "PointwiseLab"]

@@ -165,7 +165,7 @@ class MapGrid(pg.GraphicsLayoutWidget):
         self.cells[name] = cell
         return cell
 
-    def __getitem__(self, name: str) -> MapCell:
+    def cell(self, name: str) -> MapCell:
         return self.cells[name]
 
     def _moved(self, scene_pos) -> None:

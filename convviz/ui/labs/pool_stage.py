@@ -68,20 +68,20 @@ class PoolStage(QWidget):
         self.data = d
         levels = span(d.input_map)
         self.cells["input"].set_map(d.input_map, levels, VIRIDIS)
-        self.cells["input"].set_title(f"{d.source} of {d.layer}, channel {d.channel}: {d.shape[1]}×{d.shape[2]}")
+        self.cells["input"].set_title(f"{d.source}, ch {d.channel}: {d.shape[1]}×{d.shape[2]}")
         oh, ow = d.out_shape[1], d.out_shape[2]
         # max and average on the input's own scale (so "coarser" and "dimmer" show); L2 on its own
         self.cells["max"].set_map(d.max_map, levels, VIRIDIS)
         self.cells["avg"].set_map(d.avg_map, levels, VIRIDIS)
-        self.cells["max"].set_title(f"max {d.kernel}×{d.kernel} → {oh}×{ow}")
-        self.cells["avg"].set_title(f"average {d.kernel}×{d.kernel} → {oh}×{ow}")
+        self.cells["max"].set_title(f"max → {oh}×{ow}")
+        self.cells["avg"].set_title(f"average → {oh}×{ow}")
         l2 = self.cells["l2"]
         if d.l2_map is None:
             l2.set_map(np.zeros((oh, ow), np.float32), (0.0, 1.0), np.full((2, 3), 235, np.uint8))
-            l2.set_title("L2: none (LPPool2d has no padding)")
+            l2.set_title("L2: none (no padding)")
         else:
             l2.set_map(d.l2_map, span(d.l2_map), VIRIDIS)
-            l2.set_title(f"L2 √Σx² {d.kernel}×{d.kernel} → {oh}×{ow} (own scale)")
+            l2.set_title(f"L2 √Σx² → {oh}×{ow}")
         self._frame = min(self._frame, d.frames - 1)
         if d.frames != old:
             self.frames_changed.emit(d.frames)

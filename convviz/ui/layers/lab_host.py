@@ -90,11 +90,14 @@ class LabHost(QTabWidget):
 
     def refresh(self) -> None:
         """Enable exactly the tabs that apply (a disabled current tab gives way); hide when none does."""
+        shown = self.currentIndex()  # Qt moves off a tab as it is disabled: decide from the one shown before
         for widget, name in self._names.items():
             self.setTabEnabled(self.indexOf(widget), self.applies(name))
-        if not self.isTabEnabled(self.currentIndex()):
+        if not self.isTabEnabled(shown):
             enabled = [i for i in range(self.count()) if self.isTabEnabled(i)]
             self.setCurrentIndex(enabled[0] if enabled else 0)
+        elif self.currentIndex() != shown:
+            self.setCurrentIndex(shown)
         self.setVisible(any(self.isTabEnabled(i) for i in range(self.count())))
 
     def select(self, name: str) -> bool:
@@ -106,8 +109,13 @@ class LabHost(QTabWidget):
         return True
 
     def current_ready(self) -> bool:
+        """False only while the lab on show (visible, applicable) still waits for its data."""
         widget = self.currentWidget()
-        return widget not in self._labs.values() or not hasattr(widget, "is_ready") or widget.is_ready()
+        if widget not in self._labs.values() or not hasattr(widget, "is_ready"):
+            return True
+        if not widget.isVisible() or not self.isTabEnabled(self.currentIndex()):
+            return True  # a hidden lab computes nothing until it is shown; a disabled one never will
+        return widget.is_ready()
 
     def mark_stale(self) -> None:
         for widget in self._labs.values():

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from convviz.core.layer_tree import build_tree
 from convviz.core.layer_views import is_vector_shape
+from convviz.ui.labs import LAB_WIDGETS
 from convviz.ui.panel import Panel
 from convviz.ui.widgets.mosaic_view import MosaicView
 
@@ -83,6 +84,10 @@ class LayersPanel(Panel):
         self.labs = LabHost()
         self.labs.add_fixed("channel", "Channel", self.mosaic.channel)
         self.labs.add_lab("filters", "First-layer filters", self.filters)
+        for name, title, lab_class in LAB_WIDGETS:  # ReLU, pooling, dropout, 1×1: what each stage does
+            lab = lab_class()
+            self.labs.add_lab(name, title, lab)
+            lab.ready.connect(lambda: self._emit_ready())
         self.exports = Exports(self)
         self._build_layout()
         self.mosaic.unit_hovered.connect(self.unit_hovered)
