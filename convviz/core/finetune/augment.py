@@ -84,7 +84,7 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 def augmented_input(rgb: np.ndarray | torch.Tensor, transform: v2.Compose, seed: int) -> torch.Tensor:
     """One augmented uint8 (3, S, S) tensor; the same ``seed`` always gives the same result."""
-    chw = rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+    chw = rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.array(rgb, dtype=np.uint8, order="C", copy=not rgb.flags.writeable)).permute(2, 0, 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return transform(chw).contiguous()

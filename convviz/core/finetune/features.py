@@ -3,8 +3,7 @@
 * Decoding uses Pillow's JPEG draft mode (the decoder scales by 1/2…1/8 itself) and runs in a
   ``DataLoader`` worker *process* (no threads in core), overlapped with the forward pass.
 * The backbone is the model without its head (its output is the head's input). Eager
-  ``channels_last`` torch is the reference; a TorchScript ``freeze`` + ``optimize_for_inference``
-  graph, cached on disk per (architecture, weights hash, input size, torch version) under the
+  ``channels_last`` torch is the reference; a traced, frozen TorchScript graph, cached on disk per (architecture, weights hash, input size, torch version) under the
   user cache dir, is about twice as fast. A loaded graph is checked against eager torch on a probe
   input (max abs difference ≤ 1e-4) and ignored when it differs. The cache holds only graphs this
   code wrote into a per-user folder (mode 0700); TorchScript is code, so never point
@@ -17,6 +16,7 @@ import hashlib
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -137,15 +137,18 @@ def graph_path(backbone: nn.Module, input_size: int, arch: str = "") -> str:
 
 
 def prepare_graph(backbone: nn.Module, input_size: int, path: str) -> str:
-    """Trace, freeze and optimise ``backbone`` for CPU inference; save atomically at ``path``."""
+    """Trace and freeze ``backbone`` (weights become constants, BatchNorm folded); save atomically at ``path``."""
     example = torch.randn(2, 3, input_size, input_size)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings about Python control flow in timm/torchvision
         traced = torch.jit.trace(copy.deepcopy(backbone).eval().to(memory_format=torch.contiguous_format), example)
-        graph = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+        graph = torch.jit.freeze(traced.eval())  # optimize_for_inference graphs (MKLDNN) cannot be saved
         graph(example)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     buffer = io.BytesIO()
-    torch.jit.save(graph, buffer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(graph, buffer)
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     return path
 
@@ -155,7 +158,9 @@ def load_graph(path: str, backbone: nn.Module, input_size: int):
     if not os.path.isfile(path):
         return None
     try:
-        graph = torch.jit.load(path, map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            graph = torch.jit.load(path, map_location="cpu")
         probe = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             same = torch.allclose(graph(probe), backbone(probe.contiguous(memory_format=torch.channels_last)),
