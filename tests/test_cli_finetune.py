@@ -75,6 +75,7 @@ def test_full_loop_with_augmentation(capsys, tmp_path, tiny_start):
     ("bad_augment", "unknown augmentation 'blur'"),
     ("bad_freeze", "unknown freeze strategy"),
     ("other_arch", "does not fit the architecture"),
+    pytest.param("no_cuda", "no CUDA device", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")),
 ])
 def test_bad_input_is_one_line(capsys, tmp_path, tiny_start, case, expected):
     data = tmp_path / "data"
@@ -90,6 +91,8 @@ def test_bad_input_is_one_line(capsys, tmp_path, tiny_start, case, expected):
         args += ["--augment", "hflip,blur"]
     elif case == "bad_freeze":
         args += ["--freeze", "half"]
+    elif case == "no_cuda":
+        args += ["--device", "cuda"]
     elif case == "other_arch":
         state = torch.load(tiny_start, weights_only=True)["state_dict"]
         torch.save(state, tmp_path / "sd.pt")
