@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
 
 from ..preprocess import Preprocess
+
+if TYPE_CHECKING:  # transforms v2 costs ~3 s of imports: loaded only when an augmentation is built
+    from torchvision.transforms import v2
 
 #: Strength used when an augmentation is switched on by name (CLI ``--augment hflip,crop``).
 DEFAULT_STRENGTHS = {"grayscale": 0.2, "hflip": 0.5, "vflip": 0.5, "crop": 0.3, "jitter": 0.3, "translate": 0.1, "rotate": 15.0}
@@ -49,13 +52,17 @@ class AugmentSpec:
         return [f.name for f in fields(self) if getattr(self, f.name) > 0]
 
 
-def _interp(preprocess: Preprocess) -> InterpolationMode:
+def _interp(preprocess: Preprocess):
+    from torchvision.transforms import InterpolationMode
+
     return {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
         preprocess.interpolation, InterpolationMode.BILINEAR)
 
 
 def build_transform(spec: AugmentSpec, preprocess: Preprocess) -> v2.Compose:
     """uint8 (3, H, W) tensor → augmented uint8 (3, S, S) tensor at the model's input size."""
+    from torchvision.transforms import InterpolationMode, v2
+
     size, interp = preprocess.input_size, _interp(preprocess)
     ops: list = []
     if spec.rotate > 0 or spec.translate > 0:
