@@ -28,7 +28,7 @@ MAX_INPUT_SIZE = 4096
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convviz", description="See what a convolutional network does.")
-    sub = parser.add_subparsers(dest="command", metavar="{predict,layers,activations,app}")
+    sub = parser.add_subparsers(dest="command", metavar="{predict,layers,activations,finetune,app}")
 
     def model_options(p):
         p.add_argument("--model", default="default", metavar="SPEC",
@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the layer's output (default) or the input it received (convolution, pooling, "
                         "activation, dropout and linear layers record it)")
 
+    from .cli_finetune import add_finetune_parser
+
+    add_finetune_parser(sub)
     sub.add_parser("app", help="launch the desktop app (the default without a command)")
     return parser
 
@@ -219,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
 
     safe_stdout()
     keep_freed_memory()
-    commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations}
+    from .cli_finetune import cmd_finetune
+
+    commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations, "finetune": cmd_finetune}
     started = time.perf_counter()
     try:
         with collected_warnings() as held:
