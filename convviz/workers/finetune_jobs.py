@@ -10,8 +10,10 @@ that :meth:`Session.load_model` opens like any other model file.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +27,10 @@ THUMB_SIDE = 96
 THUMBS_PER_CLASS = 8
 PREVIEW_COUNT = 8
 GALLERY_MAX = 48
+#: at most this often a training update is sent to the GUI (each one redraws curves)
+UPDATE_INTERVAL_S = 0.25
+#: Python's GIL switch interval while a training job runs
+SWITCH_INTERVAL_S = 0.0005
 
 
 # ------------------------------------------------------------------------------ plain results
@@ -211,8 +217,6 @@ def train_job(engine, scan, config, save_path: str | None = None, cancel: Cancel
     still evaluated and saved. Returns a :class:`TrainOutcome`; the checkpoint is written atomically
     to ``save_path`` (or a new file in :func:`default_save_dir`).
     """
-    from convviz.core.finetune import fine_tune
-
     path = os.path.abspath(save_path or default_save_path(scan.root))
     if save_path is None:
         try:
@@ -221,6 +225,29 @@ def train_job(engine, scan, config, save_path: str | None = None, cancel: Cancel
             raise JobFailed(f"cannot write {path}: {exc.strerror or exc}") from None
     check_save_path(path)
     stop = cancel if cancel is not None else (lambda: False)
+    with gui_friendly():
+        return (yield from _train(engine, scan, config, path, stop))
+
+
+@contextlib.contextmanager
+def gui_friendly(interval_s: float = SWITCH_INTERVAL_S):
+    """While training, let the GUI thread take the GIL sooner (Python's switch interval, 5 ms by default).
+
+    Training makes many tiny torch calls between Python lines; every Python callback of a repaint on
+    the GUI thread (pyqtgraph's paint methods) then waits up to one interval for the GIL, and a
+    repaint needs dozens of them. The previous interval is restored when the job ends.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, interval_s))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _train(engine, scan, config, path, stop):
+    from convviz.core.finetune import fine_tune
+
     yield Progress(0.0, "Preparing a copy of the model…")
     try:
         loaded = engine.clean_model()
@@ -229,28 +256,32 @@ def train_job(engine, scan, config, save_path: str | None = None, cancel: Cancel
     if stop():
         raise JobFailed("cancelled before training started")
     notes: list[str] = []
-    result = None
+    result, last, shown_at = None, None, 0.0
     try:
         for step in fine_tune(loaded, scan, config, should_stop=stop, on_status=notes.append):
-            if step.result is not None:
-                result = step.result
             update = TrainUpdate(step.stage, step.epoch, step.epochs, step.batch, step.batches, float(step.fraction),
                                  step.eta_s, step.elapsed_s, {k: list(v) for k, v in step.history.items()},
                                  step.batch_grid, step.message)
-            yield Progress(step.fraction, _progress_text(update), update)
+            if step.result is not None:
+                result, last = step.result, update
+                break
+            now = time.perf_counter()
+            if now - shown_at >= UPDATE_INTERVAL_S or update.batch_grid is not None or stop():
+                shown_at = now
+                yield Progress(step.fraction, _progress_text(update), update)
     except ValueError as exc:  # bad settings or data (ModelError, ImageError, freeze strategy)
         raise JobFailed(first_line(exc)) from None
     if result is None:
         raise JobFailed("training ended without a result")
     epochs_done = len(result.history.get("val_acc", []))
     checkpoint = None
-    if epochs_done:
-        yield Progress(1.0, f"Saving {os.path.basename(path)}…")
+    if epochs_done:  # saved before the last update is shown, so the GUI is idle meanwhile
         try:
             result.save(path)
         except ValueError as exc:
             raise JobFailed(first_line(exc)) from None
         checkpoint = path
+    yield Progress(1.0, _progress_text(last), last)
     ev = result.evaluation
     gallery = [(m, thumb) for m in ev.misclassified[:GALLERY_MAX] if (thumb := thumbnail(m.path)) is not None]
     return TrainOutcome(list(result.labels), ev.accuracy, ev.loss, dict(ev.per_class_accuracy), [list(r) for r in ev.confusion],

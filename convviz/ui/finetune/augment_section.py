@@ -59,6 +59,7 @@ class AugmentSection(QWidget):
         self.preview.setAlignment(Qt.AlignmentFlag.AlignLeft)
         self.preview_caption = QLabel("")
         self.preview_caption.setStyleSheet("color: #666;")
+        self.preview_caption.setWordWrap(True)
         self.shift = QLabel("")
         self.shift.setWordWrap(True)
         layout = QVBoxLayout(self)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from convviz.ui.finetune.augment_section import AugmentSection
@@ -54,6 +54,7 @@ class FinetunePanel(Panel):
         self.train_handle = None
         self._gen = {"preview": 0, "freeze": 0}
         self._adopting: str | None = None
+        self._train_pending = False
 
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -207,7 +208,7 @@ class FinetunePanel(Panel):
 
     @property
     def training_running(self) -> bool:
-        return self.train_handle is not None and self.train_handle.running
+        return self._train_pending or (self.train_handle is not None and self.train_handle.running)
 
     def start_training(self) -> None:
         if self.session is None or self.training_running:
@@ -222,6 +223,18 @@ class FinetunePanel(Panel):
         self.training.reset()
         self.training.set_running(True)
         self.training.show_message("Starting…")
+        self._train_pending = True
+        # start the job on the next turn of the event loop: the new state is painted first, while
+        # the worker does not yet compete for the GIL
+        QTimer.singleShot(0, self._submit_training)
+
+    def _submit_training(self) -> None:
+        if not self._train_pending:  # cancelled before it started
+            return
+        self._train_pending = False
+        if self.session is None or self.session.runner.closed:
+            self.training.set_running(False)
+            return
         handle = self.session.runner.submit(jobs.train_job, self.session.engine, self.report.scan, self.config(),
                                             self.save_path, name="Fine-tuning…", graceful=True)
         self.train_handle = handle
@@ -231,7 +244,11 @@ class FinetunePanel(Panel):
         handle.done.connect(lambda: self.training.set_running(False))
 
     def cancel_training(self) -> None:
-        if self.training_running:
+        if self._train_pending:
+            self._train_pending = False
+            self.training.set_running(False)
+            self.training.show_message("Cancelled before it started.")
+        elif self.training_running:
             self.training.show_message("Cancelling: stopping after this batch…")
             self.training.cancel.setEnabled(False)
             self.train_handle.cancel()

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
+    QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
     QWidget,
 )
 
@@ -27,8 +27,9 @@ def _plot(title: str, y_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem, pg.
     plot.addLegend(offset=(-8, 8), labelTextColor="#333")
     plot.setMenuEnabled(False)
     plot.setMinimumHeight(170)
-    train = plot.plot([], [], pen=TRAIN_PEN, name="train", symbol="o", symbolSize=4, symbolBrush="#1f77b4")
-    val = plot.plot([], [], pen=VAL_PEN, name="validation", symbol="o", symbolSize=4, symbolBrush="#d62728")
+    plot.setMaximumHeight(230)
+    train = plot.plot([], [], pen=TRAIN_PEN, name="train")
+    val = plot.plot([], [], pen=VAL_PEN, name="validation")
     return plot, train, val
 
 
@@ -53,12 +54,17 @@ class TrainingView(QWidget):
         self.batch.setValue(32)
         self.device = QComboBox()
         self.device.addItem("cpu")
-        form = QFormLayout()
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Learning rate", self.lr)
-        form.addRow("Batch size", self.batch)
-        form.addRow("Device", self.device)
+        form = QGridLayout()
+        form.setHorizontalSpacing(8)
+        for i, (label, widget) in enumerate((("Epochs", self.epochs), ("Learning rate", self.lr),
+                                             ("Batch size", self.batch), ("Device", self.device))):
+            row, col = divmod(i, 2)
+            name = QLabel(label)
+            name.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            form.addWidget(name, row, 2 * col)
+            form.addWidget(widget, row, 2 * col + 1)
+        form.setColumnStretch(1, 1)
+        form.setColumnStretch(3, 1)
         self.train = QPushButton("Train")
         self.train.setDefault(True)
         self.train.setMinimumWidth(110)
@@ -68,9 +74,12 @@ class TrainingView(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.eta = QLabel("")
-        self.eta.setMinimumWidth(80)
+        self.eta.setFixedWidth(90)
         self.status = QLabel("Choose a folder first.")
         self.status.setStyleSheet("color: #555;")
+        # fixed sizes: a new line of text repaints the label only, never re-lays out the curves
+        self.status.setFixedHeight(self.status.sizeHint().height())
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train)
         buttons.addWidget(self.cancel)
@@ -78,13 +87,16 @@ class TrainingView(QWidget):
         buttons.addWidget(self.eta)
         self.loss_plot, self.train_loss, self.val_loss = _plot("Loss (cross-entropy)", "loss")
         self.acc_plot, self.train_acc, self.val_acc = _plot("Accuracy", "accuracy")
-        self.acc_plot.setYRange(0, 1.02)
+        self.acc_plot.setYRange(0, 1.02, padding=0)
+        self.acc_plot.enableAutoRange(y=False)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.acc_plot)
         self.batch_caption = QLabel("")
         self.batch_caption.setStyleSheet("color: #666;")
         self.batch_view = QLabel("")
+        self.batch_view.setFixedHeight(64)
+        self.batch_caption.setFixedHeight(self.batch_caption.sizeHint().height() or 18)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(box)
@@ -94,6 +106,7 @@ class TrainingView(QWidget):
         layout.addLayout(plots)
         layout.addWidget(self.batch_caption)
         layout.addWidget(self.batch_view)
+        self._x_epochs = 0
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> dict:
@@ -118,11 +131,13 @@ class TrainingView(QWidget):
 
     def reset(self) -> None:
         for curve in (self.train_loss, self.val_loss, self.train_acc, self.val_acc):
-            curve.setData([], [])
+            if curve.xData is not None and len(curve.xData):
+                curve.setData([], [])
         self.progress.setValue(0)
         self.eta.setText("")
         self.batch_view.clear()
         self.batch_caption.setText("")
+        self._x_epochs = 0
 
     def show_update(self, update, text: str) -> None:
         """A :class:`~convviz.workers.finetune_jobs.TrainUpdate` (curves, progress, batch strip)."""
@@ -130,7 +145,12 @@ class TrainingView(QWidget):
         self.eta.setText(eta_text(update.eta_s) if update.stage not in ("done", "cancelled") else "")
         self.status.setText(text + (f" · {update.message}" if update.message else "") + f" · {update.elapsed_s:.0f} s")
         h = update.history
-        if h.get("val_acc"):
+        if update.epochs and update.epochs != self._x_epochs:  # fixed x range: no re-ranging per epoch
+            self._x_epochs = update.epochs
+            for plot in (self.loss_plot, self.acc_plot):
+                plot.enableAutoRange(x=False)
+                plot.setXRange(0.5, update.epochs + 0.5, padding=0)
+        if h.get("val_acc") and len(h["val_acc"]) != len(self.val_acc.xData if self.val_acc.xData is not None else ()):
             x = np.arange(1, len(h["val_acc"]) + 1)
             self.train_loss.setData(x, h["train_loss"])
             self.val_loss.setData(x, h["val_loss"])
