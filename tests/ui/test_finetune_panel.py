@@ -8,7 +8,6 @@ from PySide6.QtCore import QTimer
 
 from convviz.core.images import load_image
 from convviz.ui.finetune.panel import FinetunePanel
-from convviz.workers.finetune_jobs import TrainUpdate
 from convviz.workers.session import Session
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -85,7 +84,7 @@ class StallMeter:
 
 def updates_of(panel):
     got = []
-    panel.train_handle.progress.connect(lambda p: isinstance(p.partial, TrainUpdate) and got.append(p.partial))
+    panel.training_progress.connect(got.append)
     return got
 
 
@@ -195,8 +194,8 @@ def test_cancel_stops_within_one_batch_and_keeps_the_best_model(qtbot, panel, ti
     panel.training.epochs.setValue(50)
     panel.training.batch.setValue(2)
     with qtbot.waitSignal(panel.training_finished, timeout=STEP_MS) as done:
-        panel.start_training()
         updates = updates_of(panel)
+        panel.start_training()
         qtbot.waitUntil(lambda: any(u.stage == "train" and u.epoch == 2 for u in updates), timeout=STEP_MS)
         seen = len([u for u in updates if u.stage == "train"])
         panel.cancel_training()
@@ -272,8 +271,8 @@ def test_closing_the_window_during_training_cancels_promptly(qtbot, lite0_engine
     panel.augment.set_spec(hflip=0.5)
     panel.training.epochs.setValue(50)
     panel.training.batch.setValue(2)
-    panel.start_training()
     updates = updates_of(panel)
+    panel.start_training()
     qtbot.waitUntil(lambda: any(u.stage == "train" and u.epoch == 2 for u in updates), timeout=STEP_MS)
     started = time.perf_counter()
     window.close()

@@ -35,6 +35,8 @@ class FinetunePanel(Panel):
 
     #: module paths whose parameters the chosen strategy freezes (for the Layers tab to mark)
     frozen_layers_changed = Signal(list)
+    #: a training update arrived (:class:`~convviz.workers.finetune_jobs.TrainUpdate`)
+    training_progress = Signal(object)
     #: a run ended: the :class:`~convviz.workers.finetune_jobs.TrainOutcome`
     training_finished = Signal(object)
     #: a one-line message was shown (errors and notices), for tests and the status bar
@@ -256,6 +258,7 @@ class FinetunePanel(Panel):
     def _on_progress(self, progress) -> None:
         if isinstance(progress.partial, jobs.TrainUpdate):
             self.training.show_update(progress.partial, progress.text)
+            self.training_progress.emit(progress.partial)
         elif progress.text:
             self.training.show_message(progress.text)
 
