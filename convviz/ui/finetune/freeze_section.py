@@ -19,7 +19,7 @@ class FreezeSection(QWidget):
         super().__init__(parent)
         box, caption = heading("2 · What trains")
         caption.setText(RULE_OF_THUMB)
-        self.head = QRadioButton("Head only: the pretrained network as a fixed feature extractor")
+        self.head = QRadioButton("Head only: the network is a fixed feature extractor")
         self.last = QRadioButton("The head and the last")
         self.blocks = QSpinBox()
         self.blocks.setRange(1, 16)

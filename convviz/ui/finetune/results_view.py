@@ -6,22 +6,36 @@ import html
 import os
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from convviz.ui.finetune.thumbs import ThumbStrip
 from convviz.ui.widgets.sections import heading
 
 
 def cell_colour(count: int, row_total: int, diagonal: bool) -> QColor:
-    """Green on the diagonal, red off it, stronger for a larger share of the row."""
+    """Green on the diagonal, red off it, stronger for a larger share of the row (opaque, on white)."""
     share = count / row_total if row_total else 0.0
     base = (46, 160, 67) if diagonal else (214, 39, 40)
-    alpha = int(30 + 200 * share) if count else 0
-    return QColor(*base, alpha)
+    mix = (0.15 + 0.6 * share) if count else 0.0
+    return QColor(*(round(255 + (c - 255) * mix) for c in base))
+
+
+BACKBONE_WORDS = {"full": "full training loop", "eager": "head on cached features",
+                  "prepared": "head on cached features, prepared graph"}
+
+
+def matrix_html(classes: list[str], confusion: list[list[int]]) -> str:
+    """The confusion matrix as a table: a row per true class, a column per predicted class."""
+    head = "".join(f"<th>&nbsp;{html.escape(c)}&nbsp;</th>" for c in classes)
+    rows = []
+    for i, name in enumerate(classes):
+        total = sum(confusion[i])
+        cells = "".join(f"<td align='center' bgcolor='{cell_colour(n, total, i == j).name()}'>&nbsp;{n}&nbsp;</td>"
+                        for j, n in enumerate(confusion[i]))
+        rows.append(f"<tr><th align='right'>{html.escape(name)}&nbsp;</th>{cells}</tr>")
+    return (f"<table cellspacing='0' cellpadding='4' style='border-collapse: collapse'>"
+            f"<tr><td align='right'><small>true ↓ predicted →</small></td>{head}</tr>{''.join(rows)}</table>")
 
 
 class ResultsView(QWidget):
@@ -39,12 +53,9 @@ class ResultsView(QWidget):
         self.summary.setWordWrap(True)
         self.per_class = QLabel("")
         self.per_class.setWordWrap(True)
-        self.confusion = QTableWidget()
-        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.confusion.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.confusion = QLabel("")
         self.confusion.setVisible(False)
+        self.matrix: list[list[int]] = []
         self.confusion_caption = QLabel("Confusion matrix: rows are the true class, columns the predicted one.")
         self.confusion_caption.setStyleSheet("color: #666;")
         self.confusion_caption.setVisible(False)
@@ -68,6 +79,7 @@ class ResultsView(QWidget):
         buttons.addStretch(1)
         matrix_row = QHBoxLayout()
         matrix_row.addWidget(self.confusion, 0, Qt.AlignmentFlag.AlignTop)
+        matrix_row.addSpacing(24)
         matrix_row.addWidget(self.per_class, 1, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -93,7 +105,7 @@ class ResultsView(QWidget):
             return
         how = "cancelled — best epoch so far" if outcome.cancelled else "finished"
         self.caption.setText(f"Training {how}: {outcome.epochs_done} epoch(s) in {outcome.seconds:.1f} s "
-                             f"on {outcome.train_images} images ({outcome.backbone} backbone).")
+                             f"on {outcome.train_images} images ({BACKBONE_WORDS.get(outcome.backbone, outcome.backbone)}).")
         wrong = len(outcome.misclassified)
         self.summary.setText(f"<span style='font-size:15pt; font-weight:600'>{outcome.accuracy:.1%}</span> "
                              f"validation accuracy ({outcome.val_images - wrong} of {outcome.val_images} right, "
@@ -112,23 +124,8 @@ class ResultsView(QWidget):
         self.show_saved(outcome.checkpoint)
 
     def _show_matrix(self, classes: list[str], confusion: list[list[int]]) -> None:
-        n = len(classes)
-        self.confusion.setRowCount(n)
-        self.confusion.setColumnCount(n)
-        self.confusion.setHorizontalHeaderLabels([f"→ {c}" for c in classes])
-        self.confusion.setVerticalHeaderLabels(classes)
-        for i in range(n):
-            total = sum(confusion[i])
-            for j in range(n):
-                item = QTableWidgetItem(str(confusion[i][j]))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                item.setBackground(QBrush(cell_colour(confusion[i][j], total, i == j)))
-                self.confusion.setItem(i, j, item)
-        self.confusion.resizeColumnsToContents()
-        frame = 2 * self.confusion.frameWidth()
-        width = self.confusion.verticalHeader().width() + sum(self.confusion.columnWidth(j) for j in range(n)) + frame + 4
-        height = self.confusion.horizontalHeader().height() + sum(self.confusion.rowHeight(i) for i in range(n)) + frame + 4
-        self.confusion.setFixedSize(min(width, 520), min(height, 320))
+        self.matrix = [list(row) for row in confusion]
+        self.confusion.setText(matrix_html(classes, confusion))
         self.confusion.setVisible(True)
         self.confusion_caption.setVisible(True)
 

@@ -43,9 +43,12 @@ class ThumbStrip(QListWidget):
         self.setIconSize(QSize(icon_side, icon_side))
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff if rows == 1 else
+                                        Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setSpacing(2)
-        caption = 34 if captions else 0
-        self.setFixedHeight(rows * (icon_side + 12 + caption) + 18)
+        caption = 2 * self.fontMetrics().height() + 4 if captions else 0
+        bar = self.horizontalScrollBar().sizeHint().height()
+        self.setFixedHeight(rows * (icon_side + 12 + caption) + bar + 2 * self.frameWidth())
         self.itemClicked.connect(lambda item: self.clicked_path.emit(item.data(Qt.ItemDataRole.UserRole)))
 
     def set_items(self, items: list[tuple[str, np.ndarray, str, str]]) -> None:
