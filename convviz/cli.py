@@ -21,7 +21,7 @@ class CliError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convviz", description="See what a convolutional network does.")
-    sub = parser.add_subparsers(dest="command", metavar="{predict,layers,activations,app}")
+    sub = parser.add_subparsers(dest="command", metavar="{predict,layers,activations,finetune,app}")
 
     def model_options(p):
         p.add_argument("--model", default="default", metavar="SPEC",
@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--npy", metavar="PATH", help="also save the raw (C, H, W) float32 array")
     p.add_argument("--colormap", default="viridis")
 
+    from .cli_finetune import add_finetune_parser
+
+    add_finetune_parser(sub)
     sub.add_parser("app", help="launch the desktop app (the default without a command)")
     return parser
 
@@ -170,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     from .core.allocator import keep_freed_memory
 
     keep_freed_memory()
-    commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations}
+    from .cli_finetune import cmd_finetune
+
+    commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations, "finetune": cmd_finetune}
     started = time.perf_counter()
     try:
         code = commands[args.command](args)

@@ -1,0 +1,126 @@
+"""Augmentations from a plain :class:`AugmentSpec` (torchvision transforms v2), seeded.
+
+The same (seed, epoch, index) gives the same augmented image in the preview grid and in
+training: :func:`augmented_input` forks the global torch RNG and seeds it per sample.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..preprocess import Preprocess
+
+if TYPE_CHECKING:  # transforms v2 costs ~3 s of imports: loaded only when an augmentation is built
+    from torchvision.transforms import v2
+
+#: Strength used when an augmentation is switched on by name (CLI ``--augment hflip,crop``).
+DEFAULT_STRENGTHS = {"grayscale": 0.2, "hflip": 0.5, "vflip": 0.5, "crop": 0.3, "jitter": 0.3, "translate": 0.1, "rotate": 15.0}
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Each field 0 = off. Probabilities for grayscale/hflip/vflip; crop = largest fraction of the
+    area cut away; jitter = brightness/contrast/saturation strength; translate = fraction of the
+    side; rotate = degrees."""
+
+    grayscale: float = 0.0
+    hflip: float = 0.0
+    vflip: float = 0.0
+    crop: float = 0.0
+    jitter: float = 0.0
+    translate: float = 0.0
+    rotate: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return any(v > 0 for v in asdict(self).values())
+
+    @classmethod
+    def from_names(cls, names: str | list[str]) -> "AugmentSpec":
+        """``"hflip,crop"`` → those switched on at their default strength; ValueError on unknown names."""
+        items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+        unknown = [n for n in items if n not in DEFAULT_STRENGTHS]
+        if unknown:
+            raise ValueError(f"unknown augmentation {unknown[0]!r} (choose from {','.join(DEFAULT_STRENGTHS)})")
+        return cls(**{n: DEFAULT_STRENGTHS[n] for n in items})
+
+    def names(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) > 0]
+
+
+def _interp(preprocess: Preprocess):
+    from torchvision.transforms import InterpolationMode
+
+    return {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
+        preprocess.interpolation, InterpolationMode.BILINEAR)
+
+
+def build_transform(spec: AugmentSpec, preprocess: Preprocess) -> v2.Compose:
+    """uint8 (3, H, W) tensor → augmented uint8 (3, S, S) tensor at the model's input size."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    size, interp = preprocess.input_size, _interp(preprocess)
+    ops: list = []
+    if spec.rotate > 0 or spec.translate > 0:
+        ops.append(v2.RandomAffine(degrees=spec.rotate, translate=(spec.translate, spec.translate) if spec.translate else None,
+                                   interpolation=InterpolationMode.BILINEAR))
+    if spec.crop > 0:
+        ops.append(v2.RandomResizedCrop(size, scale=(max(0.05, 1.0 - spec.crop) * preprocess.crop_pct ** 2, preprocess.crop_pct ** 2),
+                                        interpolation=interp, antialias=True))
+    else:
+        ops += [v2.Resize(round(size / preprocess.crop_pct), interpolation=interp, antialias=True), v2.CenterCrop(size)]
+    if spec.hflip > 0:
+        ops.append(v2.RandomHorizontalFlip(spec.hflip))
+    if spec.vflip > 0:
+        ops.append(v2.RandomVerticalFlip(spec.vflip))
+    if spec.jitter > 0:
+        ops.append(v2.ColorJitter(brightness=spec.jitter, contrast=spec.jitter, saturation=spec.jitter))
+    if spec.grayscale > 0:
+        ops.append(v2.RandomGrayscale(spec.grayscale))
+    return v2.Compose(ops)
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The RNG seed of one sample in one epoch (shared by preview and training)."""
+    return (seed * 1_000_003 + epoch * 100_003 + index) % (2**63 - 1)
+
+
+def augmented_input(rgb: np.ndarray | torch.Tensor, transform: v2.Compose, seed: int) -> torch.Tensor:
+    """One augmented uint8 (3, S, S) tensor; the same ``seed`` always gives the same result."""
+    chw = rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.array(rgb, dtype=np.uint8, order="C", copy=not rgb.flags.writeable)).permute(2, 0, 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transform(chw).contiguous()
+
+
+def preview_grid(rgb: np.ndarray, spec: AugmentSpec, preprocess: Preprocess, count: int = 8, *,
+                 seed: int = 0, index: int = 0) -> list[np.ndarray]:
+    """``count`` augmented versions (epochs 0..count-1 of sample ``index``) as (S, S, 3) uint8 arrays."""
+    transform = build_transform(spec, preprocess)
+    return [augmented_input(rgb, transform, sample_seed(seed, e, index)).permute(1, 2, 0).numpy() for e in range(count)]
+
+
+@dataclass(frozen=True)
+class ShiftDemo:
+    """The article's point: shifting by one pixel changes many numbers, not the label."""
+
+    changed_values: int
+    total_values: int
+    mean_abs_change: float
+    max_abs_change: int
+
+    @property
+    def changed_fraction(self) -> float:
+        return self.changed_values / max(1, self.total_values)
+
+
+def shift_by_one_pixel_demo(rgb: np.ndarray) -> ShiftDemo:
+    """Shift (H, W, 3) uint8 right by one pixel (left column repeated) and count what changes."""
+    arr = np.asarray(rgb, dtype=np.int16)
+    shifted = np.concatenate([arr[:, :1], arr[:, :-1]], axis=1)
+    diff = np.abs(shifted - arr)
+    return ShiftDemo(int(np.count_nonzero(diff)), int(diff.size), float(diff.mean()), int(diff.max(initial=0)))

@@ -1,0 +1,227 @@
+"""The fast path: decode → backbone features once, batched, through a prepared graph.
+
+* Decoding uses Pillow's JPEG draft mode (the decoder scales by 1/2…1/8 itself) and runs in a
+  ``DataLoader`` worker *process* (no threads in core), overlapped with the forward pass.
+* The backbone is the model without its head (its output is the head's input). Eager
+  ``channels_last`` torch is the reference; a traced, frozen TorchScript graph, cached on disk per (architecture, weights hash, input size, torch version) under the
+  user cache dir, is about twice as fast. A loaded graph is checked against eager torch on a probe
+  input (max abs difference ≤ 1e-4) and ignored when it differs. The cache holds only graphs this
+  code wrote into a per-user folder (mode 0700); TorchScript is code, so never point
+  ``CONVVIZ_CACHE_DIR`` at a folder others can write.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..images import ImageError, load_image, pil_to_rgb
+from ..preprocess import Preprocess
+from .checkpoint import atomic_write
+from .heads import strip_head
+from .scan import ALLOWED_FORMATS, Sample
+
+_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+GRAPH_TOLERANCE = 1e-4
+
+
+def decode_rgb(path: str, min_side: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8; JPEGs are decoded at the smallest draft scale whose short side ≥ ``min_side``."""
+    try:
+        with Image.open(path) as img:
+            if img.format not in ALLOWED_FORMATS:
+                raise ImageError(f"{os.path.basename(path)}: format {img.format} not accepted")
+            if img.format == "JPEG" and min_side:
+                w, h = img.size
+                scale = min(w, h) / min_side
+                img.draft("RGB", (math.ceil(w / scale), math.ceil(h / scale)) if scale > 1 else img.size)
+                img.load()
+                return pil_to_rgb(img)
+    except ImageError:
+        raise
+    except Exception as exc:  # header problems: let load_image give its one-line reason
+        del exc
+    return load_image(path).rgb
+
+
+def model_input_uint8(rgb: np.ndarray, preprocess: Preprocess) -> torch.Tensor:
+    """Centre crop + resize (like :meth:`Preprocess.to_array`) but kept as uint8 (3, S, S)."""
+    img = Image.fromarray(rgb)
+    box = preprocess.crop_box(img.width, img.height)
+    size = preprocess.input_size
+    out = img.resize((size, size), _RESAMPLE.get(preprocess.interpolation, Image.BILINEAR), box=box)
+    return torch.from_numpy(np.asarray(out, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def normalize(batch: torch.Tensor, preprocess: Preprocess, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 (N, 3, S, S) → normalised float32 on ``device`` (channels_last)."""
+    mean = torch.tensor(preprocess.mean, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(preprocess.std, device=device).view(1, 3, 1, 1) * 255
+    x = (batch.to(device, non_blocking=True).float() - mean) / std
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Samples → (uint8 image, label, index, error). A file that fails to decode yields a blank
+    image and its one-line error, so one bad file never stops a run.
+
+    ``transform`` (from :func:`augment.build_transform`) makes it an augmenting dataset; each item
+    is then seeded by (seed, epoch, index) exactly as the preview grid is.
+    """
+
+    def __init__(self, samples: Sequence[Sample], preprocess: Preprocess, transform=None, seed: int = 0):
+        self.samples, self.preprocess, self.transform, self.seed, self.epoch = list(samples), preprocess, transform, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        from .augment import augmented_input, sample_seed
+
+        sample = self.samples[index]
+        size = self.preprocess.input_size
+        try:
+            side = round(size / self.preprocess.crop_pct)
+            rgb = decode_rgb(sample.path, side if self.transform is None else 2 * side)
+            if self.transform is None:
+                image = model_input_uint8(rgb, self.preprocess)
+            else:
+                image = augmented_input(rgb, self.transform, sample_seed(self.seed, self.epoch, index))
+            return image, sample.label, index, ""
+        except (ImageError, OSError, ValueError) as exc:
+            return torch.zeros(3, size, size, dtype=torch.uint8), sample.label, index, str(exc).splitlines()[0]
+
+
+def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, workers: int | None = None):
+    """A DataLoader; one worker process decodes while the main process computes (2-core friendly)."""
+    if workers is None:
+        workers = 1 if len(dataset) > 2 * batch_size and (os.cpu_count() or 1) > 1 else 0
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                                       generator=generator, persistent_workers=False)
+
+
+def headless(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` without its classifier, in eval mode, channels_last."""
+    return strip_head(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
+
+
+def weights_hash(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def cache_dir() -> str:
+    """``$CONVVIZ_CACHE_DIR`` or ``$XDG_CACHE_HOME/convviz`` (``~/.cache/convviz``)."""
+    base = os.environ.get("CONVVIZ_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "convviz")
+    return os.path.join(base, "graphs")
+
+
+def graph_path(backbone: nn.Module, input_size: int, arch: str = "") -> str:
+    key = f"{arch}|{weights_hash(backbone)}|{input_size}|{torch.__version__}"
+    safe = "".join(c if c.isalnum() else "_" for c in arch)[:40]
+    return os.path.join(cache_dir(), f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.ts")
+
+
+def prepare_graph(backbone: nn.Module, input_size: int, path: str) -> str:
+    """Trace and freeze ``backbone`` (weights become constants, BatchNorm folded); save atomically at ``path``."""
+    example = torch.randn(2, 3, input_size, input_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings about Python control flow in timm/torchvision
+        traced = torch.jit.trace(copy.deepcopy(backbone).eval().to(memory_format=torch.contiguous_format), example)
+        graph = torch.jit.freeze(traced.eval())  # optimize_for_inference graphs (MKLDNN) cannot be saved
+        graph(example)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(graph, buffer)
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+    return path
+
+
+def load_graph(path: str, backbone: nn.Module, input_size: int):
+    """The cached graph at ``path`` if it exists and matches eager torch on a probe, else None."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            graph = torch.jit.load(path, map_location="cpu")
+        probe = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            same = torch.allclose(graph(probe), backbone(probe.contiguous(memory_format=torch.channels_last)),
+                                  atol=GRAPH_TOLERANCE, rtol=GRAPH_TOLERANCE)
+    except Exception:  # a stale or damaged cache file is never fatal: eager torch is the fallback
+        return None
+    return graph if same else None
+
+
+class FeatureBackbone:
+    """Callable (N, 3, S, S) normalised float → (N, D) features; prepared graph or eager torch.
+
+    ``graph``: ``"auto"`` uses the cached graph and prepares it when missing (one-time cost),
+    ``"cached"`` uses it only if already prepared (e.g. by a background job), ``"eager"`` never.
+    """
+
+    def __init__(self, model: nn.Module, input_size: int, *, arch: str = "", device: str = "cpu", graph: str = "auto",
+                 on_status: Callable[[str], None] | None = None):
+        self.eager = headless(model).to(device)
+        self.device, self.input_size, self.kind, self.graph = device, input_size, "eager", None
+        if graph not in ("auto", "cached", "eager"):
+            raise ValueError(f"graph must be auto, cached or eager, not {graph!r}")
+        if device == "cpu" and graph != "eager":
+            path = graph_path(self.eager, input_size, arch)
+            self.graph = load_graph(path, self.eager, input_size)
+            if self.graph is None and graph == "auto":
+                if on_status:
+                    on_status(f"preparing a fast graph once; later runs reuse it ({os.path.dirname(path)})")
+                try:
+                    self.graph = load_graph(prepare_graph(self.eager, input_size, path), self.eager, input_size)
+                except Exception as exc:  # tracing can fail on exotic models: eager torch still works
+                    if on_status:
+                        on_status(f"fast graph unavailable ({type(exc).__name__}); using eager torch")
+            self.kind = "prepared" if self.graph is not None else "eager"
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.graph is not None:
+            return self.graph(x.contiguous())
+        return self.eager(x.contiguous(memory_format=torch.channels_last))
+
+
+def extract_features(backbone: FeatureBackbone, samples: Sequence[Sample], preprocess: Preprocess, *,
+                     batch_size: int = 64, flip: bool = False, workers: int | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield ``(images_done, state)`` once per batch; ``state`` ends holding ``features`` (N, D),
+    ``labels`` (N,), ``ok`` (N,) bool and ``errors`` {index: reason}. ``flip`` averages the
+    features of the image and its mirror image."""
+    loader = make_loader(ImageDataset(samples, preprocess), batch_size, workers=workers)
+    feats, labels, ok, errors, done = [], [], [], {}, 0
+    state: dict = {}
+    for images, targets, indices, errs in loader:
+        x = normalize(images, preprocess, backbone.device)
+        f = backbone(x)
+        if flip:
+            f = (f + backbone(x.flip(3))) / 2
+        feats.append(f.float().cpu())
+        labels.append(targets)
+        good = torch.tensor([not e for e in errs])
+        ok.append(good)
+        errors.update({int(i): e for i, e in zip(indices, errs) if e})
+        done += len(targets)
+        state.update(features=torch.cat(feats), labels=torch.cat(labels), ok=torch.cat(ok), errors=errors)
+        feats, labels, ok = [state["features"]], [state["labels"]], [state["ok"]]
+        yield done, state

@@ -1,0 +1,61 @@
+"""Augmentation: seeded, the preview equals what training sees; the one-pixel shift demo."""
+import numpy as np
+import pytest
+import torch
+
+from convviz.core.finetune import AugmentSpec, build_transform, preview_grid, shift_by_one_pixel_demo
+from convviz.core.finetune.features import ImageDataset
+from convviz.core.finetune.scan import scan_folder
+from convviz.core.images import load_image
+from convviz.core.preprocess import Preprocess
+
+from test_finetune_fixtures import make_folder
+
+SPEC = AugmentSpec(grayscale=0.3, hflip=0.5, vflip=0.5, crop=0.4, jitter=0.4, translate=0.1, rotate=20)
+PP = Preprocess(input_size=32, crop_pct=1.0)
+
+
+def test_preview_is_deterministic_and_varied():
+    rgb = np.random.default_rng(0).integers(0, 255, (50, 60, 3), dtype=np.uint8)
+    a, b = preview_grid(rgb, SPEC, PP, 6, seed=1), preview_grid(rgb, SPEC, PP, 6, seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert a[0].shape == (32, 32, 3) and a[0].dtype == np.uint8
+    assert len({x.tobytes() for x in a}) == 6  # different epochs, different views
+    c = preview_grid(rgb, SPEC, PP, 6, seed=2)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_training_sees_the_preview(tmp_path):
+    scan = scan_folder(make_folder(tmp_path / "d", per_class=3, size=48))
+    dataset = ImageDataset(scan.train, PP, build_transform(SPEC, PP), seed=5)
+    for epoch in (0, 3):
+        dataset.epoch = epoch
+        image, _, _, error = dataset[1]
+        preview = preview_grid(load_image(scan.train[1].path).rgb, SPEC, PP, 4, seed=5, index=1)[epoch]
+        assert error == "" and np.array_equal(image.permute(1, 2, 0).numpy(), preview)
+
+
+def test_off_spec_is_plain_preprocessing():
+    rgb = np.random.default_rng(1).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    out = preview_grid(rgb, AugmentSpec(), PP, 2)
+    assert np.array_equal(out[0], out[1])
+    assert not AugmentSpec().active and SPEC.active
+
+
+def test_names():
+    assert AugmentSpec.from_names("hflip, crop").names() == ["hflip", "crop"]
+    with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
+        AugmentSpec.from_names("hflip,blur")
+
+
+def test_shift_by_one_pixel_counts_changed_values():
+    rgb = np.random.default_rng(2).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    demo = shift_by_one_pixel_demo(rgb)
+    t = torch.from_numpy(rgb).long()
+    shifted = torch.roll(t, 1, dims=1)
+    shifted[:, 0] = t[:, 0]
+    diff = (shifted - t).abs()
+    assert demo.changed_values == int((diff != 0).sum()) and demo.total_values == rgb.size
+    assert demo.max_abs_change == int(diff.max()) and demo.mean_abs_change == pytest.approx(float(diff.float().mean()))
+    flat = shift_by_one_pixel_demo(np.full((8, 8, 3), 7, np.uint8))
+    assert flat.changed_values == 0

@@ -1,0 +1,81 @@
+"""Training generator: fast path, full loop, cancel within one batch, graph vs eager, round trip."""
+import numpy as np
+import pytest
+import torch
+
+from convviz.core.finetune import AugmentSpec, TrainConfig, fine_tune, prepare_graph, load_graph, scan_folder
+from convviz.core.finetune.features import headless
+from convviz.core.images import load_image
+from convviz.core.models import load_model
+
+from test_finetune_fixtures import make_folder, tiny_model
+
+
+@pytest.fixture
+def scan(tmp_path):
+    return scan_folder(make_folder(tmp_path / "d", per_class=8), val_fraction=0.25)
+
+
+def run(loaded, scan, config, **kw):
+    items = list(fine_tune(loaded, scan, config, **kw))
+    return items, items[-1].result
+
+
+def test_fast_path_learns_and_saved_model_reproduces_evaluation(scan, tmp_path):
+    loaded = tiny_model()
+    items, result = run(loaded, scan, TrainConfig(epochs=30, graph="eager", workers=0))
+    assert items[-1].stage == "done" and {p.stage for p in items} >= {"features", "train"}
+    assert result.backbone == "eager" and result.freeze.trainable_params == 1024 * 2 + 2
+    assert len(result.history["val_acc"]) == 30 and result.evaluation.accuracy == 1.0
+    assert sum(map(sum, result.evaluation.confusion)) == len(scan.val)
+    # the folded head inside the saved model gives the evaluation's predictions
+    path = str(tmp_path / "out.pt")
+    result.save(path)
+    reloaded = load_model(path)
+    assert reloaded.label_names(2) == ("blue", "red")
+    for key in ("input_size", "crop_pct", "mean", "std", "interpolation"):
+        got, want = getattr(reloaded.preprocess, key), getattr(result.preprocess, key)
+        assert (tuple(got) == tuple(want)) if key in ("mean", "std") else got == want
+    with torch.no_grad():
+        preds = [int(reloaded.module(reloaded.preprocess.to_tensor(load_image(s.path).rgb)).argmax()) for s in scan.val]
+    assert preds == [s.label for s in scan.val]
+    assert torch.load(path, weights_only=True)["training"]["epochs"] == 30
+
+
+def test_full_loop_with_augmentation_and_cancel_within_one_batch(scan):
+    loaded = tiny_model()
+    config = TrainConfig(epochs=3, batch_size=4, freeze="last:1", augment=AugmentSpec(hflip=0.5), workers=0)
+    seen = []
+    stop_after = 2
+
+    def should_stop():
+        return len([p for p in seen if p.stage == "train"]) >= stop_after
+
+    for progress in fine_tune(loaded, scan, config, should_stop=should_stop):
+        seen.append(progress)
+    batches = [p for p in seen if p.stage == "train" and p.batch_grid is not None or p.stage == "train"]
+    assert seen[-1].stage == "cancelled" and seen[-1].result is not None
+    assert len([p for p in batches if p.val_acc is None]) == stop_after  # no batch after the stop request
+    assert seen[1].batch_grid.shape == (64, 4 * 64, 3) and seen[1].batch_grid.dtype == np.uint8
+    assert seen[-1].result.cancelled and 0 <= seen[-1].result.evaluation.accuracy <= 1
+
+
+def test_full_loop_runs_epochs(scan):
+    _, result = run(tiny_model(), scan, TrainConfig(epochs=2, batch_size=6, freeze="none", workers=0))
+    assert len(result.history["train_loss"]) == 2 and not result.cancelled and result.backbone == "full"
+
+
+def test_prepared_graph_equals_eager(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
+    loaded = tiny_model()
+    backbone = headless(loaded.module)
+    path = prepare_graph(backbone, 32, str(tmp_path / "g.ts"))
+    graph = load_graph(path, backbone, 32)
+    assert graph is not None
+    x = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(graph(x), backbone(x), atol=1e-4)
+    other = headless(tiny_model().module)
+    with torch.no_grad():
+        other.classifier[0].bias.add_(1.0)
+    assert load_graph(path, other, 32) is None  # a graph that differs from eager torch is refused

@@ -1,0 +1,103 @@
+"""`convviz finetune`: JSON summary, predict with the new classes, one-line errors on bad input."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convviz.cli import main
+from convviz.core.finetune import checkpoint_dict
+from convviz.core.models import build_architecture
+from convviz.core.preprocess import Preprocess
+
+KEYS = {"classes", "train_images", "val_images", "val_accuracy", "per_class_accuracy", "confusion", "seconds", "out"}
+
+
+def make_folder(root, classes=("blue", "red"), per_class=6):
+    rng = np.random.default_rng(0)
+    colours = {"red": (200, 40, 40), "blue": (40, 40, 200)}
+    for c in classes:
+        os.makedirs(os.path.join(root, c), exist_ok=True)
+        for i in range(per_class):
+            arr = np.clip(np.array(colours[c]) + rng.integers(-40, 40, (40, 48, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(os.path.join(root, c, f"{i}.jpg"))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def tiny_start(tmp_path_factory):
+    """A random-weight mobilenet_v3_small as a convviz checkpoint (no download needed) at 32 px."""
+    torch.manual_seed(0)
+    module, _, _, _ = build_architecture("mobilenet_v3_small", num_classes=3)
+    path = str(tmp_path_factory.mktemp("start") / "tiny.pt")
+    torch.save(checkpoint_dict(module, arch="mobilenet_v3_small", labels=["a", "b", "c"],
+                               preprocess=Preprocess(input_size=32, crop_pct=1.0), training={}), path)
+    return path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_finetune_json_then_predict_new_classes(capsys, tmp_path, tiny_start):
+    data = make_folder(tmp_path / "data")
+    out = str(tmp_path / "ft.pt")
+    code, stdout, stderr = run(capsys, "finetune", data, "--model", tiny_start, "--epochs", "20", "--graph", "eager",
+                               "--json", "--out", out)
+    assert code == 0, stderr
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert set(summary) == KEYS and summary["classes"] == ["blue", "red"]
+    assert summary["train_images"] + summary["val_images"] == 12 and summary["out"] == out
+    assert sum(map(sum, summary["confusion"])) == summary["val_images"]
+    assert "%" in stderr  # tqdm progress bar on stderr
+    code, stdout, _ = run(capsys, "predict", os.path.join(data, "red", "0.jpg"), "--model", out, "--json", "--topk", "2")
+    assert code == 0 and {t["label"] for t in json.loads(stdout)["top"]} == {"blue", "red"}
+
+
+def test_full_loop_with_augmentation(capsys, tmp_path, tiny_start):
+    data = make_folder(tmp_path / "data")
+    code, stdout, stderr = run(capsys, "finetune", data, "--model", tiny_start, "--epochs", "1", "--freeze", "last:1",
+                               "--augment", "hflip,crop", "--batch-size", "4", "--json", "--out", str(tmp_path / "a.pt"))
+    assert code == 0, stderr
+    assert json.loads(stdout)["classes"] == ["blue", "red"]
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty", "no class folders"),
+    ("one_class", "only one class"),
+    ("unwritable", "cannot write"),
+    ("bad_augment", "unknown augmentation 'blur'"),
+    ("bad_freeze", "unknown freeze strategy"),
+    ("other_arch", "does not fit the architecture"),
+    pytest.param("no_cuda", "no CUDA device", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")),
+])
+def test_bad_input_is_one_line(capsys, tmp_path, tiny_start, case, expected):
+    data = tmp_path / "data"
+    data.mkdir()
+    args = ["finetune", str(data), "--model", tiny_start, "--out", str(tmp_path / "o.pt")]
+    if case == "one_class":
+        make_folder(data, classes=("red",))
+    elif case != "empty":
+        make_folder(data)
+    if case == "unwritable":
+        args[-1] = str(tmp_path / "no" / "such" / "o.pt")
+    elif case == "bad_augment":
+        args += ["--augment", "hflip,blur"]
+    elif case == "bad_freeze":
+        args += ["--freeze", "half"]
+    elif case == "no_cuda":
+        args += ["--device", "cuda"]
+    elif case == "other_arch":
+        state = torch.load(tiny_start, weights_only=True)["state_dict"]
+        torch.save(state, tmp_path / "sd.pt")
+        args[3] = f"resnet18={tmp_path / 'sd.pt'}"
+    code, stdout, stderr = run(capsys, *args)
+    assert code == 2 and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], stderr
