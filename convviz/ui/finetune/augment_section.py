@@ -104,7 +104,8 @@ class AugmentSection(QWidget):
         self.preview.setPixmap(rgb_pixmap(tile(preview.images, cols, PREVIEW_SIDE)))
         spec = self.spec()
         what = ", ".join(spec.names()) if spec.active else "no augmentation: every epoch sees the same input"
-        self.preview_caption.setText(f"{len(preview.images)} epochs of one training image ({what})")
+        whose = "one training image" if label else "the current photo (choose a folder to see a training image)"
+        self.preview_caption.setText(f"{len(preview.images)} epochs of {whose}: {what}")
         demo = preview.shift
         keep = f"the label is still <b>{label}</b>" if label else "the label does not change"
         self.shift.setText(
