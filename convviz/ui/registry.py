@@ -25,6 +25,7 @@ class PanelEntry:
 PANELS: tuple[PanelEntry, ...] = (
     PanelEntry("convolution", "Convolution", "convviz.ui.convolution.panel:ConvolutionPanel"),
     PanelEntry("layers", "Layers", "convviz.ui.layers.panel:LayersPanel"),
+    PanelEntry("finetune", "Fine-tune", "convviz.ui.finetune.panel:FinetunePanel"),
 )
 
 

@@ -1,0 +1,313 @@
+"""The Fine-tune tab: folder → what trains → augmentation → train → results → use the new model.
+
+The panel only displays and forwards intent: every step is a job of
+:mod:`convviz.workers.finetune_jobs` on ``session.runner`` (scan, preview, parameter count,
+training, save). Training works on a clean copy of the current model; "Use this model" loads the
+saved checkpoint through the normal model path (``session.load_model``), so every tab then shows
+the new classes, and re-opening the file later restores them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from convviz.ui.finetune.augment_section import AugmentSection
+from convviz.ui.finetune.data_section import DataSection
+from convviz.ui.finetune.freeze_section import FreezeSection
+from convviz.ui.finetune.results_view import ResultsView
+from convviz.ui.finetune.training_view import TrainingView
+from convviz.ui.panel import Panel
+from convviz.workers import finetune_jobs as jobs
+
+
+def _rule() -> QFrame:
+    line = QFrame()
+    line.setFrameShape(QFrame.Shape.HLine)
+    line.setStyleSheet("color: #ddd;")
+    return line
+
+
+class FinetunePanel(Panel):
+    """Fine-tune the current model on a folder of images, in the background, and adopt the result."""
+
+    #: module paths whose parameters the chosen strategy freezes (for the Layers tab to mark)
+    frozen_layers_changed = Signal(list)
+    #: a training update arrived (:class:`~convviz.workers.finetune_jobs.TrainUpdate`)
+    training_progress = Signal(object)
+    #: a run ended: the :class:`~convviz.workers.finetune_jobs.TrainOutcome`
+    training_finished = Signal(object)
+    #: a one-line message was shown (errors and notices), for tests and the status bar
+    message_shown = Signal(str)
+
+    #: fast-path forward: use a prepared TorchScript graph only if one is cached already
+    graph_mode = "cached"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.report = None  #: ScanReport of the chosen folder
+        self.outcome = None  #: TrainOutcome of the last run
+        self.model_path: str | None = None  #: the checkpoint "Use this model" loads
+        self.save_path: str | None = None  #: where training writes (None: a new file in the data dir)
+        self.frozen_layers: list[str] = []
+        self.loader_workers: int | None = None  #: DataLoader decode processes (None: the core decides)
+        self.train_handle = None
+        self._gen = {"preview": 0, "freeze": 0}
+        self._adopting: str | None = None
+        self._train_pending = False
+
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #b00020; font-weight: 600;")
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.setVisible(False)
+        self.data = DataSection()
+        self.freeze = FreezeSection()
+        self.augment = AugmentSection()
+        self.training = TrainingView()
+        self.results = ResultsView()
+
+        left = QVBoxLayout()
+        for i, w in enumerate((self.data, self.freeze, self.augment)):
+            if i:
+                left.addWidget(_rule())
+            left.addWidget(w)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self.training)
+        right.addWidget(_rule())
+        right.addWidget(self.results)
+        right.addStretch(1)
+        left_box = QWidget()
+        left_box.setLayout(left)
+        left_box.setMinimumWidth(360)
+        left_box.setMaximumWidth(500)
+        columns = QHBoxLayout()
+        columns.setSpacing(14)
+        columns.addWidget(left_box, 4)
+        columns.addWidget(_vrule())
+        columns.addLayout(right, 5)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 8)
+        layout.addWidget(self.message)
+        layout.addLayout(columns)
+
+        self.data.folder_chosen.connect(self.scan_folder)
+        self.freeze.strategy_changed.connect(lambda _s: self._request_freeze_info())
+        self.augment.spec_changed.connect(lambda _s: self._request_preview())
+        self.training.train.clicked.connect(self.start_training)
+        self.training.cancel.clicked.connect(self.cancel_training)
+        self.results.image_clicked.connect(self.open_image_requested)
+        self.results.save_requested.connect(lambda: self.save_model())
+        self.results.use_requested.connect(self.use_model)
+
+    # ------------------------------------------------------------------ session
+    def bind(self, session) -> None:
+        super().bind(session)
+        session.model_loaded.connect(self._on_model_loaded)
+        session.model_failed.connect(self._on_model_failed)
+        session.image_loaded.connect(lambda _img: self.report is None and self._request_preview())
+        if session.model_info is not None:
+            self._on_model_loaded(session.model_info)
+
+    def is_ready(self) -> bool:
+        return True
+
+    def show_message(self, text: str) -> None:
+        """One line above the sections (empty: hidden)."""
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+        if text:
+            self.message_shown.emit(text)
+
+    def _on_model_loaded(self, info) -> None:
+        if self._adopting is not None and info.spec == self._adopting:
+            self._adopting = None
+            self.results.show_saved(self.model_path, "Now the current model in every tab. ")
+        self._request_freeze_info()
+        self._request_preview()
+
+    def _on_model_failed(self, message: str) -> None:
+        if self._adopting is not None:
+            self._adopting = None
+            self.show_message(message)
+
+    # ------------------------------------------------------------------ scan
+    def scan_folder(self, folder: str) -> None:
+        """Scan ``folder`` in the background; a folder that cannot be used leaves the previous one."""
+        if self.session is None:
+            return
+        self.data.show_scanning(folder)
+        handle = self.session.runner.submit(jobs.scan_job, folder, name="Scanning images…")
+        handle.finished.connect(self._on_scanned)
+        handle.failed.connect(lambda message: self._on_scan_failed(folder, message))
+
+    def _on_scanned(self, report) -> None:
+        if report is None:
+            return
+        self.report = report
+        self.show_message("")
+        self.data.show_report(report)
+        self.training.show_message("Ready: press Train.")
+        self._request_freeze_info()
+        self._request_preview()
+
+    def _on_scan_failed(self, folder: str, message: str) -> None:
+        self.data.show_failed(folder, self.report)
+        self.show_message(message)
+
+    # ------------------------------------------------------------------ freeze + preview
+    def train_preprocess(self):
+        """The model's preprocessing as training uses it (the core's default crop)."""
+        from convviz.core.finetune import TrainConfig
+
+        base = self.session.model_info.preprocess
+        return replace(base, crop_pct=TrainConfig().crop_pct or base.crop_pct)
+
+    def _request_freeze_info(self) -> None:
+        if self.session is None or self.session.model_info is None:
+            return
+        self._gen["freeze"] += 1
+        gen, strategy = self._gen["freeze"], self.freeze.strategy()
+        classes = len(self.report.scan.classes) if self.report is not None else 2
+        handle = self.session.runner.submit(jobs.freeze_job, self.session.engine, strategy, classes, name="Counting parameters…")
+        handle.finished.connect(lambda info: gen == self._gen["freeze"] and self._on_freeze_info(info))
+        handle.failed.connect(lambda message: gen == self._gen["freeze"] and self.freeze.count.setText(message))
+
+    def _on_freeze_info(self, info) -> None:
+        self.freeze.show_info(info)
+        self.training.set_devices(info.devices)
+        if info.frozen_modules != self.frozen_layers:
+            self.frozen_layers = list(info.frozen_modules)
+            self.frozen_layers_changed.emit(list(self.frozen_layers))
+
+    def _request_preview(self) -> None:
+        if self.session is None or self.session.model_info is None:
+            return
+        if self.report is not None and self.report.scan.train:
+            sample = self.report.scan.train[0]
+            source, label = sample.path, self.report.scan.classes[sample.label]
+        elif self.session.image is not None:
+            source, label = self.session.image.rgb, None
+        else:
+            return
+        self._gen["preview"] += 1
+        gen = self._gen["preview"]
+        handle = self.session.runner.submit(jobs.preview_job, source, self.augment.spec(), self.train_preprocess(),
+                                            name="Augmenting the preview…")
+        handle.finished.connect(lambda preview: gen == self._gen["preview"] and self.augment.show_preview(preview, label))
+        handle.failed.connect(lambda message: gen == self._gen["preview"] and self.augment.preview_caption.setText(message))
+
+    # ------------------------------------------------------------------ training
+    def config(self):
+        """The core :class:`TrainConfig` the widgets describe."""
+        from convviz.core.finetune import TrainConfig
+
+        return TrainConfig(freeze=self.freeze.strategy(), augment=self.augment.spec(), graph=self.graph_mode,
+                           workers=self.loader_workers, **self.training.settings())
+
+    @property
+    def training_running(self) -> bool:
+        return self._train_pending or (self.train_handle is not None and self.train_handle.running)
+
+    def start_training(self) -> None:
+        if self.session is None or self.training_running:
+            return
+        if self.report is None:
+            self.show_message("Choose a folder of images first (one sub-folder per class).")
+            return
+        if self.session.model_info is None:
+            self.show_message("No model is loaded yet.")
+            return
+        self.show_message("")
+        self.training.reset()
+        self.training.set_running(True)
+        self.training.show_message("Starting…")
+        self._train_pending = True
+        # start the job on the next turn of the event loop: the new state is painted first, while
+        # the worker does not yet compete for the GIL
+        QTimer.singleShot(0, self._submit_training)
+
+    def _submit_training(self) -> None:
+        if not self._train_pending:  # cancelled before it started
+            return
+        self._train_pending = False
+        if self.session is None or self.session.runner.closed:
+            self.training.set_running(False)
+            return
+        handle = self.session.runner.submit(jobs.train_job, self.session.engine, self.report.scan, self.config(),
+                                            self.save_path, name="Fine-tuning…", graceful=True)
+        self.train_handle = handle
+        handle.progress.connect(self._on_progress)
+        handle.finished.connect(self._on_trained)
+        handle.failed.connect(self._on_train_failed)
+        handle.done.connect(lambda: self.training.set_running(False))
+
+    def cancel_training(self) -> None:
+        if self._train_pending:
+            self._train_pending = False
+            self.training.set_running(False)
+            self.training.show_message("Cancelled before it started.")
+        elif self.training_running:
+            self.training.show_message("Cancelling: stopping after this batch…")
+            self.training.cancel.setEnabled(False)
+            self.train_handle.cancel()
+
+    def _on_progress(self, progress) -> None:
+        if isinstance(progress.partial, jobs.TrainUpdate):
+            self.training.show_update(progress.partial, progress.text)
+            self.training_progress.emit(progress.partial)
+        elif progress.text:
+            self.training.show_message(progress.text)
+
+    def _on_trained(self, outcome) -> None:
+        self.outcome = outcome
+        self.model_path = outcome.checkpoint
+        self.training.progress.setValue(1000)
+        self.training.eta.setText("")
+        done = "Cancelled" if outcome.cancelled else "Done"
+        self.training.show_message(f"{done} in {outcome.seconds:.1f} s: {outcome.accuracy:.1%} validation accuracy"
+                                   if outcome.epochs_done else "Cancelled before the first epoch ended.")
+        self.results.show_outcome(outcome)
+        self.training_finished.emit(outcome)
+
+    def _on_train_failed(self, message: str) -> None:
+        self.training.show_message("Training stopped.")
+        self.show_message(message)
+
+    # ------------------------------------------------------------------ the new model
+    def save_model(self, path: str | None = None) -> None:
+        """Write the trained checkpoint to ``path`` (asks when None), atomically; it becomes the one to use."""
+        if self.model_path is None or self.session is None:
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save the fine-tuned model",
+                                                  os.path.join(os.path.expanduser("~"), os.path.basename(self.model_path)),
+                                                  "convviz checkpoint (*.pt)")
+            if not path:
+                return
+        handle = self.session.runner.submit(jobs.copy_checkpoint_job, self.model_path, path, name="Saving the model…")
+        handle.finished.connect(self._on_saved)
+        handle.failed.connect(self.show_message)
+
+    def _on_saved(self, path: str) -> None:
+        self.model_path = path
+        self.show_message("")
+        self.results.show_saved(path, "Saved. ")
+
+    def use_model(self) -> None:
+        """Make the fine-tuned checkpoint the current model (the normal model path)."""
+        if self.model_path is None or self.session is None:
+            return
+        self._adopting = self.model_path
+        self.results.show_saved(self.model_path, "Loading as the current model… ")
+        self.session.load_model(self.model_path)
+
+
+def _vrule() -> QFrame:
+    line = QFrame()
+    line.setFrameShape(QFrame.Shape.VLine)
+    line.setStyleSheet("color: #ddd;")
+    return line

@@ -1,0 +1,171 @@
+"""Section 4 of the Fine-tune tab: training settings, Train / Cancel, progress with ETA, live loss and
+accuracy curves (pyqtgraph) and the current augmented batch."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+    QWidget,
+)
+
+from convviz.ui.finetune.thumbs import rgb_pixmap
+from convviz.ui.widgets.sections import heading
+from convviz.workers.finetune_jobs import eta_text
+
+TRAIN_PEN, VAL_PEN = pg.mkPen("#1f77b4", width=2), pg.mkPen("#d62728", width=2)
+
+
+def _plot(title: str, y_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem, pg.PlotDataItem]:
+    """One plot with a train and a val curve (created once; later only ``setData``)."""
+    plot = pg.PlotWidget(background="w")
+    plot.setTitle(title, color="#333", size="10pt")
+    plot.setLabel("bottom", "epoch")
+    plot.setLabel("left", y_label)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.getAxis("left").enableAutoSIPrefix(False)
+    plot.setMenuEnabled(False)
+    plot.setMinimumHeight(170)
+    plot.setMinimumWidth(180)
+    plot.setMaximumHeight(230)
+    train = plot.plot([], [], pen=TRAIN_PEN, name="train")
+    val = plot.plot([], [], pen=VAL_PEN, name="validation")
+    return plot, train, val
+
+
+class TrainingView(QWidget):
+    """Settings, the Train/Cancel buttons and what a running job reports (``show_update``)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        box, caption = heading("4 · Train")
+        caption.setText("A copy of the model trains in the background; the other tabs keep working. "
+                        "Cancel stops within one batch and keeps the best model so far.")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(0, 1000)
+        self.epochs.setSpecialValueText("auto")
+        self.epochs.setToolTip("auto: 100 when only the head trains on cached features, 5 for the full loop")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(0.0, 1.0)
+        self.lr.setSingleStep(0.0001)
+        self.lr.setSpecialValueText("auto")
+        self.lr.setToolTip("auto: 0.001 when only the head trains on cached features, 0.0003 for the full loop")
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 1024)
+        self.batch.setValue(32)
+        self.device = QComboBox()
+        self.device.addItem("cpu")
+        form = QGridLayout()
+        form.setHorizontalSpacing(8)
+        for i, (label, widget) in enumerate((("Epochs", self.epochs), ("Learning rate", self.lr),
+                                             ("Batch size", self.batch), ("Device", self.device))):
+            row, col = divmod(i, 2)
+            name = QLabel(label)
+            name.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            form.addWidget(name, row, 2 * col)
+            form.addWidget(widget, row, 2 * col + 1)
+        form.setColumnStretch(1, 1)
+        form.setColumnStretch(3, 1)
+        self.train = QPushButton("Train")
+        self.train.setDefault(True)
+        self.train.setMinimumWidth(90)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.eta = QLabel("")
+        self.eta.setFixedWidth(70)
+        self.status = QLabel("Choose a folder first.")
+        self.status.setStyleSheet("color: #555;")
+        # fixed sizes: a new line of text repaints the label only, never re-lays out the curves
+        self.status.setFixedHeight(self.status.sizeHint().height())
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train)
+        buttons.addWidget(self.cancel)
+        buttons.addWidget(self.progress, 1)
+        buttons.addWidget(self.eta)
+        self.loss_plot, self.train_loss, self.val_loss = _plot("Loss (cross-entropy)", "loss")
+        self.acc_plot, self.train_acc, self.val_acc = _plot("Accuracy", "accuracy")
+        self.acc_plot.setYRange(0, 1.02, padding=0)
+        self.acc_plot.enableAutoRange(y=False)
+        self.legend = QLabel("<span style='color:#1f77b4'>━━ train</span> &nbsp; "
+                             "<span style='color:#d62728'>━━ validation</span> &nbsp; (one point per epoch)")
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.acc_plot)
+        self.batch_caption = QLabel("")
+        self.batch_caption.setStyleSheet("color: #666;")
+        self.batch_view = QLabel("")
+        self.batch_view.setFixedHeight(64)
+        self.batch_view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # cropped, never widens
+        self.batch_caption.setFixedHeight(self.batch_caption.sizeHint().height() or 18)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(box)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.legend)
+        layout.addLayout(plots)
+        layout.addWidget(self.batch_caption)
+        layout.addWidget(self.batch_view)
+        self._x_epochs = 0
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict:
+        """epochs / lr (None: the core's default), batch_size, device."""
+        return {"epochs": self.epochs.value() or None, "lr": self.lr.value() or None,
+                "batch_size": self.batch.value(), "device": self.device.currentText()}
+
+    def set_devices(self, devices: list[str]) -> None:
+        if [self.device.itemText(i) for i in range(self.device.count())] != list(devices):
+            current = self.device.currentText()
+            self.device.clear()
+            self.device.addItems(devices)
+            if current in devices:
+                self.device.setCurrentText(current)
+
+    # ------------------------------------------------------------------ a run
+    def set_running(self, running: bool) -> None:
+        self.train.setEnabled(not running)
+        self.cancel.setEnabled(running)
+        for w in (self.epochs, self.lr, self.batch, self.device):
+            w.setEnabled(not running)
+
+    def reset(self) -> None:
+        for curve in (self.train_loss, self.val_loss, self.train_acc, self.val_acc):
+            if curve.xData is not None and len(curve.xData):
+                curve.setData([], [])
+        self.progress.setValue(0)
+        self.eta.setText("")
+        self.batch_view.clear()
+        self.batch_caption.setText("")
+        self._x_epochs = 0
+
+    def show_update(self, update, text: str) -> None:
+        """A :class:`~convviz.workers.finetune_jobs.TrainUpdate` (curves, progress, batch strip)."""
+        self.progress.setValue(int(round(update.fraction * 1000)))
+        self.eta.setText(eta_text(update.eta_s) if update.stage not in ("done", "cancelled") else "")
+        self.status.setText(text + (f" · {update.message}" if update.message else "") + f" · {update.elapsed_s:.0f} s")
+        h = update.history
+        if update.epochs and update.epochs != self._x_epochs:  # fixed x range: no re-ranging per epoch
+            self._x_epochs = update.epochs
+            for plot in (self.loss_plot, self.acc_plot):
+                plot.enableAutoRange(x=False)
+                plot.setXRange(0.5, update.epochs + 0.5, padding=0)
+        if h.get("val_acc") and len(h["val_acc"]) != len(self.val_acc.xData if self.val_acc.xData is not None else ()):
+            x = np.arange(1, len(h["val_acc"]) + 1)
+            self.train_loss.setData(x, h["train_loss"])
+            self.val_loss.setData(x, h["val_loss"])
+            self.train_acc.setData(x, h["train_acc"])
+            self.val_acc.setData(x, h["val_acc"])
+        if update.batch_grid is not None:
+            self.batch_view.setPixmap(rgb_pixmap(update.batch_grid))
+            self.batch_caption.setText(f"Epoch {update.epoch}: the first images of the current augmented batch")
+
+    def show_message(self, text: str) -> None:
+        self.status.setText(text)

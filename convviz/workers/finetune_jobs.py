@@ -1,0 +1,321 @@
+"""The fine-tune panel's jobs: scan a folder, preview augmentations, count what trains, train.
+
+Each function runs on :attr:`Session.runner <convviz.workers.session.Session.runner>` and
+returns plain data (numpy arrays, dataclasses of numbers and strings), never a model or a
+tensor. Training works on :meth:`Engine.clean_model` (a fresh copy rebuilt from the current
+spec), never on the engine's live model, and never holds ``engine.lock`` while it trains; it
+checks the cancel token once per batch, so ``runner.submit(train_job, …, graceful=True)``
+ends within one batch with the best model so far, written atomically to a checkpoint file
+that :meth:`Session.load_model` opens like any other model file.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convviz.core.errors import first_line
+
+from .jobs import CancelToken, JobFailed, Progress
+
+THUMB_SIDE = 96
+THUMBS_PER_CLASS = 8
+PREVIEW_COUNT = 8
+GALLERY_MAX = 48
+#: at most this often a training update is sent to the GUI (each one redraws curves)
+UPDATE_INTERVAL_S = 0.25
+#: Python's GIL switch interval while a training job runs
+SWITCH_INTERVAL_S = 0.0005
+
+
+# ------------------------------------------------------------------------------ plain results
+@dataclass(frozen=True)
+class ScanReport:
+    """A scanned folder (core :class:`ScanResult`) with a thumbnail strip per class."""
+
+    scan: object  #: convviz.core.finetune.ScanResult (lists of paths and labels only)
+    thumbs: dict  #: class name → list of (path, (h, w, 3) uint8)
+
+
+@dataclass(frozen=True)
+class AugmentPreview:
+    """Augmented versions of one image (as training will see them) and the one-pixel-shift numbers."""
+
+    images: list  #: (S, S, 3) uint8 arrays
+    shift: object  #: convviz.core.finetune.ShiftDemo of the model-input image
+    input_size: int
+
+
+@dataclass(frozen=True)
+class FreezeInfo:
+    """What a freeze strategy trains on the current architecture with ``num_classes`` outputs."""
+
+    strategy: str
+    trainable_params: int
+    total_params: int
+    frozen_modules: list  #: module paths whose parameters are all frozen (for the Layers tree)
+    blocks: int  #: backbone blocks "last N" can open
+    devices: list  #: "cpu" and "cuda" when present
+
+
+@dataclass(frozen=True)
+class TrainUpdate:
+    """One training update, as plain data (``Progress.partial`` of :func:`train_job`)."""
+
+    stage: str  #: features | train | done | cancelled
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    fraction: float
+    eta_s: float | None
+    elapsed_s: float
+    history: dict  #: train_loss / train_acc / val_loss / val_acc → list per finished epoch
+    batch_grid: np.ndarray | None = None  #: the current augmented batch as one uint8 strip
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """A finished (or cancelled) run: what the results view shows and where the model is."""
+
+    classes: list
+    accuracy: float
+    loss: float
+    per_class_accuracy: dict
+    confusion: list  #: rows: true class, columns: predicted class
+    misclassified: list  #: core Misclassified(path, true, predicted, prob)
+    history: dict
+    cancelled: bool
+    seconds: float
+    train_images: int
+    val_images: int
+    trainable_params: int
+    total_params: int
+    backbone: str
+    checkpoint: str | None  #: the saved file (None when nothing was trained)
+    epochs_done: int = 0
+    notes: list = field(default_factory=list)
+    gallery: list = field(default_factory=list)  #: (Misclassified, (h, w, 3) uint8 thumbnail) per shown image
+
+
+# ------------------------------------------------------------------------------ helpers
+def default_save_dir() -> str:
+    """``$CONVVIZ_DATA_DIR`` or ``$XDG_DATA_HOME/convviz/finetuned`` (``~/.local/share/…``)."""
+    base = os.environ.get("CONVVIZ_DATA_DIR") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share"), "convviz")
+    return os.path.join(base, "finetuned")
+
+
+def default_save_path(root: str, stamp: float | None = None) -> str:
+    """A new file in :func:`default_save_dir` named after the data folder and the time."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.basename(os.path.normpath(root)))[:40] or "data"
+    when = time.strftime("%Y%m%d-%H%M%S", time.localtime(stamp if stamp is not None else time.time()))
+    return os.path.join(default_save_dir(), f"{name}-{when}.pt")
+
+
+def thumbnail(path: str, side: int = THUMB_SIDE) -> np.ndarray | None:
+    """A small (≤ side) uint8 RGB thumbnail (JPEG draft decode); None when the file fails."""
+    from PIL import Image
+
+    from convviz.core.images import pil_to_rgb
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (side * 2, side * 2))
+            img.thumbnail((side, side))
+            return pil_to_rgb(img)
+    except Exception:  # a file that passed the header check may still fail to decode
+        return None
+
+
+# ------------------------------------------------------------------------------ jobs
+def scan_job(root: str, seed: int = 0, cancel: CancelToken | None = None):
+    """Scan ``root`` (core rules), then decode a thumbnail strip per class; JobFailed on bad input."""
+    from convviz.core.finetune import scan_folder
+
+    yield Progress(None, f"Scanning {os.path.basename(os.path.normpath(root))}…")
+    try:
+        scan = scan_folder(root, seed=seed)
+    except (ValueError, OSError) as exc:
+        raise JobFailed(first_line(exc)) from None
+    thumbs: dict = {}
+    total = len(scan.classes) * THUMBS_PER_CLASS
+    for c, name in enumerate(scan.classes):
+        strip = []
+        for path in scan.paths_of(name, THUMBS_PER_CLASS):
+            if cancel is not None and cancel.cancelled:
+                return None
+            image = thumbnail(path)
+            if image is not None:
+                strip.append((path, image))
+        thumbs[name] = strip
+        yield Progress((c + 1) * THUMBS_PER_CLASS / total, "Reading thumbnails…")
+    return ScanReport(scan, thumbs)
+
+
+def preview_job(source, spec, preprocess, count: int = PREVIEW_COUNT, seed: int = 0) -> AugmentPreview:
+    """``count`` augmented versions of ``source`` + the one-pixel-shift numbers of its model input.
+
+    ``source`` is an image path (decoded exactly as training decodes it, so the grid shows epochs
+    0…count-1 of training sample 0 when it is ``scan.train[0]``) or an (H, W, 3) uint8 array.
+    """
+    from convviz.core.finetune import preview_grid, shift_by_one_pixel_demo
+    from convviz.core.finetune.features import decode_rgb, model_input_uint8
+
+    if isinstance(source, str):
+        try:
+            rgb = decode_rgb(source, 2 * round(preprocess.input_size / preprocess.crop_pct))
+        except (ValueError, OSError) as exc:
+            raise JobFailed(first_line(exc)) from None
+    else:
+        rgb = source
+    images = preview_grid(rgb, spec, preprocess, count, seed=seed)
+    model_input = model_input_uint8(rgb, preprocess).permute(1, 2, 0).numpy()
+    return AugmentPreview(images, shift_by_one_pixel_demo(model_input), preprocess.input_size)
+
+
+def freeze_job(engine, strategy: str, num_classes: int) -> FreezeInfo:
+    """Count trainable parameters of ``strategy`` on a copy of the current model (lock held only to copy)."""
+    import torch
+
+    from convviz.core.finetune import apply_freeze, backbone_blocks, replace_head
+
+    with engine.lock:
+        if engine.loaded is None:
+            raise JobFailed("no model is loaded")
+        model = copy.deepcopy(engine.loaded.module)
+    try:
+        replace_head(model, max(2, num_classes))
+        blocks = len(backbone_blocks(model))
+        report = apply_freeze(model, strategy)
+    except ValueError as exc:  # ModelError is a ValueError
+        raise JobFailed(first_line(exc)) from None
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return FreezeInfo(strategy, report.trainable_params, report.total_params, list(report.frozen_modules), blocks, devices)
+
+
+def check_save_path(path: str) -> None:
+    """JobFailed now (before training) when ``path`` cannot be written."""
+    from convviz.core.finetune import check_writable
+
+    try:
+        check_writable(path)
+    except ValueError as exc:
+        raise JobFailed(first_line(exc)) from None
+
+
+def train_job(engine, scan, config, save_path: str | None = None, cancel: CancelToken | None = None):
+    """Fine-tune a clean copy of the current model; yield :class:`Progress` (partial: :class:`TrainUpdate`).
+
+    Submit with ``graceful=True``: cancelling stops within one batch and the best model so far is
+    still evaluated and saved. Returns a :class:`TrainOutcome`; the checkpoint is written atomically
+    to ``save_path`` (or a new file in :func:`default_save_dir`).
+    """
+    path = os.path.abspath(save_path or default_save_path(scan.root))
+    if save_path is None:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as exc:
+            raise JobFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+    check_save_path(path)
+    stop = cancel if cancel is not None else (lambda: False)
+    with gui_friendly():
+        return (yield from _train(engine, scan, config, path, stop))
+
+
+@contextlib.contextmanager
+def gui_friendly(interval_s: float = SWITCH_INTERVAL_S):
+    """While training, let the GUI thread take the GIL sooner (Python's switch interval, 5 ms by default).
+
+    Training makes many tiny torch calls between Python lines; every Python callback of a repaint on
+    the GUI thread (pyqtgraph's paint methods) then waits up to one interval for the GIL, and a
+    repaint needs dozens of them. The previous interval is restored when the job ends.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, interval_s))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _train(engine, scan, config, path, stop):
+    from convviz.core.finetune import fine_tune
+
+    yield Progress(0.0, "Preparing a copy of the model…")
+    try:
+        loaded = engine.clean_model()
+    except ValueError as exc:
+        raise JobFailed(first_line(exc)) from None
+    if stop():
+        raise JobFailed("cancelled before training started")
+    notes: list[str] = []
+    result, last, shown_at = None, None, 0.0
+    try:
+        for step in fine_tune(loaded, scan, config, should_stop=stop, on_status=notes.append):
+            update = TrainUpdate(step.stage, step.epoch, step.epochs, step.batch, step.batches, float(step.fraction),
+                                 step.eta_s, step.elapsed_s, {k: list(v) for k, v in step.history.items()},
+                                 step.batch_grid, step.message)
+            if step.result is not None:
+                result, last = step.result, update
+                break
+            now = time.perf_counter()
+            if now - shown_at >= UPDATE_INTERVAL_S or update.batch_grid is not None or stop():
+                shown_at = now
+                yield Progress(step.fraction, _progress_text(update), update)
+    except ValueError as exc:  # bad settings or data (ModelError, ImageError, freeze strategy)
+        raise JobFailed(first_line(exc)) from None
+    if result is None:
+        raise JobFailed("training ended without a result")
+    epochs_done = len(result.history.get("val_acc", []))
+    checkpoint = None
+    if epochs_done:  # saved before the last update is shown, so the GUI is idle meanwhile
+        try:
+            result.save(path)
+        except ValueError as exc:
+            raise JobFailed(first_line(exc)) from None
+        checkpoint = path
+    yield Progress(1.0, _progress_text(last), last)
+    ev = result.evaluation
+    gallery = [(m, thumb) for m in ev.misclassified[:GALLERY_MAX] if (thumb := thumbnail(m.path)) is not None]
+    return TrainOutcome(list(result.labels), ev.accuracy, ev.loss, dict(ev.per_class_accuracy), [list(r) for r in ev.confusion],
+                        list(ev.misclassified), {k: list(v) for k, v in result.history.items()}, result.cancelled,
+                        result.seconds, result.train_images, result.val_images, result.freeze.trainable_params,
+                        result.freeze.total_params, result.backbone, checkpoint, epochs_done, notes, gallery)
+
+
+def copy_checkpoint_job(source: str, target: str) -> str:
+    """Write the checkpoint ``source`` to ``target`` atomically (Save…); returns ``target``."""
+    from convviz.core.finetune import atomic_write
+
+    target = os.path.abspath(target)
+    check_save_path(target)
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read()
+        atomic_write(target, lambda out: out.write(data))
+    except (OSError, ValueError) as exc:
+        raise JobFailed(first_line(exc)) from None
+    return target
+
+
+def _progress_text(update: TrainUpdate) -> str:
+    if update.stage == "features":
+        return f"Reading images: {update.batch}/{update.batches}"
+    if update.stage in ("done", "cancelled"):
+        return "Finishing…"
+    return f"Epoch {update.epoch}/{update.epochs}" + (f", batch {update.batch}/{update.batches}" if update.batches > 1 else "")
+
+
+def eta_text(seconds: float | None) -> str:
+    """``ETA 1:05`` / ``ETA 12 s`` / ``ETA …`` (not known yet)."""
+    if seconds is None:
+        return "ETA …"
+    seconds = max(0, int(round(seconds)))
+    return f"ETA {seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"ETA {seconds} s"
