@@ -80,6 +80,9 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(scrollable(panel), entry.title)
         self.conv_panel = self.panels.get("convolution")
         self.layers_panel = self.panels.get("layers")
+        finetune = self.panels.get("finetune")
+        if finetune is not None and self.layers_panel is not None:  # frozen layers are marked in the tree
+            finetune.frozen_layers_changed.connect(self.layers_panel.set_frozen)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.side)
         self.splitter.addWidget(self.tabs)

@@ -262,3 +262,17 @@ def test_lab_host_api_and_lab_wishes(qtbot, window):
     assert blocker.args[0].startswith("--lab nosuch: no such lab") and "\n" not in blocker.args[0]
     with pytest.raises(ValueError):
         panel.add_lab("minimal", "again", ReluLab())
+
+
+def test_layers_frozen_by_the_fine_tune_choice_are_marked(qtbot, window):
+    panel = window.layers_panel
+    window.panels["finetune"].frozen_layers_changed.emit(["conv_stem", "blocks.0"])
+    model = panel.tree_model
+
+    def text(name):
+        return model.data(model.index_of(name), Qt.ItemDataRole.DisplayRole)
+
+    assert text("conv_stem").endswith("❄") and text("blocks.0.0.conv_dw").endswith("❄")  # inside a frozen block
+    assert not text("conv_head").endswith("❄")
+    window.panels["finetune"].frozen_layers_changed.emit([])
+    assert not text("conv_stem").endswith("❄")

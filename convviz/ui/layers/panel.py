@@ -179,6 +179,10 @@ class LayersPanel(Panel):
             self.splitter.setSizes([int(width * 0.5), width - int(width * 0.5)])
 
     # ---- labs ------------------------------------------------------------------------
+    def set_frozen(self, names) -> None:
+        """Mark the layers the Fine-tune panel's choice freezes (❄ in the tree)."""
+        self.tree_model.set_frozen(names)
+
     def add_lab(self, name: str, title: str, widget) -> None:
         """Add a lab tab (see :mod:`convviz.ui.layers.lab_host` for what ``widget`` provides)."""
         self.labs.add_lab(name, title, widget)

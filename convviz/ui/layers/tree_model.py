@@ -21,6 +21,13 @@ COLUMN_TIPS = (
     "Receptive field: pixels of the model input one output unit sees (height × width)",
 )
 PASS_THROUGH_COLOUR = QColor(140, 140, 140)
+FROZEN_COLOUR = QColor(70, 110, 160)
+
+
+def is_frozen(name: str, frozen: frozenset) -> bool:
+    """True when module ``name`` or one of its containers is in ``frozen``."""
+    parts = name.split(":")[0].split(".")
+    return any(".".join(parts[:i]) in frozen for i in range(1, len(parts) + 1))
 
 
 def _num(value) -> str:
@@ -114,6 +121,7 @@ class LayerTreeModel(QAbstractItemModel):
     def __init__(self, source: LayerListModel, parent=None):
         super().__init__(parent)
         self.source = source
+        self.frozen: frozenset[str] = frozenset()  #: module paths the fine-tune choice freezes
         source.modelAboutToBeReset.connect(self.beginResetModel)
         source.modelReset.connect(self.endResetModel)
 
@@ -145,17 +153,29 @@ class LayerTreeModel(QAbstractItemModel):
         if not index.isValid():
             return None
         node = index.internalPointer()
+        frozen = bool(self.frozen) and is_frozen(node.name, self.frozen)
         if role == Qt.ItemDataRole.DisplayRole:
-            return cell_text(node.row, index.column(), tree=True)
+            text = cell_text(node.row, index.column(), tree=True)
+            return f"{text}  ❄" if frozen and index.column() == 0 else text
         if role == Qt.ItemDataRole.ToolTipRole:
-            return row_tooltip(node.row)
+            tip = row_tooltip(node.row)
+            return f"{tip}\n❄ frozen by the Fine-tune choice: its weights do not train" if frozen else tip
         if role == Qt.ItemDataRole.UserRole:
             return node.name
+        if role == Qt.ItemDataRole.ForegroundRole and frozen:
+            return FROZEN_COLOUR
         if role == Qt.ItemDataRole.ForegroundRole and node.pass_through:
             return PASS_THROUGH_COLOUR
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= 2:
             return int(Qt.AlignmentFlag.AlignCenter)
         return None
+
+    def set_frozen(self, names) -> None:
+        """Mark the modules whose weights the fine-tune choice freezes (❄ and a blue-grey name)."""
+        self.frozen = frozenset(names)
+        if self.rowCount():
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(COLUMNS) - 1))
+            self.layoutChanged.emit()
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation != Qt.Orientation.Horizontal:
