@@ -182,6 +182,7 @@ class LayersPanel(Panel):
     def set_frozen(self, names) -> None:
         """Mark the layers the Fine-tune panel's choice freezes (❄ in the tree)."""
         self.tree_model.set_frozen(names)
+        self.tree.viewport().update()
 
     def add_lab(self, name: str, title: str, widget) -> None:
         """Add a lab tab (see :mod:`convviz.ui.layers.lab_host` for what ``widget`` provides)."""

@@ -173,9 +173,8 @@ class LayerTreeModel(QAbstractItemModel):
     def set_frozen(self, names) -> None:
         """Mark the modules whose weights the fine-tune choice freezes (❄ and a blue-grey name)."""
         self.frozen = frozenset(names)
-        if self.rowCount():
+        if self.rowCount():  # the view repaints from data() (see LayersPanel.set_frozen)
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(COLUMNS) - 1))
-            self.layoutChanged.emit()
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation != Qt.Orientation.Horizontal:
