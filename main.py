@@ -8,4 +8,4 @@ import sys  # noqa: E402
 from convviz.app import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(started_at=STARTED_AT))
+    sys.exit(main(started_at=STARTED_AT, exit_process=True))

@@ -15,7 +15,8 @@ import time
 
 EXIT_USAGE = 2
 SCREENSHOT_TIMEOUT_MS = 300_000
-EXIT_GRACE_S = 0.8  #: how long running work may take to stop once the window has closed
+GIL_SWITCH_S = 0.001
+
 
 from .ui.registry import panel_names  # noqa: E402  (Qt-free: the one list of panels)
 
@@ -167,8 +168,13 @@ class _Screenshot:
         self.settle.stop()
 
 
-def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
-    """Run the app; returns the exit code (2 with ``error: …`` on stderr for bad input)."""
+def main(argv: list[str] | None = None, started_at: float | None = None, exit_process: bool = False) -> int:
+    """Run the app; returns the exit code (2 with ``error: …`` on stderr for bad input).
+
+    With ``exit_process`` (``main.py`` and the ``convviz`` command) the process ends as soon as the
+    window is gone and the settings are saved, instead of spending a second or more tearing down
+    torch and Qt module by module.
+    """
     started_at = time.perf_counter() if started_at is None else started_at
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -188,6 +194,10 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .ui.settings import APP_NAME, organization
+
+    # Worker threads (model loads, training) hand the interpreter back to the GUI thread every
+    # millisecond instead of every 5 ms, so painting and input never wait long behind them.
+    sys.setswitchinterval(GIL_SWITCH_S)
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "convviz"])
     app.setOrganizationName(organization())
@@ -235,11 +245,11 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     if screenshot is not None:
         screenshot.stop()
     try:
-        window.close()  # saves the settings; cancels and waits for running work at most EXIT_GRACE_S
+        window.close()  # saves the settings; cancels running work and waits for it at most CLOSE_GRACE_S
     except RuntimeError:  # the window is already gone
         pass
     clean = session.shutdown(0.0)
-    if not clean:  # a job stuck inside a long C call: end the process now instead of waiting it out
+    if exit_process or not clean:  # (not clean: a job stuck in a long C call; don't wait it out)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] == "app" or (argv[0].startswith("--") and argv[0] not in ("--help", "-h")):
         from .app import main as app_main
 
-        return app_main(argv[1:] if argv and argv[0] == "app" else argv)
+        return app_main(argv[1:] if argv and argv[0] == "app" else argv, exit_process=True)
     args = _parser().parse_args(argv)
     from .core.images import ImageError
     from .core.model_files import ModelError

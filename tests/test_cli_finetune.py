@@ -74,7 +74,7 @@ def test_full_loop_with_augmentation(capsys, tmp_path, tiny_start):
     ("unwritable", "cannot write"),
     ("bad_augment", "unknown augmentation 'blur'"),
     ("bad_freeze", "unknown freeze strategy"),
-    ("other_arch", "does not fit the architecture"),
+    ("other_arch", "does not fit"),
     pytest.param("no_cuda", "no CUDA device", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")),
 ])
 def test_bad_input_is_one_line(capsys, tmp_path, tiny_start, case, expected):

@@ -29,7 +29,7 @@ VIEWS = panel_names()
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 DEFAULT_SIZE = (1400, 880)
 PREDICTIONS_KEY = "predictions"
-CLOSE_GRACE_S = 0.5  #: how long closing the window waits for cancelled work before the app ends anyway
+CLOSE_GRACE_S = 0.3  #: how long closing the window waits for cancelled work before the app ends anyway
 #: The left column's share of the window width, and its bounds in pixels.
 SIDE_SHARE, SIDE_MIN, SIDE_MAX = 0.26, 240, 440
 WINDOW_KEYS = (("Ctrl+O", "open an image"), ("Ctrl+V", "paste an image"), ("Ctrl+Shift+O", "open a model file"),

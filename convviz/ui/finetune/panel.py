@@ -12,7 +12,7 @@ import os
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QFileDialog, QFrame, QLabel, QVBoxLayout, QWidget
 
 from convviz.ui.finetune.augment_section import AugmentSection
 from convviz.ui.finetune.data_section import DataSection
@@ -20,6 +20,7 @@ from convviz.ui.finetune.freeze_section import FreezeSection
 from convviz.ui.finetune.results_view import ResultsView
 from convviz.ui.finetune.training_view import TrainingView
 from convviz.ui.panel import Panel
+from convviz.ui.widgets.reflow import Reflow
 from convviz.workers import finetune_jobs as jobs
 
 
@@ -28,6 +29,10 @@ def _rule() -> QFrame:
     line.setFrameShape(QFrame.Shape.HLine)
     line.setStyleSheet("color: #ddd;")
     return line
+
+
+#: Below this width (of the tab's viewport) the steps stack in one column instead of two.
+TWO_COLUMNS_MIN_WIDTH = 900
 
 
 class FinetunePanel(Panel):
@@ -48,6 +53,7 @@ class FinetunePanel(Panel):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.report = None  #: ScanReport of the chosen folder
+        self._announced: list[str] = []  #: frozen layers last told to the Layers tree
         self.outcome = None  #: TrainOutcome of the last run
         self.model_path: str | None = None  #: the checkpoint "Use this model" loads
         self.save_path: str | None = None  #: where training writes (None: a new file in the data dir)
@@ -84,15 +90,18 @@ class FinetunePanel(Panel):
         left_box.setLayout(left)
         left_box.setMinimumWidth(360)
         left_box.setMaximumWidth(500)
-        columns = QHBoxLayout()
-        columns.setSpacing(14)
-        columns.addWidget(left_box, 4)
-        columns.addWidget(_vrule())
-        columns.addLayout(right, 5)
+        self._left_box = left_box
+        self._divider = _vrule()
+        self.columns = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.columns.setSpacing(14)
+        self.columns.addWidget(left_box, 4)
+        self.columns.addWidget(self._divider)
+        self.columns.addLayout(right, 5)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
         layout.addWidget(self.message)
-        layout.addLayout(columns)
+        layout.addLayout(self.columns)
+        self.reflow = Reflow(self, TWO_COLUMNS_MIN_WIDTH, self._reflow)
 
         self.data.folder_chosen.connect(self.scan_folder)
         self.freeze.strategy_changed.connect(lambda _s: self._request_freeze_info())
@@ -111,6 +120,12 @@ class FinetunePanel(Panel):
         session.image_loaded.connect(lambda _img: self.report is None and self._request_preview())
         if session.model_info is not None:
             self._on_model_loaded(session.model_info)
+
+    def _reflow(self, narrow: bool) -> None:
+        """Two columns when there is room, the steps one below the other on a small screen."""
+        self.columns.setDirection(QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight)
+        self._divider.setVisible(not narrow)
+        self._left_box.setMaximumWidth(16777215 if narrow else 500)
 
     def is_ready(self) -> bool:
         return True
@@ -179,9 +194,15 @@ class FinetunePanel(Panel):
     def _on_freeze_info(self, info) -> None:
         self.freeze.show_info(info)
         self.training.set_devices(info.devices)
-        if info.frozen_modules != self.frozen_layers:
-            self.frozen_layers = list(info.frozen_modules)
-            self.frozen_layers_changed.emit(list(self.frozen_layers))
+        self.frozen_layers = list(info.frozen_modules)
+        self._announce_frozen()
+
+    def _announce_frozen(self) -> None:
+        """Tell the Layers tree what the choice freezes, once the user is fine-tuning (a folder is chosen)."""
+        shown = list(self.frozen_layers) if self.report is not None else []
+        if shown != self._announced:
+            self._announced = shown
+            self.frozen_layers_changed.emit(shown)
 
     def _request_preview(self) -> None:
         if self.session is None or self.session.model_info is None:

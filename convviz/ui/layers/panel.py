@@ -19,12 +19,16 @@ from convviz.core.layer_views import is_vector_shape
 from convviz.ui.labs import LAB_WIDGETS
 from convviz.ui.panel import Panel
 from convviz.ui.widgets.mosaic_view import MosaicView
+from convviz.ui.widgets.reflow import Reflow
 
 from .exports import Exports, model_input_rgb
 from .filters_view import FiltersView
 from .lab_host import LabHost
 from .tree_model import LayerFilter, LayerListModel, LayerTreeModel
 from .vector_view import VectorView
+
+#: Below this width (of the tab's viewport) the tree goes above the maps instead of beside them.
+SIDE_BY_SIDE_MIN_WIDTH = 940
 
 #: Types whose output is worth showing first when a model arrives.
 _DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")
@@ -167,9 +171,17 @@ class LayersPanel(Panel):
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         self.splitter = splitter
+        self._left = left
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
+        self.reflow = Reflow(self, SIDE_BY_SIDE_MIN_WIDTH, self._reflow)
+
+    def _reflow(self, narrow: bool) -> None:
+        """Tree beside the maps when there is room; above them (the tab scrolls down) on a small screen."""
+        self.splitter.setOrientation(Qt.Orientation.Vertical if narrow else Qt.Orientation.Horizontal)
+        self._left.setMinimumHeight(260 if narrow else 0)
+        self.right.setMinimumHeight(640 if narrow else 0)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)
