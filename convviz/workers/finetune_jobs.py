@@ -258,7 +258,7 @@ def _train(engine, scan, config, path, stop):
     notes: list[str] = []
     result, last, shown_at = None, None, 0.0
     try:
-        for step in fine_tune(loaded, scan, config, should_stop=stop, on_status=notes.append):
+        for step in fine_tune(loaded, scan, config, should_stop=stop, on_status=notes.append, copy_model=False):
             update = TrainUpdate(step.stage, step.epoch, step.epochs, step.batch, step.batches, float(step.fraction),
                                  step.eta_s, step.elapsed_s, {k: list(v) for k, v in step.history.items()},
                                  step.batch_grid, step.message)

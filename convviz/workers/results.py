@@ -9,9 +9,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from convviz.core.mosaic import grid_shape
 from convviz.core.preprocess import Preprocess
 
 
@@ -31,40 +28,6 @@ class ModelInfo:
     def row(self, name: str):
         """The layer-table row called ``name`` (None if absent)."""
         return next((r for r in self.rows if r.name == name), None)
-
-
-@dataclass(frozen=True)
-class ChannelStats:
-    """Per-channel min / max / mean of one layer's output and where each tile sits."""
-
-    minimum: np.ndarray
-    maximum: np.ndarray
-    mean: np.ndarray
-    tile_hw: tuple[int, int]
-    gap: int = 1
-
-    @property
-    def channels(self) -> int:
-        return int(self.minimum.shape[0])
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """(rows, cols) of the mosaic."""
-        h, w = self.tile_hw
-        return grid_shape(self.channels, h / max(w, 1))
-
-    def tile_at(self, y: float, x: float) -> int | None:
-        """Channel whose tile contains mosaic pixel (row ``y``, col ``x``); None on a gap."""
-        h, w = self.tile_hw
-        if y < 0 or x < 0:
-            return None
-        r, dy = divmod(int(y), h + self.gap)
-        q, dx = divmod(int(x), w + self.gap)
-        rows, cols = self.grid
-        index = r * cols + q
-        if dy >= h or dx >= w or q >= cols or r >= rows or index >= self.channels:
-            return None
-        return index
 
 
 @dataclass(frozen=True)

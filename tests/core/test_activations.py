@@ -10,13 +10,6 @@ from convviz.core.activations import ActivationCache, Capturer, predict_top
 from convviz.core.mosaic import channel_mosaic, tile_origin
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small inputs on a shared 2-core machine: one intra-op thread, no OpenMP spinning."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,6 @@ from torch import nn
 
 from convviz.core import geometry as g
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is ~40× faster than thread start-up on every call."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 GRID = list(itertools.product(range(1, 21), range(1, 8), range(1, 5), range(0, 4), range(1, 4)))

@@ -10,12 +10,6 @@ from convviz.core.geometry import pool_axis
 from convviz.core.labs_pool import pool_lab
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _torch(fn, *args, **kwargs):

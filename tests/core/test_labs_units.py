@@ -11,12 +11,6 @@ from convviz.core.labs_pointwise import is_pointwise, pointwise_lab
 from convviz.core.labs_pool import pool_lab, reduction_text
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 TORCH_FN = {"ReLU": F.relu, "ReLU6": F.relu6, "SiLU": F.silu, "Hardswish": F.hardswish}

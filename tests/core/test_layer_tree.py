@@ -45,12 +45,6 @@ class OutOfOrder(nn.Module):
         return self.head(self.drop(self.pool(x).flatten(1)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("arch", ["lite0", "resnet18", "custom"])

@@ -14,12 +14,6 @@ from convviz.ui.convolution.text import formula_html, note_html, output_caption
 GRID = list(itertools.product(range(1, 10), range(1, 5), range(1, 4), range(0, 3), range(1, 3), (False, True)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _module(mode, k, s, p, d, ceil):

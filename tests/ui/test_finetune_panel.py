@@ -40,9 +40,9 @@ def panel(qtbot, lite0_engine, sample_path, tmp_path, monkeypatch):
     panel.bind(session)
     panel.resize(1100, 900)
     panel.show()
-    with qtbot.waitSignal(panel.frozen_layers_changed, timeout=STEP_MS):
-        session.set_image(load_image(sample_path("cat")))
-        session.adopt_installed_model()
+    session.set_image(load_image(sample_path("cat")))
+    session.adopt_installed_model()
+    qtbot.waitUntil(lambda: bool(panel.frozen_layers), timeout=STEP_MS)  # the freeze count is in
     yield panel
     assert session.shutdown(60.0)
 
@@ -107,7 +107,9 @@ def test_frozen_layers_match_what_training_leaves_unchanged(qtbot, panel, tiny_f
     compare of the saved checkpoint against the engine's model), and the head changes."""
     import torch
 
-    scan(qtbot, panel, tiny_folder)
+    with qtbot.waitSignal(panel.frozen_layers_changed, timeout=STEP_MS) as first:
+        scan(qtbot, panel, tiny_folder)  # once a folder is chosen, the Layers tree is told what is frozen
+    assert "conv_stem" in first.args[0]
     with qtbot.waitSignal(panel.frozen_layers_changed, timeout=STEP_MS) as blocker:
         panel.freeze.last.setChecked(True)
         panel.freeze.blocks.setValue(1)

@@ -4,7 +4,7 @@ import pytest
 
 from convviz.core.images import LoadedImage, load_image
 from convviz.core.standard_views import LayerMosaic, Predictions
-from convviz.workers.results import ChannelStats, Generations
+from convviz.workers.results import Generations
 from convviz.workers.session import Session
 
 LOAD_MS = 180_000
@@ -128,14 +128,3 @@ def test_generations_mark_older_tickets_stale():
     assert not gens.is_current(first) and gens.is_current(second) and gens.is_current(other)
     gens.closed = True
     assert not gens.is_current(second)
-
-
-def test_channel_stats_find_the_tile_under_a_point():
-    stats = ChannelStats(np.zeros(5), np.ones(5), np.zeros(5), tile_hw=(4, 6), gap=1)
-    assert stats.grid == (3, 2)  # 3 rows of 2 tiles, each 4 high and 6 wide, 1-pixel gaps
-    assert stats.tile_at(0, 0) == 0
-    assert stats.tile_at(1, 7) == 1
-    assert stats.tile_at(4, 0) is None  # the gap row
-    assert stats.tile_at(10, 0) == 4
-    assert stats.tile_at(10, 7) is None  # tile 5 does not exist
-    assert stats.tile_at(0, 14) is None  # right of the last column

@@ -134,14 +134,18 @@ def _preprocess_for(loaded: LoadedModel, config: TrainConfig) -> Preprocess:
 
 def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = TrainConfig(), *,
               should_stop: Callable[[], bool] | None = None,
-              on_status: Callable[[str], None] | None = None) -> Iterator[TrainProgress]:
-    """Fine-tune a copy of ``loaded.module`` on ``scan``; the last progress has ``result`` set."""
+              on_status: Callable[[str], None] | None = None, copy_model: bool = True) -> Iterator[TrainProgress]:
+    """Fine-tune a copy of ``loaded.module`` on ``scan``; the last progress has ``result`` set.
+
+    ``copy_model=False`` trains ``loaded.module`` itself: for a caller that already holds a private
+    copy (the app's training job builds one from the spec), saving a second deep copy.
+    """
     config = config.resolved()
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError("--device cuda: no CUDA device is available")
     arch = arch_of(loaded)
     preprocess = _preprocess_for(loaded, config)
-    model = copy.deepcopy(loaded.module).cpu()
+    model = (copy.deepcopy(loaded.module) if copy_model else loaded.module).cpu()
     stop = should_stop or (lambda: False)
     started = time.perf_counter()
     if config.fast:
