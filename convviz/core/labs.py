@@ -22,18 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from .lab_names import ACTIVATION_TYPES, DROPOUT_TYPE_NAMES, LABS, POOL_TYPE_NAMES, VIEW_KIND
 from .labs_activation import ActivationLab, activation_name, capture_activation_lab
 from .labs_dropout import DropoutLab, dropout_lab
 from .labs_pointwise import PointwiseLab, is_pointwise, pointwise_lab
 from .labs_pool import PoolLab, pool_lab
 from .views import ViewContext, view
 
-LABS = ("relu", "pool", "dropout", "pointwise")
-VIEW_KIND = {lab: f"{lab}_lab" for lab in LABS}
-ACTIVATION_TYPES = ("ReLU", "ReLU6", "SiLU", "Hardswish")
 POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
-POOL_TYPE_NAMES = tuple(t.__name__ for t in POOL_TYPES)
-DROPOUT_TYPE_NAMES = ("Dropout", "Dropout2d", "Dropout1d", "AlphaDropout")
+assert tuple(t.__name__ for t in POOL_TYPES) == POOL_TYPE_NAMES
 
 __all__ = ["LABS", "VIEW_KIND", "ActivationLab", "PoolLab", "DropoutLab", "PointwiseLab",
            "lab_for", "first_layer_for_lab"]

@@ -8,12 +8,13 @@ the global random state is left alone.
 """
 from __future__ import annotations
 
+from .lab_names import INFERENCE_NOTE  # noqa: F401  (re-exported)
+
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-INFERENCE_NOTE = "Dropout does nothing at inference: in eval mode its output is its input."
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,51 @@ The GUI and the CLI call the same functions::
         ...                                             # TrainProgress; the last one has .result
     p.result.save(path)                                 # atomic convviz checkpoint; load_model(path) reloads it
 """
-from .augment import AugmentSpec, ShiftDemo, augmented_input, build_transform, preview_grid, shift_by_one_pixel_demo
-from .checkpoint import atomic_write, check_writable, checkpoint_dict, save_checkpoint
-from .evaluate import Evaluation, Misclassified, evaluate_logits
-from .features import FeatureBackbone, cache_dir, graph_path, load_graph, prepare_graph
-from .heads import FreezeReport, apply_freeze, backbone_blocks, head_name, replace_head, set_train_mode
-from .scan import Sample, ScanResult, Skipped, scan_folder
-from .train import FineTuneResult, TrainConfig, TrainProgress, arch_of, fine_tune
+import importlib
 
-__all__ = [
-    "AugmentSpec", "ShiftDemo", "augmented_input", "build_transform", "preview_grid", "shift_by_one_pixel_demo",
-    "atomic_write", "check_writable", "checkpoint_dict", "save_checkpoint",
-    "Evaluation", "Misclassified", "evaluate_logits",
-    "FeatureBackbone", "cache_dir", "graph_path", "load_graph", "prepare_graph",
-    "FreezeReport", "apply_freeze", "backbone_blocks", "head_name", "replace_head", "set_train_mode",
-    "Sample", "ScanResult", "Skipped", "scan_folder",
-    "FineTuneResult", "TrainConfig", "TrainProgress", "arch_of", "fine_tune",
-]
+#: public name → the module that defines it; imported on first use, so ``AugmentSpec`` (torch-free)
+#: can be read at GUI start-up without importing torch.
+_WHERE = {
+    'AugmentSpec': 'augment_spec',
+    'ShiftDemo': 'augment',
+    'augmented_input': 'augment',
+    'build_transform': 'augment',
+    'preview_grid': 'augment',
+    'shift_by_one_pixel_demo': 'augment',
+    'atomic_write': 'checkpoint',
+    'check_writable': 'checkpoint',
+    'checkpoint_dict': 'checkpoint',
+    'save_checkpoint': 'checkpoint',
+    'Evaluation': 'evaluate',
+    'Misclassified': 'evaluate',
+    'evaluate_logits': 'evaluate',
+    'FeatureBackbone': 'features',
+    'cache_dir': 'features',
+    'graph_path': 'features',
+    'load_graph': 'features',
+    'prepare_graph': 'features',
+    'FreezeReport': 'heads',
+    'apply_freeze': 'heads',
+    'backbone_blocks': 'heads',
+    'head_name': 'heads',
+    'replace_head': 'heads',
+    'set_train_mode': 'heads',
+    'Sample': 'scan',
+    'ScanResult': 'scan',
+    'Skipped': 'scan',
+    'scan_folder': 'scan',
+    'FineTuneResult': 'train',
+    'TrainConfig': 'train',
+    'TrainProgress': 'train',
+    'arch_of': 'train',
+    'fine_tune': 'train',
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,7 @@ class AugmentSection(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        from convviz.core.finetune.augment import DEFAULT_STRENGTHS
+        from convviz.core.finetune.augment_spec import DEFAULT_STRENGTHS
 
         box, caption = heading("3 · Augmentation")
         caption.setText("Random changes that keep the label, drawn anew every epoch. Off: the fast path "

@@ -15,7 +15,7 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
-from convviz.core.labs import ACTIVATION_TYPES
+from convviz.core.lab_names import ACTIVATION_TYPES
 
 
 def row_type(row, module_type: str | None) -> str:

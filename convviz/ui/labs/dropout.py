@@ -12,8 +12,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QSlider, QSpinBox, QVBoxLayout, QWidget
 
-from convviz.core.labs import DROPOUT_TYPE_NAMES
-from convviz.core.labs_dropout import INFERENCE_NOTE
+from convviz.core.lab_names import DROPOUT_TYPE_NAMES
+from convviz.core.lab_names import INFERENCE_NOTE
 
 from .base import LabWidget, is_map_shape
 from .maps import DIVERGING, GRAY, MapGrid, fmt, robust_symmetric

@@ -13,7 +13,7 @@ import html
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from convviz.core.labs import POOL_TYPE_NAMES
+from convviz.core.lab_names import POOL_TYPE_NAMES
 from convviz.ui.widgets.stage_player import StagePlayer
 
 from .base import LabWidget, is_map_shape

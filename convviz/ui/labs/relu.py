@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from convviz.core.labs import ACTIVATION_TYPES
+from convviz.core.lab_names import ACTIVATION_TYPES
 
 from .base import LabWidget
 from .maps import BACKGROUND, DIVERGING, MapGrid, fmt, robust_symmetric, symmetric
