@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("data", nargs="?", default=DEFAULT_DATA)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-pieces", action="store_true")
+    parser.add_argument("--ours-args", default="", help="extra `convviz finetune` options for ours, e.g. --ours-args=--no-mirror")
     args = parser.parse_args()
     if not os.path.isdir(args.data):
         raise SystemExit(f"no data at {args.data}")
@@ -163,15 +164,16 @@ def main() -> None:
     ours, base = [], []
     with tempfile.TemporaryDirectory() as tmp:
         cache = os.path.join(tmp, "cache")
-        first = run_ours(args.data, os.path.join(tmp, "ft.pt"), cache=cache)
+        extra = args.ours_args.split()
+        first = run_ours(args.data, os.path.join(tmp, "ft.pt"), *extra, cache=cache)
         for _ in range(args.runs):
-            ours.append(run_ours(args.data, os.path.join(tmp, "ft.pt"), cache=cache))
+            ours.append(run_ours(args.data, os.path.join(tmp, "ft.pt"), *extra, cache=cache))
             base.append(run_baseline(args.data))
         emit(figure="first_run", data=os.path.basename(os.path.normpath(args.data)), seconds=round(first["seconds"], 2),
              accuracy=round(first["val_accuracy"], 4),
              note="empty cache: includes exporting the backbone to ONNX once per machine, model and input size")
     med = lambda rows, k: statistics.median(r[k] for r in rows)  # noqa: E731
-    emit(figure="default_finetune_vs_baseline", data=os.path.basename(os.path.normpath(args.data)), runs=args.runs,
+    emit(figure="default_finetune_vs_baseline", data=os.path.basename(os.path.normpath(args.data)), runs=args.runs, ours_args=args.ours_args,
          ours_seconds=[round(r["seconds"], 2) for r in ours], baseline_seconds=[round(r["seconds"], 2) for r in base],
          ours_accuracy=[round(r["val_accuracy"], 4) for r in ours], baseline_accuracy=[round(r["val_accuracy"], 4) for r in base],
          ours_median_s=round(med(ours, "seconds"), 2), baseline_median_s=round(med(base, "seconds"), 2),
