@@ -10,7 +10,8 @@ def add_finetune_parser(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune a model on a folder with one sub-folder per class")
     p.add_argument("data", metavar="DATA_DIR", help="DATA_DIR/<class>/<image> (optionally DATA_DIR/train/ and DATA_DIR/val/)")
     p.add_argument("--model", default="default", metavar="SPEC", help="model to start from (default: bundled EfficientNet-Lite0)")
-    p.add_argument("--epochs", type=int, default=None, metavar="N", help="default: 100 (frozen, no augmentation) or 5")
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
+                   help="default: 100 L-BFGS iterations of the head (frozen, no augmentation) or 5 epochs")
     p.add_argument("--freeze", default="head", metavar="head|last:N|none",
                    help="what stays fixed: head = only the new head trains (fast path), last:N = also the last N blocks, none = all")
     p.add_argument("--augment", default="", metavar="LIST", help="comma list of hflip,vflip,grayscale,crop,jitter,translate,rotate")
@@ -22,6 +23,10 @@ def add_finetune_parser(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="F", help="held out per class without train/ val/ folders")
     p.add_argument("--graph", default="auto", choices=("auto", "cached", "eager"),
                    help="frozen-backbone forward: prepared graph cached on disk (auto), only if cached, or eager torch")
+    p.add_argument("--head", default="lbfgs", choices=("lbfgs", "adamw"),
+                   help="frozen backbone: logistic-regression head by L-BFGS with L2 chosen by cross-validation on train "
+                        "(default), or mini-batch AdamW (uses --lr)")
+    p.add_argument("--no-mirror", action="store_true", help="frozen backbone: don't add mirrored training images as samples")
     p.add_argument("--out", default=None, metavar="PATH", help="checkpoint to write (default: finetuned.pt in the current folder)")
     p.add_argument("--json", action="store_true", help="print one JSON line with the results")
 
@@ -64,7 +69,8 @@ def cmd_finetune(args) -> int:
         print(f"skipped {len(scan.skipped) - 5} more files", file=sys.stderr)
     loaded = load_model(args.model)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, freeze=args.freeze, augment=augment,
-                         device=args.device, seed=args.seed, input_size=args.input_size, graph=args.graph)
+                         device=args.device, seed=args.seed, input_size=args.input_size, graph=args.graph,
+                         head=args.head, mirror_train=not args.no_mirror)
     try:
         apply_freeze(copy.deepcopy(loaded.module), args.freeze)  # no head, or last:N too deep: say so before any work
     except ModelError:

@@ -1,13 +1,17 @@
 """The fast path: decode → backbone features once, batched, through a prepared graph.
 
-* Decoding uses Pillow's JPEG draft mode (the decoder scales by 1/2…1/8 itself) and runs in a
-  ``DataLoader`` worker *process* (no threads in core), overlapped with the forward pass.
+* Decoding uses Pillow's JPEG draft mode (the decoder scales by 1/2…1/8 itself). It can run in a
+  ``DataLoader`` worker *process* (no threads in core), overlapped with the forward pass; with
+  ONNX Runtime, which keeps every core busy, the fast path decodes in the main loop instead
+  (a decode process only competed with it on 2 cores: measured ~0.5 s slower per 400 images).
 * The backbone is the model without its head (its output is the head's input). Eager
-  ``channels_last`` torch is the reference; a traced, frozen TorchScript graph, cached on disk per (architecture, weights hash, input size, torch version) under the
-  user cache dir, is about twice as fast. A loaded graph is checked against eager torch on a probe
-  input (max abs difference ≤ 1e-4) and ignored when it differs. The cache holds only graphs this
-  code wrote into a per-user folder (mode 0700); TorchScript is code, so never point
-  ``CONVVIZ_CACHE_DIR`` at a folder others can write.
+  ``channels_last`` torch is the reference. Faster forwards, each cached on disk per
+  (architecture, weights hash, input size, library versions) under the user cache dir (mode 0700)
+  and prepared once: an ONNX Runtime session on a ``torch.onnx.export(dynamo=True)`` graph
+  (:mod:`.onnx_backbone`, preferred) or a traced, frozen TorchScript graph (when onnxruntime is
+  missing or the export fails). A loaded graph is checked against eager torch on a probe input
+  (max abs difference ≤ 1e-4) and ignored when it differs. The cache holds only files this code
+  wrote; TorchScript is code, so never point ``CONVVIZ_CACHE_DIR`` at a folder others can write.
 """
 from __future__ import annotations
 
@@ -175,6 +179,7 @@ class FeatureBackbone:
 
     ``graph``: ``"auto"`` uses the cached graph and prepares it when missing (one-time cost),
     ``"cached"`` uses it only if already prepared (e.g. by a background job), ``"eager"`` never.
+    ``kind`` says what runs: ``"onnx"`` (ONNX Runtime), ``"prepared"`` (TorchScript) or ``"eager"``.
     """
 
     def __init__(self, model: nn.Module, input_size: int, *, arch: str = "", device: str = "cpu", graph: str = "auto",
@@ -184,17 +189,42 @@ class FeatureBackbone:
         if graph not in ("auto", "cached", "eager"):
             raise ValueError(f"graph must be auto, cached or eager, not {graph!r}")
         if device == "cpu" and graph != "eager":
-            path = graph_path(self.eager, input_size, arch)
-            self.graph = load_graph(path, self.eager, input_size)
-            if self.graph is None and graph == "auto":
+            self.graph, self.kind = self._onnx(arch, graph == "auto", on_status), "onnx"
+            if self.graph is None:
+                self.graph, self.kind = self._torchscript(arch, graph == "auto", on_status), "prepared"
+            if self.graph is None:
+                self.kind = "eager"
+
+    def _onnx(self, arch, prepare, on_status):
+        from . import onnx_backbone
+
+        if not onnx_backbone.available():
+            return None
+        path = onnx_backbone.onnx_path(cache_dir(), arch, weights_hash(self.eager), self.input_size)
+        runner = onnx_backbone.load_onnx(path, self.eager, self.input_size)
+        if runner is None and prepare:
+            if on_status:
+                on_status(f"exporting the backbone to ONNX once; later runs reuse it ({os.path.dirname(path)})")
+            try:
+                runner = onnx_backbone.load_onnx(onnx_backbone.export_onnx(self.eager, self.input_size, path),
+                                                 self.eager, self.input_size)
+            except Exception as exc:  # the exporter can fail on exotic models: TorchScript / eager still work
                 if on_status:
-                    on_status(f"preparing a fast graph once; later runs reuse it ({os.path.dirname(path)})")
-                try:
-                    self.graph = load_graph(prepare_graph(self.eager, input_size, path), self.eager, input_size)
-                except Exception as exc:  # tracing can fail on exotic models: eager torch still works
-                    if on_status:
-                        on_status(f"fast graph unavailable ({type(exc).__name__}); using eager torch")
-            self.kind = "prepared" if self.graph is not None else "eager"
+                    on_status(f"ONNX export failed ({type(exc).__name__}); trying TorchScript")
+        return runner
+
+    def _torchscript(self, arch, prepare, on_status):
+        path = graph_path(self.eager, self.input_size, arch)
+        compiled = load_graph(path, self.eager, self.input_size)
+        if compiled is None and prepare:
+            if on_status:
+                on_status(f"preparing a fast graph once; later runs reuse it ({os.path.dirname(path)})")
+            try:
+                compiled = load_graph(prepare_graph(self.eager, self.input_size, path), self.eager, self.input_size)
+            except Exception as exc:  # tracing can fail on exotic models: eager torch still works
+                if on_status:
+                    on_status(f"fast graph unavailable ({type(exc).__name__}); using eager torch")
+        return compiled
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,18 +234,29 @@ class FeatureBackbone:
 
 
 def extract_features(backbone: FeatureBackbone, samples: Sequence[Sample], preprocess: Preprocess, *,
-                     batch_size: int = 64, flip: bool = False, workers: int | None = None) -> Iterator[tuple[int, dict]]:
+                     batch_size: int = 64, flip: bool = False, mirror: bool = False,
+                     workers: int | None = None) -> Iterator[tuple[int, dict]]:
     """Yield ``(images_done, state)`` once per batch; ``state`` ends holding ``features`` (N, D),
     ``labels`` (N,), ``ok`` (N,) bool and ``errors`` {index: reason}. ``flip`` averages the
-    features of the image and its mirror image."""
+    features of the image and its mirror image; ``mirror`` also keeps the mirror image's features
+    apart as ``mirror_features`` (N, D) (extra training samples). Both run image and mirror
+    through the backbone as one batch."""
     loader = make_loader(ImageDataset(samples, preprocess), batch_size, workers=workers)
-    feats, labels, ok, errors, done = [], [], [], {}, 0
+    feats, mirrors, labels, ok, errors, done = [], [], [], [], {}, 0
     state: dict = {}
     for images, targets, indices, errs in loader:
         x = normalize(images, preprocess, backbone.device)
-        f = backbone(x)
-        if flip:
-            f = (f + backbone(x.flip(3))) / 2
+        if flip or mirror:
+            both = backbone(torch.cat([x, x.flip(3)])).float().cpu()
+            f, m = both[:len(x)], both[len(x):]
+            if flip:
+                f = (f + m) / 2
+            if mirror:
+                mirrors.append(m)
+                state["mirror_features"] = torch.cat(mirrors)
+                mirrors = [state["mirror_features"]]
+        else:
+            f = backbone(x)
         feats.append(f.float().cpu())
         labels.append(targets)
         good = torch.tensor([not e for e in errs])

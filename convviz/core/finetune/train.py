@@ -2,10 +2,16 @@
 
 Two paths, same output:
 
-* **fast** (backbone frozen, no augmentation): backbone features are extracted once
-  (:mod:`.features`), standardised, and a linear head is trained on them with AdamW; the
-  standardisation is folded into the final ``nn.Linear``, so the saved model is the plain
-  architecture with a new head.
+* **fast** (backbone frozen, no augmentation): backbone features of each training image *and its
+  mirror image* (an extra sample, same label) are extracted once (:mod:`.features`, ONNX Runtime
+  when available), standardised, and an L2-regularised logistic-regression head is fitted with
+  L-BFGS; the L2 strength is chosen by 5-fold cross-validation on the *training* split only (an
+  image and its mirror always in the same fold). The validation split is only ever evaluated,
+  never used to choose anything. The standardisation is folded into the final ``nn.Linear``, so
+  the saved model is the plain architecture with a new head and predicts from one view.
+  The input is the whole image (``crop_pct`` 1.0) at the side the model's own centre crop is
+  taken from (224 / 0.875 = 256 for the bundled model), so objects keep their ImageNet scale.
+  ``head="adamw"`` trains the head with mini-batch AdamW instead (the previous recipe).
 * **full** (augmentation or unfrozen blocks): the usual loop over augmented batches.
 
 Cancellation: pass ``should_stop`` (a callable); it is checked once per batch (and once per
@@ -31,6 +37,7 @@ from .augment import AugmentSpec, build_transform
 from .checkpoint import checkpoint_dict, save_checkpoint
 from .evaluate import Evaluation, evaluate_logits
 from .features import FeatureBackbone, ImageDataset, extract_features, make_loader, normalize
+from .head_fit import choose_l2, fit_logistic, single_thread
 from .heads import FreezeReport, apply_freeze, parse_freeze, replace_head, set_train_mode
 from .scan import ScanResult, Skipped
 
@@ -39,7 +46,8 @@ FAST_EPOCHS, FULL_EPOCHS = 100, 5
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one fine-tune run. ``epochs=None``: 100 on the fast path, 5 on the full loop."""
+    """Settings of one fine-tune run. ``epochs=None``: 100 on the fast path (L-BFGS iterations for
+    ``head="lbfgs"``), 5 on the full loop."""
 
     epochs: int | None = None
     lr: float | None = None  # None: 1e-3 (fast path) / 3e-4 (full loop)
@@ -49,11 +57,14 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     weight_decay: float = 1e-2
-    input_size: int | None = None  # None: the model's own
+    input_size: int | None = None  # None: fast path: model's own / its crop_pct (multiple of 32); full loop: model's own
     crop_pct: float | None = 1.0  # whole centred square; None: the model's own
     flip_features: bool = False  # fast path: average features of the image and its mirror
     graph: str = "auto"  # fast path forward: auto | cached | eager (see features.FeatureBackbone)
     workers: int | None = None  # DataLoader decode processes; None: 1 when worth it
+    head: str = "lbfgs"  # fast path head fit: lbfgs (logistic regression, L2 by train CV) | adamw
+    mirror_train: bool = True  # fast path: add each training image's mirror image as a sample
+    l2: float | None = None  # lbfgs: fixed L2 strength; None: chosen by cross-validation on train
 
     @property
     def fast(self) -> bool:
@@ -129,7 +140,10 @@ def arch_of(loaded: LoadedModel) -> str:
 
 def _preprocess_for(loaded: LoadedModel, config: TrainConfig) -> Preprocess:
     base = loaded.preprocess
-    return replace(base, input_size=config.input_size or base.input_size, crop_pct=config.crop_pct or base.crop_pct)
+    size = config.input_size
+    if size is None and config.fast and (config.crop_pct or base.crop_pct) >= 1.0 and base.crop_pct < 1.0:
+        size = max(32, round(base.input_size / base.crop_pct / 32) * 32)  # whole image at the crop's scale
+    return replace(base, input_size=size or base.input_size, crop_pct=config.crop_pct or base.crop_pct)
 
 
 def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = TrainConfig(), *,
@@ -141,6 +155,8 @@ def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = Train
     copy (the app's training job builds one from the spec), saving a second deep copy.
     """
     config = config.resolved()
+    if config.head not in ("lbfgs", "adamw"):
+        raise ValueError(f"head must be lbfgs or adamw, not {config.head!r}")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError("--device cuda: no CUDA device is available")
     arch = arch_of(loaded)
@@ -174,12 +190,15 @@ def _fast(model, scan, config, preprocess, stop, started, on_status, arch):
     backbone = FeatureBackbone(model, preprocess.input_size, arch=arch, device=config.device,
                                graph=config.graph, on_status=on_status)
     total = len(scan.train) + len(scan.val)
+    # ONNX Runtime already keeps every core busy: a decode process only competes with it (measured)
+    workers = config.workers if config.workers is not None else 0 if backbone.kind == "onnx" else None
     states = {}
     done_before = 0
     for split in ("train", "val"):
         samples = getattr(scan, split)
         for done, state in extract_features(backbone, samples, preprocess, batch_size=max(config.batch_size, 32),
-                                            flip=config.flip_features, workers=config.workers):
+                                            flip=config.flip_features, workers=workers,
+                                            mirror=config.mirror_train and split == "train" and not config.flip_features):
             fraction = 0.9 * (done_before + done) / total
             yield TrainProgress("features", 0, config.epochs, done_before + done, total, fraction, _eta(started, fraction),
                                 time.perf_counter() - started, message=f"{split} features ({backbone.kind})")
@@ -198,23 +217,59 @@ def _fast(model, scan, config, preprocess, stop, started, on_status, arch):
     tr, va = states["train"], states["val"]
     xtr, ytr = tr["features"][tr["ok"]], tr["labels"][tr["ok"]]
     xva, yva = va["features"], va["labels"]
+    groups = torch.arange(len(xtr))
+    if "mirror_features" in tr:  # the mirror image: one more sample, same label, same CV fold
+        xtr, ytr, groups = torch.cat([xtr, tr["mirror_features"][tr["ok"]]]), torch.cat([ytr, ytr]), torch.cat([groups, groups])
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     ztr, zva = (xtr - mu) / sd, (xva - mu) / sd
+    fit = _lbfgs_head if config.head == "lbfgs" else _adamw_head
+    linear, cancelled, last = yield from fit(ztr, ytr, groups, zva, yva, len(labels), config, history, stop, started)
+    with torch.no_grad():  # fold the standardisation into the head: W' = W / sd, b' = b - W' mu
+        weight = linear.weight / sd
+        head.weight.copy_(weight)
+        head.bias.copy_(linear.bias - weight @ mu)
+        vlogits = linear(zva)
+    paths = [s.path for s in scan.val]
+    return model, evaluate_logits(vlogits, yva, labels, paths), history, freeze, cancelled, backbone.kind, last
+
+
+def _lbfgs_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, started):
+    yield TrainProgress("train", 0, config.epochs, 0, 1, 0.9, _eta(started, 0.9), time.perf_counter() - started,
+                        message="choosing the L2 strength by cross-validation on the training images")
+    l2 = config.l2 if config.l2 is not None else choose_l2(ztr, ytr, groups, classes, seed=config.seed)
+    updates: list[TrainProgress] = []
+    state = {"cancelled": False}
+
+    def on_iteration(linear):
+        with torch.no_grad():
+            logits, vlogits = linear(ztr), linear(zva)
+        _record(history, float(F.cross_entropy(logits, ytr)), float((logits.argmax(1) == ytr).float().mean()),
+                float(F.cross_entropy(vlogits, yva)), float((vlogits.argmax(1) == yva).float().mean()))
+        epoch = len(history["train_loss"])
+        fraction = 0.95 + 0.05 * epoch / config.epochs
+        updates.append(TrainProgress("train", epoch, config.epochs, 1, 1, fraction, _eta(started, fraction),
+                                     time.perf_counter() - started, history["train_loss"][-1], history["train_acc"][-1],
+                                     history["val_loss"][-1], history["val_acc"][-1], _copy(history),
+                                     message=f"L-BFGS, L2 {l2:g} (chosen on train)"))
+        state["cancelled"] = stop()
+        return state["cancelled"]
+
+    linear = single_thread(fit_logistic)(ztr, ytr, classes, l2, config.epochs, on_iteration)
+    yield from updates  # the fit takes well under a second: progress is replayed, not streamed
+    return linear, state["cancelled"], updates[-1] if updates else None
+
+
+def _adamw_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, started):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        linear = nn.Linear(xtr.shape[1], len(labels))
+        linear = nn.Linear(ztr.shape[1], classes)
         nn.init.zeros_(linear.weight), nn.init.zeros_(linear.bias)
         order = torch.Generator().manual_seed(config.seed)
         opt = torch.optim.AdamW(linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        best, best_key = None, None
-        cancelled = False
-        last = None
+        cancelled, last = False, None
         for epoch in range(config.epochs):
             loss_sum, correct, vloss, vacc = _head_epoch(linear, opt, ztr, ytr, zva, yva, config.batch_size, order)
             _record(history, loss_sum / len(ztr), correct / len(ztr), vloss, vacc)
-            key = (vacc, -vloss)
-            if best_key is None or key > best_key:
-                best_key, best = key, copy.deepcopy(linear.state_dict())
             fraction = 0.9 + 0.1 * (epoch + 1) / config.epochs
             last = TrainProgress("train", epoch + 1, config.epochs, 1, 1, fraction, _eta(started, fraction),
                                  time.perf_counter() - started, history["train_loss"][-1], history["train_acc"][-1],
@@ -223,14 +278,7 @@ def _fast(model, scan, config, preprocess, stop, started, on_status, arch):
             if stop():
                 cancelled = True
                 break
-    linear.load_state_dict(best)
-    with torch.no_grad():  # fold the standardisation into the head: W' = W / sd, b' = b - W' mu
-        weight = linear.weight / sd
-        head.weight.copy_(weight)
-        head.bias.copy_(linear.bias - weight @ mu)
-        vlogits = linear(zva)
-    paths = [s.path for s in scan.val]
-    return model, evaluate_logits(vlogits, yva, labels, paths), history, freeze, cancelled, backbone.kind, last
+    return linear, cancelled, last  # the last epoch's head: the validation split never picks a model
 
 
 def _head_epoch(linear, opt, ztr, ytr, zva, yva, batch_size, order):

@@ -1,0 +1,95 @@
+"""ONNX Runtime backbone: equal to eager torch, cached once, refused when damaged or different; the L-BFGS head."""
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convviz.core.finetune import onnx_backbone
+from convviz.core.finetune.features import FeatureBackbone, cache_dir, headless, weights_hash
+from convviz.core.finetune.head_fit import choose_l2, fit_logistic
+
+from test_finetune_fixtures import tiny_model
+
+pytestmark = pytest.mark.skipif(not onnx_backbone.available(), reason="onnxruntime/onnx/onnxscript not installed")
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(eager backbone, path of its exported graph), exported once for the module."""
+    torch.manual_seed(0)
+    backbone = headless(tiny_model(SIZE).module)
+    path = str(tmp_path_factory.mktemp("onnx") / "cache" / "g.onnx")  # export_onnx creates "cache"
+    onnx_backbone.export_onnx(backbone, SIZE, path)
+    return backbone, path
+
+
+def test_onnx_features_equal_eager_torch(exported):
+    backbone, path = exported
+    runner = onnx_backbone.load_onnx(path, backbone, SIZE)
+    assert runner is not None
+    x = torch.randn(5, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))  # batch size unlike the export's
+    with torch.no_grad():
+        want = backbone(x.contiguous(memory_format=torch.channels_last))
+    got = runner(x)
+    assert got.shape == want.shape == (5, 1024)
+    assert (got - want).abs().max().item() <= 1e-4
+    assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700  # our cache folder: private
+
+
+def test_mismatching_or_corrupt_graph_is_refused(exported, tmp_path):
+    backbone, path = exported
+    other = headless(tiny_model(SIZE).module)
+    with torch.no_grad():
+        other.classifier[0].bias.add_(0.5)  # same architecture, other weights: features differ
+    assert onnx_backbone.load_onnx(path, other, SIZE) is None
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(open(path, "rb").read()[:2000])  # truncated
+    assert onnx_backbone.load_onnx(str(broken), backbone, SIZE) is None
+    assert onnx_backbone.load_onnx(str(tmp_path / "missing.onnx"), backbone, SIZE) is None
+
+
+def test_feature_backbone_exports_once_reuses_and_falls_back(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
+    model = tiny_model(SIZE).module
+    backbone, path = exported
+    key = onnx_backbone.onnx_path(cache_dir(), "tiny", weights_hash(headless(model)), SIZE)
+    assert FeatureBackbone(model, SIZE, arch="tiny", graph="cached").kind == "eager"  # nothing cached, nothing prepared
+    os.makedirs(os.path.dirname(key), mode=0o700)
+    with open(path, "rb") as src, open(key, "wb") as dst:  # the export for these weights, placed as the cache
+        dst.write(src.read())
+    stamp = os.stat(key).st_mtime_ns
+    cached = FeatureBackbone(model, SIZE, arch="tiny", graph="auto")
+    assert cached.kind == "onnx" and os.stat(key).st_mtime_ns == stamp  # reused, not exported again
+    x = torch.randn(3, 3, SIZE, SIZE)
+    assert torch.allclose(cached(x), FeatureBackbone(model, SIZE, graph="eager")(x), atol=1e-4)
+    with open(key, "wb") as dst:
+        dst.write(b"not an onnx file")
+    fallback = FeatureBackbone(model, SIZE, arch="tiny", graph="cached")
+    assert fallback.kind == "eager" and fallback.graph is None
+    assert torch.allclose(fallback(x), cached(x), atol=1e-4)
+
+
+def test_logistic_head_reaches_the_regularised_optimum():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(60, 5, generator=g)
+    y = (z[:, 0] + 0.5 * torch.randn(60, generator=g) > 0).long()
+    linear = fit_logistic(z, y, 2, l2=0.01, iterations=200)
+    weight = linear.weight.detach().clone().requires_grad_(True)
+    bias = linear.bias.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(z @ weight.T + bias, y) + 0.01 * weight.pow(2).sum()
+    loss.backward()  # the objective's gradient, by torch autograd, vanishes at the fit
+    assert weight.grad.abs().max() < 1e-3 and bias.grad.abs().max() < 1e-3
+    assert float((linear(z).argmax(1) == y).float().mean()) > 0.8
+
+
+def test_l2_chosen_by_cross_validation_on_train_only():
+    g = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(20, 4, generator=g) + 3, torch.randn(20, 4, generator=g) - 3])
+    y = torch.cat([torch.zeros(20), torch.ones(20)]).long()
+    groups = torch.arange(40)
+    # separable: every candidate scores 100%, so the tie goes to the strongest L2
+    assert choose_l2(z, y, groups, 2, grid=(1e-3, 1e-2, 1e-1)) == 1e-1
+    # mirrored duplicates share a group id: folds never split a pair
+    assert choose_l2(torch.cat([z, z]), torch.cat([y, y]), torch.cat([groups, groups]), 2, grid=(1e-3, 1e-1)) == 1e-1
