@@ -180,6 +180,18 @@ def preview_job(source, spec, preprocess, count: int = PREVIEW_COUNT, seed: int 
     return AugmentPreview(images, shift_by_one_pixel_demo(model_input), preprocess.input_size)
 
 
+def prepare_backbone_job(engine, config) -> str:
+    """Export and check the fast path's graph for the current model, before the user presses Train
+    (a one-time cost per machine, model and input size); returns its kind. Works on a clean copy,
+    without the engine lock."""
+    from convviz.core.finetune import prepare_backbone
+
+    try:
+        return prepare_backbone(engine.clean_model(), config)
+    except ValueError as exc:  # ModelError: not a model the fast path can prepare
+        raise JobFailed(first_line(exc)) from None
+
+
 def freeze_job(engine, strategy: str, num_classes: int) -> FreezeInfo:
     """Count trainable parameters of ``strategy`` on a copy of the current model (lock held only to copy)."""
     import torch

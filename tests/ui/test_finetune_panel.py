@@ -30,12 +30,13 @@ def tiny_folder(tmp_path):
 
 
 @pytest.fixture
-def panel(qtbot, lite0_engine, sample_path, tmp_path, monkeypatch):
+def panel(request, qtbot, lite0_engine, sample_path, tmp_path, monkeypatch):
     """A Fine-tune panel bound to a session on the shared Lite0, showing the cat; jobs awaited after."""
     monkeypatch.setenv("CONVVIZ_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path / "cache"))
     session = Session(engine=lite0_engine)
     panel = FinetunePanel()
+    panel.prepare_in_background = request.node.get_closest_marker("prepare") is not None
     qtbot.addWidget(panel)
     panel.bind(session)
     panel.resize(1100, 900)
@@ -283,3 +284,15 @@ def test_closing_the_window_during_training_cancels_promptly(qtbot, lite0_engine
     print(f"\nclosing during training took {took * 1000:.0f} ms")
     assert not window.session.runner.jobs, "the training job outlived the window"
     assert took < 2.0
+
+
+@pytest.mark.prepare
+def test_fast_path_graph_is_prepared_in_the_background_and_used(qtbot, panel, tiny_folder):
+    """Choosing a folder exports the backbone graph in the background; training then runs on it."""
+    scan(qtbot, panel, tiny_folder)
+    qtbot.waitUntil(lambda: panel.fast_path_kind() is not None, timeout=STEP_MS)
+    assert panel.fast_path_kind() in ("onnx", "prepared")
+    panel.training.epochs.setValue(5)
+    with qtbot.waitSignal(panel.training_finished, timeout=STEP_MS) as done:
+        panel.start_training()
+    assert done.args[0].backbone == panel.fast_path_kind()

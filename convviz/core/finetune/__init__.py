@@ -45,6 +45,7 @@ _WHERE = {
     'TrainProgress': 'train',
     'arch_of': 'train',
     'fine_tune': 'train',
+    'prepare_backbone': 'train',
 }
 __all__ = list(_WHERE)
 

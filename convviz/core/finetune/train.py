@@ -146,6 +146,20 @@ def _preprocess_for(loaded: LoadedModel, config: TrainConfig) -> Preprocess:
     return replace(base, input_size=size or base.input_size, crop_pct=config.crop_pct or base.crop_pct)
 
 
+def prepare_backbone(loaded: LoadedModel, config: TrainConfig = TrainConfig(),
+                     on_status: Callable[[str], None] | None = None) -> str:
+    """Export (once per machine) and check the graph the fast path will use for ``loaded``; returns its
+    kind (``onnx``, ``prepared`` or ``eager``). Run it in the background before training, so that
+    training with ``graph="cached"`` finds it ready."""
+    config = config.resolved()
+    if not config.fast or config.device != "cpu":
+        return "eager"
+    preprocess = _preprocess_for(loaded, config)
+    backbone = FeatureBackbone(loaded.module, preprocess.input_size, arch=arch_of(loaded), device="cpu",
+                               graph="auto", on_status=on_status)
+    return backbone.kind
+
+
 def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = TrainConfig(), *,
               should_stop: Callable[[], bool] | None = None,
               on_status: Callable[[str], None] | None = None, copy_model: bool = True) -> Iterator[TrainProgress]:

@@ -49,11 +49,14 @@ class FinetunePanel(Panel):
 
     #: fast-path forward: use a prepared TorchScript graph only if one is cached already
     graph_mode = "cached"
+    #: export the fast path's graph in the background once a folder is chosen (tests switch it off)
+    prepare_in_background = True
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.report = None  #: ScanReport of the chosen folder
         self._announced: list[str] = []  #: frozen layers last told to the Layers tree
+        self._prepared: dict[str, str] = {}  #: model spec → kind of fast-path graph prepared for it
         self.outcome = None  #: TrainOutcome of the last run
         self.model_path: str | None = None  #: the checkpoint "Use this model" loads
         self.save_path: str | None = None  #: where training writes (None: a new file in the data dir)
@@ -168,6 +171,25 @@ class FinetunePanel(Panel):
         self.training.show_message("Ready: press Train.")
         self._request_freeze_info()
         self._request_preview()
+        self._prepare_backbone()
+
+    def _prepare_backbone(self) -> None:
+        """Once per model: export the fast path's graph in the background, before Train is pressed."""
+        info = self.session.model_info if self.session is not None else None
+        if not self.prepare_in_background or info is None or info.spec in self._prepared:
+            return
+        self._prepared[info.spec] = "preparing"
+        handle = self.session.runner.submit(jobs.prepare_backbone_job, self.session.engine, self.config(),
+                                            name="Preparing the fast feature extractor (once)…")
+        handle.finished.connect(lambda kind, spec=info.spec: self._prepared.__setitem__(spec, kind))
+        handle.failed.connect(lambda _message, spec=info.spec: self._prepared.pop(spec, None))
+        handle.cancelled.connect(lambda spec=info.spec: self._prepared.pop(spec, None))
+
+    def fast_path_kind(self) -> str | None:
+        """The graph prepared for the current model's fast path (onnx, prepared, eager), None if not (yet)."""
+        info = self.session.model_info if self.session is not None else None
+        kind = self._prepared.get(info.spec) if info is not None else None
+        return None if kind == "preparing" else kind
 
     def _on_scan_failed(self, folder: str, message: str) -> None:
         self.data.show_failed(folder, self.report)

@@ -22,7 +22,8 @@ def cell_colour(count: int, row_total: int, diagonal: bool) -> QColor:
 
 
 BACKBONE_WORDS = {"full": "full training loop", "eager": "head on cached features",
-                  "prepared": "head on cached features, prepared graph"}
+                  "prepared": "head on cached features, prepared graph",
+                  "onnx": "head on cached features, ONNX Runtime backbone"}
 
 
 def matrix_html(classes: list[str], confusion: list[list[int]]) -> str:
