@@ -141,6 +141,14 @@ class LabWidget(QWidget):
         self._ready = True
         self.ready.emit()
 
+    def hovered_cell(self, found):
+        """``found`` = (map name, row, col) while there is data to read; else clears the readout → None."""
+        if found is None or self.data is None:
+            self.hover.setText(" ")
+            self.hover_unit(None)
+            return None
+        return found
+
     def hover_unit(self, rc) -> None:
         """Emit ``unit_hovered`` for a map of the layer's own output units (``rc`` = (row, col) or None)."""
         spatial = self.row is not None and is_map_shape(getattr(self.row, "out_shape", None))

@@ -152,11 +152,9 @@ class DropoutLab(LabWidget):
             f"<span style='color:#555'>{html.escape(d.text)} Colour scale ±{fmt(levels[1])}, white = 0.</span>")
 
     def _hovered(self, found) -> None:
-        d = self.data
-        if found is None or d is None:
-            self.hover.setText(" ")
-            self.hover_unit(None)
+        if self.hovered_cell(found) is None:
             return
+        d = self.data
         _, r, c = found
         state = "kept" if d.mask_map[r, c] else "dropped"
         self.hover.setText(f"({r}, {c}): {fmt(d.input_map[r, c])} → {state} → {fmt(d.output_map[r, c])}")

@@ -141,11 +141,9 @@ class PointwiseLab(LabWidget):
         self.hover.setText(f"W[{r}, {c}] = {fmt(d.weight[r, c])}: how much input channel {c} feeds output {r}")
 
     def _sum_hovered(self, found) -> None:
-        d = self.data
-        if found is None or d is None:
-            self.hover.setText(" ")
-            self.hover_unit(None)
+        if self.hovered_cell(found) is None:
             return
+        d = self.data
         name, r, c = found
         if name.startswith("top"):
             i = int(name[3:])

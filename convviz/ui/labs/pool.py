@@ -146,11 +146,9 @@ class PoolLab(LabWidget):
         self.stage.set_data(d)
 
     def _hovered(self, found) -> None:
-        d = self.data
-        if found is None or d is None:
-            self.hover.setText(" ")
-            self.hover_unit(None)
+        if self.hovered_cell(found) is None:
             return
+        d = self.data
         name, r, c = found
         if name == "input":
             self.hover.setText(f"input ({r}, {c}) = {fmt(d.input_map[r, c])}")

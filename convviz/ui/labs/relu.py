@@ -158,9 +158,7 @@ class ReluLab(LabWidget):
         self.differences.setText(d.differences)
 
     def _hovered(self, found) -> None:
-        if found is None or self.data is None:
-            self.hover.setText(" ")
-            self.hover_unit(None)
+        if self.hovered_cell(found) is None:
             return
         _, r, c = found
         d = self.data
