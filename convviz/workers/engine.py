@@ -27,7 +27,6 @@ class Engine:
         self._cache = None
         self._forward_ms: dict[tuple, float] = {}
         self._modules: dict | None = None
-        self._scripted = None  #: (key, Capture) of the last TorchScript forward
         self.trusted = False  #: the current model was loaded with the explicit code opt-in
 
     @property
@@ -80,7 +79,6 @@ class Engine:
         """Make ``loaded`` the current model (caller holds ``lock``); old captures are dropped."""
         self.loaded, self.info, self.trusted = loaded, info, trusted
         self._modules = None
-        self._scripted = None
         self.cache.clear()
         self._forward_ms.clear()
 
@@ -90,33 +88,18 @@ class Engine:
         key = (id(loaded.module), image_key)
         before = self.cache.computed
         started = time.perf_counter()
-        if getattr(loaded, "scripted", False):
-            return self._scripted_capture(key, rgb), self._forward_ms.get(key, 0.0)
-        capture = self.cache.get(loaded.module, image_key, lambda: loaded.preprocess.to_tensor(rgb))
+        layers = () if loaded.scripted else None  # TorchScript takes no hooks: the logits only
+        capture = self.cache.get(loaded.module, image_key, lambda: loaded.preprocess.to_tensor(rgb), layers=layers)
         if self.cache.computed != before:
             self._forward_ms[key] = (time.perf_counter() - started) * 1000.0
         return capture, self._forward_ms.get(key, 0.0)
-
-    def _scripted_capture(self, key, rgb: np.ndarray):
-        """TorchScript takes no hooks: one plain forward gives the logits, and no layer outputs."""
-        import torch
-
-        from convviz.core.activations import Capture, first_tensor
-
-        if self._scripted is None or self._scripted[0] != key:
-            started = time.perf_counter()
-            with torch.no_grad():
-                logits = first_tensor(self.loaded.module(self.loaded.preprocess.to_tensor(rgb)))
-            self._forward_ms[key] = (time.perf_counter() - started) * 1000.0
-            self._scripted = (key, Capture(logits=logits.detach()))
-        return self._scripted[1]
 
     def view(self, kind: str, layer: str | None, args: dict, image_key, rgb: np.ndarray):
         """The frozen result of core view ``kind`` for ``layer`` of the current model on this image."""
         from convviz.core.views import ViewContext, get_view
 
         function = get_view(kind)
-        if layer is not None and getattr(self.loaded, "scripted", False):
+        if layer is not None and self.loaded.scripted:
             raise ValueError(f"{layer}: a TorchScript model takes no hooks, so its layers cannot be shown "
                              "(predictions work; load its weights as ARCH=FILE to see inside)")
         capture, ms = self.capture(image_key, rgb)

@@ -15,7 +15,7 @@ import copy
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -61,23 +61,6 @@ class FreezeInfo:
     frozen_modules: list  #: module paths whose parameters are all frozen (for the Layers tree)
     blocks: int  #: backbone blocks "last N" can open
     devices: list  #: "cpu" and "cuda" when present
-
-
-@dataclass(frozen=True)
-class TrainUpdate:
-    """One training update, as plain data (``Progress.partial`` of :func:`train_job`)."""
-
-    stage: str  #: features | train | done | cancelled
-    epoch: int
-    epochs: int
-    batch: int
-    batches: int
-    fraction: float
-    eta_s: float | None
-    elapsed_s: float
-    history: dict  #: train_loss / train_acc / val_loss / val_acc → list per finished epoch
-    batch_grid: np.ndarray | None = None  #: the current augmented batch as one uint8 strip
-    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,7 +206,8 @@ def check_save_path(path: str) -> None:
 
 
 def train_job(engine, scan, config, save_path: str | None = None, cancel: CancelToken | None = None):
-    """Fine-tune a clean copy of the current model; yield :class:`Progress` (partial: :class:`TrainUpdate`).
+    """Fine-tune a clean copy of the current model; yield :class:`Progress` (partial: a core ``TrainProgress``
+    without its model).
 
     Submit with ``graceful=True``: cancelling stops within one batch and the best model so far is
     still evaluated and saved. Returns a :class:`TrainOutcome`; the checkpoint is written atomically
@@ -271,9 +255,9 @@ def _train(engine, scan, config, path, stop):
     result, last, shown_at = None, None, 0.0
     try:
         for step in fine_tune(loaded, scan, config, should_stop=stop, on_status=notes.append, copy_model=False):
-            update = TrainUpdate(step.stage, step.epoch, step.epochs, step.batch, step.batches, float(step.fraction),
-                                 step.eta_s, step.elapsed_s, {k: list(v) for k, v in step.history.items()},
-                                 step.batch_grid, step.message)
+            # the core's own progress, less the model: plain data for the GUI thread
+            update = replace(step, result=None, fraction=float(step.fraction),
+                             history={k: list(v) for k, v in step.history.items()})
             if step.result is not None:
                 result, last = step.result, update
                 break
@@ -317,7 +301,7 @@ def copy_checkpoint_job(source: str, target: str) -> str:
     return target
 
 
-def _progress_text(update: TrainUpdate) -> str:
+def _progress_text(update) -> str:
     if update.stage == "features":
         return f"Reading images: {update.batch}/{update.batches}"
     if update.stage in ("done", "cancelled"):

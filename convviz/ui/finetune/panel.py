@@ -40,7 +40,7 @@ class FinetunePanel(Panel):
 
     #: module paths whose parameters the chosen strategy freezes (for the Layers tab to mark)
     frozen_layers_changed = Signal(list)
-    #: a training update arrived (:class:`~convviz.workers.finetune_jobs.TrainUpdate`)
+    #: a training update arrived (a core ``TrainProgress`` without its model)
     training_progress = Signal(object)
     #: a run ended: the :class:`~convviz.workers.finetune_jobs.TrainOutcome`
     training_finished = Signal(object)
@@ -299,7 +299,7 @@ class FinetunePanel(Panel):
             self.train_handle.cancel()
 
     def _on_progress(self, progress) -> None:
-        if isinstance(progress.partial, jobs.TrainUpdate):
+        if progress.partial is not None:  # a training update (the other steps only have text)
             self.training.show_update(progress.partial, progress.text)
             self.training_progress.emit(progress.partial)
         elif progress.text:

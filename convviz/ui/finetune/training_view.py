@@ -147,7 +147,7 @@ class TrainingView(QWidget):
         self._x_epochs = 0
 
     def show_update(self, update, text: str) -> None:
-        """A :class:`~convviz.workers.finetune_jobs.TrainUpdate` (curves, progress, batch strip)."""
+        """A core ``TrainProgress`` without its model (curves, progress, batch strip)."""
         self.progress.setValue(int(round(update.fraction * 1000)))
         self.eta.setText(eta_text(update.eta_s) if update.stage not in ("done", "cancelled") else "")
         self.status.setText(text + (f" · {update.message}" if update.message else "") + f" · {update.elapsed_s:.0f} s")

@@ -51,6 +51,8 @@ class LabWidget(QWidget):
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setStyleSheet("color: #9a2b00;")
         self.message.setVisible(False)
+        self.hover = QLabel(" ")  #: the readout of the map cell under the mouse (see hovered_cell)
+        self.hover.setStyleSheet("color: #555;")
 
     @property
     def key(self) -> str:

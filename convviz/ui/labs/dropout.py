@@ -72,8 +72,6 @@ class DropoutLab(LabWidget):
         self.stats = QLabel("")
         self.stats.setWordWrap(True)
         self.stats.setTextFormat(Qt.TextFormat.RichText)
-        self.hover = QLabel(" ")
-        self.hover.setStyleSheet("color: #555;")
         self.layer_note = QLabel("")
         self.layer_note.setWordWrap(True)
         self.layer_note.setStyleSheet("color: #666;")

@@ -65,8 +65,6 @@ class PointwiseLab(LabWidget):
         self.equation = QLabel("")
         self.equation.setWordWrap(True)
         self.equation.setTextFormat(Qt.TextFormat.RichText)
-        self.hover = QLabel(" ")
-        self.hover.setStyleSheet("color: #555;")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)

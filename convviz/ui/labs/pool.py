@@ -61,8 +61,6 @@ class PoolLab(LabWidget):
         self.notes = QLabel("")
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: #666;")
-        self.hover = QLabel(" ")
-        self.hover.setStyleSheet("color: #555;")
         self.stage = PoolStage()
         self.stage.cell_hovered.connect(self._hovered)
         self.player = StagePlayer([("Window sliding", self.stage)], speeds=[8.0], export_name="pooling")

@@ -85,8 +85,6 @@ class ReluLab(LabWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.hover = QLabel(" ")
-        self.hover.setStyleSheet("color: #555;")
         self.differences = QLabel("")
         self.differences.setWordWrap(True)
         self.differences.setStyleSheet("color: #444;")

@@ -86,8 +86,7 @@ class FiltersView(QWidget):
         self.session = session
         session.view_ready.connect(self._on_view)
         session.view_failed.connect(self._on_failed)
-        session.model_loaded.connect(lambda _info: session.request_view(FILTERS_KEY, "first_filters"))
-        session.request_view(FILTERS_KEY, "first_filters")
+        session.request_view(FILTERS_KEY, "first_filters")  # the session replays it for every new model
 
     def set_layer(self, name: str, row) -> None:
         self.layer = name
