@@ -56,6 +56,7 @@ class FinetunePanel(Panel):
         super().__init__(parent)
         self.report = None  #: ScanReport of the chosen folder
         self._announced: list[str] = []  #: frozen layers last told to the Layers tree
+        self._deferred: list = []  #: requests waiting for the tab to be shown (see _when_shown)
         self._prepared: dict[str, str] = {}  #: model spec → kind of fast-path graph prepared for it
         self.outcome = None  #: TrainOutcome of the last run
         self.model_path: str | None = None  #: the checkpoint "Use this model" loads
@@ -120,7 +121,7 @@ class FinetunePanel(Panel):
         super().bind(session)
         session.model_loaded.connect(self._on_model_loaded)
         session.model_failed.connect(self._on_model_failed)
-        session.image_loaded.connect(lambda _img: self.report is None and self._request_preview())
+        session.image_loaded.connect(lambda _img: self.report is None and self._when_shown(self._request_preview))
         if session.model_info is not None:
             self._on_model_loaded(session.model_info)
 
@@ -144,8 +145,22 @@ class FinetunePanel(Panel):
         if self._adopting is not None and info.spec == self._adopting:
             self._adopting = None
             self.results.show_saved(self.model_path, "Now the current model in every tab. ")
-        self._request_freeze_info()
-        self._request_preview()
+        self._when_shown(self._request_freeze_info)
+        self._when_shown(self._request_preview)
+
+    def _when_shown(self, request) -> None:
+        """Run ``request`` now if the tab is on screen, else when it is next shown: a hidden tab
+        copies no model and augments no picture while the user looks at the other panels."""
+        if self.isVisible():
+            request()
+        elif request not in self._deferred:
+            self._deferred.append(request)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        deferred, self._deferred = self._deferred, []
+        for request in deferred:
+            request()
 
     def _on_model_failed(self, message: str) -> None:
         if self._adopting is not None:
