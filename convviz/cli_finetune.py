@@ -43,7 +43,9 @@ def cmd_finetune(args) -> int:
     from .core.finetune import AugmentSpec, TrainConfig, check_writable, fine_tune, scan_folder
     from .core.finetune.heads import apply_freeze, parse_freeze
     from .core.model_files import ModelError
-    from .core.models import load_model
+    from .core.finetune.bundled_fast import fine_tune_bundled
+    from .core.finetune.bundled_fast import prepare as prepare_bundled
+    from .core.models import DEFAULT_SPEC, load_model
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     out = args.out or os.path.join(os.getcwd(), "finetuned.pt")
@@ -67,20 +69,25 @@ def cmd_finetune(args) -> int:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     if len(scan.skipped) > 5:
         print(f"skipped {len(scan.skipped) - 5} more files", file=sys.stderr)
-    loaded = load_model(args.model)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, freeze=args.freeze, augment=augment,
                          device=args.device, seed=args.seed, input_size=args.input_size, graph=args.graph,
                          head=args.head, mirror_train=not args.no_mirror)
-    try:
-        apply_freeze(copy.deepcopy(loaded.module), args.freeze)  # no head, or last:N too deep: say so before any work
-    except ModelError:
-        raise
-    except ValueError as exc:
-        raise CliError(str(exc).splitlines()[0]) from None
+    bundled = prepare_bundled(config) if args.model == DEFAULT_SPEC else None
+    if bundled is not None:  # the bundled model on the fast path: no model to build (no timm import)
+        run = fine_tune_bundled(bundled, scan, config)
+    else:
+        loaded = load_model(args.model)
+        try:
+            apply_freeze(copy.deepcopy(loaded.module), args.freeze)  # no head, or last:N too deep: say so before any work
+        except ModelError:
+            raise
+        except ValueError as exc:
+            raise CliError(str(exc).splitlines()[0]) from None
+        run = fine_tune(loaded, scan, config, on_status=lambda m: bar.write(m, file=sys.stderr))
     bar = tqdm(total=100, desc="finetune", unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
     last = None
     try:
-        for last in fine_tune(loaded, scan, config, on_status=lambda m: bar.write(m, file=sys.stderr)):
+        for last in run:
             bar.update(round(100 * last.fraction, 1) - bar.n)  # tqdm throttles redraws (mininterval)
             if last.stage != bar.desc:
                 bar.set_description(last.stage, refresh=False)

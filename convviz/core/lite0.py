@@ -11,6 +11,10 @@ import re
 from itertools import accumulate
 
 STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+#: timm's data config for ``efficientnet_lite0`` (input size, crop, interpolation, mean/std), as
+#: plain numbers so the fine-tune fast path can use it without importing timm (a test compares them)
+PREPROCESS = dict(input_size=224, crop_pct=0.875, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                  interpolation="bicubic")
 _STAGE_STARTS = (0, *accumulate(STAGE_DEPTHS))[:-1]
 
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}

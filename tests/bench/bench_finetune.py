@@ -93,12 +93,12 @@ def bench_pieces(data: str) -> None:
     from convviz.core.finetune import TrainConfig, fine_tune
     from convviz.core.models import load_model
 
-    from convviz.core.finetune.train import _preprocess_for
+    from convviz.core.finetune.train import preprocess_for
 
     loaded = load_model("default")
     scan = scan_folder(data)
     samples = scan.train[:128]
-    pp = _preprocess_for(loaded, TrainConfig())  # the default recipe's input (whole image, 256 px)
+    pp = preprocess_for(loaded.preprocess, TrainConfig())  # the default recipe's input (whole image, 256 px)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["CONVVIZ_CACHE_DIR"] = cache
         try:

@@ -66,16 +66,16 @@ def test_full_loop_runs_epochs(scan):
 
 
 def test_fast_path_sees_the_whole_image_at_the_crop_scale():
-    from convviz.core.finetune.train import _preprocess_for
+    from convviz.core.finetune.train import preprocess_for
     from convviz.core.models import LoadedModel
     from convviz.core.preprocess import Preprocess
 
     loaded = LoadedModel("x", "x", torch.nn.Identity(), Preprocess(input_size=224, crop_pct=0.875))
-    fast = _preprocess_for(loaded, TrainConfig())
+    fast = preprocess_for(loaded.preprocess, TrainConfig())
     assert (fast.input_size, fast.crop_pct) == (256, 1.0)  # 224 / 0.875: objects keep their ImageNet scale
-    full = _preprocess_for(loaded, TrainConfig(freeze="none"))
+    full = preprocess_for(loaded.preprocess, TrainConfig(freeze="none"))
     assert (full.input_size, full.crop_pct) == (224, 1.0)
-    assert _preprocess_for(loaded, TrainConfig(input_size=160)).input_size == 160
+    assert preprocess_for(loaded.preprocess, TrainConfig(input_size=160)).input_size == 160
 
 
 def test_prepared_graph_equals_eager(tmp_path, monkeypatch):

@@ -40,12 +40,13 @@ _WHERE = {
     'ScanResult': 'scan',
     'Skipped': 'scan',
     'scan_folder': 'scan',
-    'FineTuneResult': 'train',
-    'TrainConfig': 'train',
-    'TrainProgress': 'train',
+    'FineTuneResult': 'train_types',
+    'TrainConfig': 'train_types',
+    'TrainProgress': 'train_types',
     'arch_of': 'train',
     'fine_tune': 'train',
     'prepare_backbone': 'train',
+    'preprocess_for': 'train_types',
 }
 __all__ = list(_WHERE)
 

@@ -52,8 +52,9 @@ def atomic_write(path: str, write: Callable[[object], None]) -> None:
         os.close(dir_fd)
 
 
-def checkpoint_dict(model: nn.Module, *, arch: str, labels: list[str], preprocess: Preprocess, training: dict) -> dict:
-    """The checkpoint payload: plain types and CPU tensors only."""
+def checkpoint_dict(model: nn.Module | dict, *, arch: str, labels: list[str], preprocess: Preprocess, training: dict) -> dict:
+    """The checkpoint payload: plain types and CPU tensors only; ``model`` is a module or its state dict."""
+    state = model if isinstance(model, dict) else model.state_dict()
     return {
         "format": CHECKPOINT_FORMAT,
         "arch": arch,
@@ -61,7 +62,7 @@ def checkpoint_dict(model: nn.Module, *, arch: str, labels: list[str], preproces
         "preprocess": {"input_size": int(preprocess.input_size), "crop_pct": float(preprocess.crop_pct),
                        "mean": [float(v) for v in preprocess.mean], "std": [float(v) for v in preprocess.std],
                        "interpolation": str(preprocess.interpolation)},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
         "training": _plain(training),
     }
 

@@ -200,6 +200,12 @@ class FeatureBackbone:
 
         if not onnx_backbone.available():
             return None
+        from .bundled_graph import ARCHS, GRAPH_SIZES, load_bundled
+
+        if arch in ARCHS and self.input_size in GRAPH_SIZES:  # shipped topology + this model's weights: no export
+            runner = load_bundled(self.eager.state_dict(), self.input_size, reference=self.eager)
+            if runner is not None:
+                return runner
         path = onnx_backbone.onnx_path(cache_dir(), arch, weights_hash(self.eager), self.input_size)
         runner = onnx_backbone.load_onnx(path, self.eager, self.input_size)
         if runner is None and prepare:

@@ -129,6 +129,18 @@ def apply_freeze(model: nn.Module, strategy: str = "head") -> FreezeReport:
     return FreezeReport(strategy, trainable, total, frozen, open_blocks)
 
 
+_BUFFERS = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def head_freeze_report(state: dict, head: str = "classifier") -> FreezeReport:
+    """What :func:`apply_freeze` reports for ``"head"``, from a state dict alone (no module built):
+    parameters are the keys that are not BatchNorm buffers."""
+    params = [k for k in state if not k.endswith(_BUFFERS)]
+    own = [k for k in params if k.startswith(head + ".")]
+    frozen = list(dict.fromkeys(k.rpartition(".")[0] for k in params if k not in own))
+    return FreezeReport("head", sum(state[k].numel() for k in own), sum(state[k].numel() for k in params), frozen, [])
+
+
 def set_train_mode(model: nn.Module) -> nn.Module:
     """``model.train()``, but modules whose parameters are all frozen (BatchNorm, Dropout in frozen
     parts) stay in eval mode so their running statistics do not drift."""

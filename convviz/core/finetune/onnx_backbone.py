@@ -54,13 +54,8 @@ def onnx_path(folder: str, arch: str, weights: str, input_size: int) -> str:
     return os.path.join(folder, f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx")
 
 
-def export_onnx(backbone: nn.Module, input_size: int, path: str) -> str:
-    """Export ``backbone`` (eval, (N,3,S,S) → (N,D)) with the dynamo exporter; atomic write at ``path``."""
-    from .checkpoint import atomic_write
-
-    import copy
-
-    module = _Contiguous(copy.deepcopy(backbone).to(memory_format=torch.contiguous_format)).eval()
+def export_program(module: nn.Module, input_size: int, optimize: bool = True):
+    """``module`` (eval, (N,3,S,S) → (N,D)) as an ONNX ``ModelProto`` from the dynamo exporter, batch axis dynamic."""
     example = torch.randn(2, 3, input_size, input_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
@@ -71,17 +66,39 @@ def export_onnx(backbone: nn.Module, input_size: int, path: str) -> str:
         with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(module, (example,), dynamo=True, input_names=["x"], output_names=["features"],
-                                        dynamic_shapes=({0: batch},), optimize=True, verbose=False)
-            buffer = io.BytesIO()
-            import onnx
-
-            onnx.save_model(program.model_proto, buffer)
+                                        dynamic_shapes=({0: batch},), optimize=optimize, verbose=False)
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+    return program.model_proto
+
+
+def export_onnx(backbone: nn.Module, input_size: int, path: str) -> str:
+    """Export ``backbone`` (eval, (N,3,S,S) → (N,D)) with the dynamo exporter; atomic write at ``path``."""
+    import copy
+
+    import onnx
+
+    from .checkpoint import atomic_write
+
+    module = _Contiguous(copy.deepcopy(backbone).to(memory_format=torch.contiguous_format)).eval()
+    buffer = io.BytesIO()
+    onnx.save_model(export_program(module, input_size), buffer)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     return path
+
+
+def new_session(model: str | bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session on a file path or serialized model, all graph optimizations on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 class OnnxBackbone:
@@ -102,15 +119,7 @@ def load_onnx(path: str, backbone: nn.Module, input_size: int, threads: int | No
     if not os.path.isfile(path):
         return None
     try:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads or torch.get_num_threads())
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
-        runner = OnnxBackbone(session)
+        runner = OnnxBackbone(new_session(path, threads))
         probe = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             want = backbone(probe.contiguous(memory_format=torch.channels_last)).float()

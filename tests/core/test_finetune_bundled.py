@@ -1,0 +1,137 @@
+"""The shipped weight-less graph of the bundled backbone and the fast path that needs no model built.
+
+Every check is against the bundled model built by timm and run by eager torch."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from convviz.core.finetune import onnx_backbone
+from convviz.core.finetune.bundled_graph import GRAPH_SIZES, backbone_state, graph_file, load_bundled, probe
+from convviz.core.finetune.features import FeatureBackbone, ImageDataset, headless, normalize
+from convviz.core.lite0 import PREPROCESS, bundled_weights_path, remap_lite0_keys
+from convviz.core.model_files import read_weights
+
+from test_finetune_fixtures import make_folder
+
+pytestmark = pytest.mark.skipif(not onnx_backbone.available(), reason="onnxruntime/onnx/onnxscript not installed")
+SIZE = GRAPH_SIZES[0]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    from convviz.core.models import load_model
+
+    return load_model("default")
+
+
+@pytest.fixture(scope="module")
+def state():
+    return remap_lite0_keys(read_weights(bundled_weights_path()))
+
+
+def test_graph_ships_no_weights_and_its_reference_is_torchs(lite0):
+    import json
+
+    import onnx
+
+    path = graph_file(SIZE)
+    assert os.path.getsize(path) < 300_000  # topology only: the weights (18 MB) come from the installed package
+    model = onnx.load(path, load_external_data=False)
+    empty = [i for i in model.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
+    assert empty and all(not i.raw_data for i in empty)
+    eager = headless(lite0.module)
+    assert {i.name for i in empty} <= set(eager.state_dict())
+    stored = torch.tensor(json.loads({p.key: p.value for p in model.metadata_props}["convviz.probe_features"]))
+    with torch.no_grad():
+        want = eager(probe(SIZE).contiguous(memory_format=torch.channels_last))
+    assert stored.shape == want.shape == (2, 1280)
+    assert (stored - want).abs().max().item() <= onnx_backbone.TOLERANCE
+
+
+def test_filled_graph_equals_eager_torch_on_real_photos(lite0, state):
+    from convviz.core.finetune.scan import scan_folder
+    from convviz.core.finetune.train import preprocess_for
+    from convviz.core.finetune.train_types import TrainConfig
+
+    runner = load_bundled(backbone_state(state), SIZE)
+    assert runner is not None
+    pp = preprocess_for(lite0.preprocess, TrainConfig())
+    assert pp.input_size == SIZE
+    scan = scan_folder(os.path.join(ROOT, "..", "shared", "data", "cats-dogs-60"))
+    dataset = ImageDataset(scan.train[:3] + scan.val[:2], pp)
+    x = normalize(torch.stack([dataset[i][0] for i in range(len(dataset))]), pp)
+    with torch.no_grad():
+        want = headless(lite0.module)(x)
+    assert (runner(x) - want).abs().max().item() <= 1e-4
+
+
+def test_unusable_weights_or_sizes_are_refused(lite0, state):
+    weights = backbone_state(state)
+    assert load_bundled(weights, SIZE + 32) is None  # no graph for that size
+    missing = dict(weights)
+    missing.pop("conv_head.weight")
+    assert load_bundled(missing, SIZE) is None
+    misshaped = dict(weights, **{"conv_stem.weight": torch.zeros(16, 3, 3, 3)})
+    assert load_bundled(misshaped, SIZE) is None
+    other = dict(weights, **{"bn2.bias": weights["bn2.bias"] + 0.5})  # other weights: the stored probe disagrees
+    assert load_bundled(other, SIZE) is None
+    # … unless the caller's own eager model is the reference (a fine-tuned backbone)
+    model = headless(lite0.module)
+    with torch.no_grad():
+        model.bn2.bias.add_(0.5)
+    assert load_bundled(model.state_dict(), SIZE, reference=model) is not None
+
+
+def test_feature_backbone_uses_the_shipped_graph_without_exporting(lite0, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
+    backbone = FeatureBackbone(lite0.module, SIZE, arch="default", graph="cached")
+    assert backbone.kind == "onnx"
+    assert not os.listdir(tmp_path)  # nothing exported, nothing cached
+
+
+def test_preprocess_constant_is_timms_config(lite0):
+    from convviz.core.preprocess import Preprocess
+
+    assert Preprocess(**PREPROCESS) == lite0.preprocess
+
+
+def test_head_freeze_report_from_state_matches_the_module(lite0, state):
+    import copy
+
+    from convviz.core.finetune.heads import apply_freeze, head_freeze_report
+
+    assert head_freeze_report(state) == apply_freeze(copy.deepcopy(lite0.module), "head")
+
+
+def test_bundled_run_saves_the_same_checkpoint_as_the_built_model(lite0, tmp_path):
+    from convviz.core.finetune import TrainConfig, fine_tune, scan_folder
+    from convviz.core.finetune.bundled_fast import fine_tune_bundled, prepare
+
+    scan = scan_folder(make_folder(tmp_path / "data", per_class=5, size=48))
+    config = TrainConfig(epochs=20)
+    bundled = prepare(config)
+    assert bundled is not None and prepare(TrainConfig(freeze="none")) is None and prepare(TrainConfig(input_size=224)) is None
+    *_, mine = fine_tune_bundled(bundled, scan, config)
+    *_, built = fine_tune(lite0, scan, config)
+    a, b = mine.result, built.result
+    assert a.model is None and a.backbone == b.backbone == "onnx"
+    assert a.evaluation.accuracy == b.evaluation.accuracy and a.evaluation.confusion == b.evaluation.confusion
+    assert a.freeze == b.freeze and a.history == b.history
+    mine_state, built_state = a.checkpoint()["state_dict"], b.checkpoint()["state_dict"]
+    assert list(mine_state) == list(built_state)
+    for key, value in built_state.items():
+        assert torch.allclose(mine_state[key].float(), value.float(), atol=1e-5), key
+
+
+def test_cli_default_finetune_imports_neither_timm_nor_torchvision(tmp_path):
+    data = make_folder(tmp_path / "data", per_class=5, size=48)
+    env = dict(os.environ, CONVVIZ_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "convviz.cli", "finetune", data, "--json",
+                          "--epochs", "5", "--out", str(tmp_path / "ft.pt")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and "timm" not in imported and "torchvision" not in imported
