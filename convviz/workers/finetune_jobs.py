@@ -27,6 +27,8 @@ from .jobs import CancelToken, JobFailed, Progress
 THUMB_SIDE = 96
 THUMBS_PER_CLASS = 8
 PREVIEW_COUNT = 8
+#: the preview grid: columns and side of each augmented image (tiled here, off the GUI thread)
+PREVIEW_COLS, PREVIEW_SIDE = 4, 84
 GALLERY_MAX = 48
 #: at most this often a training update is sent to the GUI (each one redraws curves)
 UPDATE_INTERVAL_S = 0.25
@@ -50,6 +52,7 @@ class AugmentPreview:
     """Augmented versions of one image (as training will see them) and the one-pixel-shift numbers."""
 
     images: list  #: (S, S, 3) uint8 arrays
+    grid: np.ndarray  #: the images tiled PREVIEW_COLS wide at PREVIEW_SIDE pixels, ready to show
     shift: object  #: convviz.core.finetune.ShiftDemo of the model-input image
     input_size: int
 
@@ -137,6 +140,19 @@ def default_save_path(root: str, stamp: float | None = None) -> str:
     return os.path.join(default_save_dir(), f"{name}-{when}.pt")
 
 
+def tile(images: list[np.ndarray], cols: int, side: int, gap: int = 4, background: int = 255) -> np.ndarray:
+    """Square uint8 images (any size) resized to ``side`` and laid out in a grid, ``cols`` wide."""
+    from PIL import Image
+
+    rows = max(1, -(-len(images) // cols))
+    out = np.full((rows * side + (rows - 1) * gap, cols * side + (cols - 1) * gap, 3), background, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        small = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((side, side), Image.BILINEAR))
+        out[r * (side + gap):r * (side + gap) + side, c * (side + gap):c * (side + gap) + side] = small
+    return out
+
+
 def thumbnail(path: str, side: int = THUMB_SIDE) -> np.ndarray | None:
     """A small (≤ side) uint8 RGB thumbnail (JPEG draft decode); None when the file fails."""
     from PIL import Image
@@ -195,7 +211,8 @@ def preview_job(source, spec, preprocess, count: int = PREVIEW_COUNT, seed: int 
         rgb = source
     images = preview_grid(rgb, spec, preprocess, count, seed=seed)
     model_input = model_input_uint8(rgb, preprocess).permute(1, 2, 0).numpy()
-    return AugmentPreview(images, shift_by_one_pixel_demo(model_input), preprocess.input_size)
+    return AugmentPreview(images, tile(images, PREVIEW_COLS, PREVIEW_SIDE), shift_by_one_pixel_demo(model_input),
+                          preprocess.input_size)
 
 
 def prepare_backbone_job(engine, config) -> str:
