@@ -14,6 +14,7 @@ import contextlib
 import copy
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -26,11 +27,15 @@ from .jobs import CancelToken, JobFailed, Progress
 THUMB_SIDE = 96
 THUMBS_PER_CLASS = 8
 PREVIEW_COUNT = 8
+#: the preview grid: columns and side of each augmented image (tiled here, off the GUI thread)
+PREVIEW_COLS, PREVIEW_SIDE = 4, 84
 GALLERY_MAX = 48
 #: at most this often a training update is sent to the GUI (each one redraws curves)
 UPDATE_INTERVAL_S = 0.25
 #: Python's GIL switch interval while a training job runs
 SWITCH_INTERVAL_S = 0.0005
+#: the longest a training job waits for the GUI to draw an update before it goes on
+SHOWN_WAIT_S = 0.1
 
 
 # ------------------------------------------------------------------------------ plain results
@@ -47,6 +52,7 @@ class AugmentPreview:
     """Augmented versions of one image (as training will see them) and the one-pixel-shift numbers."""
 
     images: list  #: (S, S, 3) uint8 arrays
+    grid: np.ndarray  #: the images tiled PREVIEW_COLS wide at PREVIEW_SIDE pixels, ready to show
     shift: object  #: convviz.core.finetune.ShiftDemo of the model-input image
     input_size: int
 
@@ -87,6 +93,38 @@ class TrainOutcome:
     gallery: list = field(default_factory=list)  #: (Misclassified, (h, w, 3) uint8 thumbnail) per shown image
 
 
+class UpdateGate:
+    """Lets a training job pause until the GUI has drawn the update it just sent.
+
+    Drawing an update (curves, axes) is 8-18 ms of Python on the GUI thread; with the job running
+    Python beside it the two share the GIL and the same drawing stalled the event loop 37-47 ms
+    (measured). So after each update the job waits (at most :data:`SHOWN_WAIT_S`) until the GUI
+    calls :meth:`shown` with the number of updates it has drawn.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._event.set()
+        self._sent = 0
+        self._lock = threading.Lock()
+
+    def sent(self) -> None:
+        """The job: one more update is on its way."""
+        with self._lock:
+            self._sent += 1
+            self._event.clear()
+
+    def shown(self, count: int) -> None:
+        """The GUI: the first ``count`` updates are drawn (a late answer to an older update opens nothing)."""
+        with self._lock:
+            if count >= self._sent:
+                self._event.set()
+
+    def wait(self, timeout: float = SHOWN_WAIT_S) -> bool:
+        """The job: True once the GUI has drawn everything sent, False after ``timeout`` seconds."""
+        return self._event.wait(timeout)
+
+
 # ------------------------------------------------------------------------------ helpers
 def default_save_dir() -> str:
     """``$CONVVIZ_DATA_DIR`` or ``$XDG_DATA_HOME/convviz/finetuned`` (``~/.local/share/…``)."""
@@ -100,6 +138,19 @@ def default_save_path(root: str, stamp: float | None = None) -> str:
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.basename(os.path.normpath(root)))[:40] or "data"
     when = time.strftime("%Y%m%d-%H%M%S", time.localtime(stamp if stamp is not None else time.time()))
     return os.path.join(default_save_dir(), f"{name}-{when}.pt")
+
+
+def tile(images: list[np.ndarray], cols: int, side: int, gap: int = 4, background: int = 255) -> np.ndarray:
+    """Square uint8 images (any size) resized to ``side`` and laid out in a grid, ``cols`` wide."""
+    from PIL import Image
+
+    rows = max(1, -(-len(images) // cols))
+    out = np.full((rows * side + (rows - 1) * gap, cols * side + (cols - 1) * gap, 3), background, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        small = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((side, side), Image.BILINEAR))
+        out[r * (side + gap):r * (side + gap) + side, c * (side + gap):c * (side + gap) + side] = small
+    return out
 
 
 def thumbnail(path: str, side: int = THUMB_SIDE) -> np.ndarray | None:
@@ -160,7 +211,8 @@ def preview_job(source, spec, preprocess, count: int = PREVIEW_COUNT, seed: int 
         rgb = source
     images = preview_grid(rgb, spec, preprocess, count, seed=seed)
     model_input = model_input_uint8(rgb, preprocess).permute(1, 2, 0).numpy()
-    return AugmentPreview(images, shift_by_one_pixel_demo(model_input), preprocess.input_size)
+    return AugmentPreview(images, tile(images, PREVIEW_COLS, PREVIEW_SIDE), shift_by_one_pixel_demo(model_input),
+                          preprocess.input_size)
 
 
 def prepare_backbone_job(engine, config) -> str:
@@ -205,14 +257,24 @@ def check_save_path(path: str) -> None:
         raise JobFailed(first_line(exc)) from None
 
 
-def train_job(engine, scan, config, save_path: str | None = None, cancel: CancelToken | None = None):
+def train_job(engine, scan, config, save_path: str | None = None, gate: UpdateGate | None = None,
+              cancel: CancelToken | None = None):
     """Fine-tune a clean copy of the current model; yield :class:`Progress` (partial: a core ``TrainProgress``
     without its model).
 
     Submit with ``graceful=True``: cancelling stops within one batch and the best model so far is
     still evaluated and saved. Returns a :class:`TrainOutcome`; the checkpoint is written atomically
-    to ``save_path`` (or a new file in :func:`default_save_dir`).
+    to ``save_path`` (or a new file in :func:`default_save_dir`). With a ``gate`` the job pauses after
+    each update until the GUI has drawn it (:class:`UpdateGate`).
+
+    ``config.workers=None`` becomes 0 here: the job runs inside the GUI's process, and forking a
+    DataLoader decode process copies that whole process while holding the GIL (a 1.2 GB process:
+    33-41 ms per fork, a 52 ms pause of every other thread when a loader starts; measured), which
+    the full loop would do every epoch. Decoding then runs in the training thread (Pillow releases
+    the GIL while it decodes).
     """
+    if config.workers is None:
+        config = replace(config, workers=0)
     path = os.path.abspath(save_path or default_save_path(scan.root))
     if save_path is None:
         try:
@@ -222,7 +284,7 @@ def train_job(engine, scan, config, save_path: str | None = None, cancel: Cancel
     check_save_path(path)
     stop = cancel if cancel is not None else (lambda: False)
     with gui_friendly():
-        return (yield from _train(engine, scan, config, path, stop))
+        return (yield from _train(engine, scan, config, path, stop, gate))
 
 
 @contextlib.contextmanager
@@ -241,7 +303,7 @@ def gui_friendly(interval_s: float = SWITCH_INTERVAL_S):
         sys.setswitchinterval(before)
 
 
-def _train(engine, scan, config, path, stop):
+def _train(engine, scan, config, path, stop, gate=None):
     from convviz.core.finetune import fine_tune
 
     yield Progress(0.0, "Preparing a copy of the model…")
@@ -263,8 +325,8 @@ def _train(engine, scan, config, path, stop):
                 break
             now = time.perf_counter()
             if now - shown_at >= UPDATE_INTERVAL_S or update.batch_grid is not None or stop():
-                shown_at = now
-                yield Progress(step.fraction, _progress_text(update), update)
+                yield from _send(Progress(step.fraction, _progress_text(update), update), gate)
+                shown_at = time.perf_counter()
     except ValueError as exc:  # bad settings or data (ModelError, ImageError, freeze strategy)
         raise JobFailed(first_line(exc)) from None
     if result is None:
@@ -277,13 +339,23 @@ def _train(engine, scan, config, path, stop):
         except ValueError as exc:
             raise JobFailed(first_line(exc)) from None
         checkpoint = path
-    yield Progress(1.0, _progress_text(last), last)
+    yield from _send(Progress(1.0, _progress_text(last), last), gate)
     ev = result.evaluation
     gallery = [(m, thumb) for m in ev.misclassified[:GALLERY_MAX] if (thumb := thumbnail(m.path)) is not None]
     return TrainOutcome(list(result.labels), ev.accuracy, ev.loss, dict(ev.per_class_accuracy), [list(r) for r in ev.confusion],
                         list(ev.misclassified), {k: list(v) for k, v in result.history.items()}, result.cancelled,
                         result.seconds, result.train_images, result.val_images, result.freeze.trainable_params,
                         result.freeze.total_params, result.backbone, checkpoint, epochs_done, notes, gallery)
+
+
+def _send(progress: Progress, gate: UpdateGate | None):
+    """Yield a training update; with a gate, go on once the GUI has drawn it (or waited long enough)."""
+    if gate is None:
+        yield progress
+        return
+    gate.sent()
+    yield progress
+    gate.wait()
 
 
 def copy_checkpoint_job(source: str, target: str) -> str:

@@ -13,7 +13,6 @@ from convviz.workers.session import Session
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CATS_DOGS = os.path.join(ROOT, "..", "shared", "data", "cats-dogs-60")
 STEP_MS = 120_000
-MAX_START_STALL_MS = 1000
 MAX_STALL_MS = 50.0
 
 
@@ -62,8 +61,6 @@ class StallMeter:
         self.timer.setInterval(10)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
-        self.training_gaps: list[float] = []  #: once the first training update has arrived
-        self.training = False
         self.phase = "starting"
         self.worst_phase = ""
         self._last = None
@@ -75,8 +72,6 @@ class StallMeter:
             if gap > max(self.gaps, default=0.0):
                 self.worst_phase = self.phase
             self.gaps.append(gap)
-            if self.training:
-                self.training_gaps.append(gap)
         self._last = now
 
     def start(self):
@@ -143,7 +138,8 @@ def test_frozen_layers_match_what_training_leaves_unchanged(qtbot, panel, tiny_f
 
 
 def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
-    """scan → train (GUI stalls measured) → results → use model → predictions name the new classes."""
+    """scan → train (GUI stalls measured from the click to the results shown) → results → use model →
+    predictions name the new classes."""
     import torch
 
     from convviz.core.models import load_model
@@ -153,18 +149,13 @@ def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
     meter = StallMeter()
     meter.start()
     panel.training_finished.connect(lambda _o: setattr(meter, "phase", "showing results"))
-    panel.training_progress.connect(lambda u: (setattr(meter, "training", True),
-                                               setattr(meter, "phase", f"{u.stage} {u.fraction:.2f}")))
+    panel.training_progress.connect(lambda u: setattr(meter, "phase", f"{u.stage} {u.fraction:.2f}"))
     with qtbot.waitSignal(panel.training_finished, timeout=STEP_MS) as done:
         panel.start_training()
         assert not panel.training.train.isEnabled() and panel.training.cancel.isEnabled()
     stall = meter.stop()
-    training_stall = max(meter.training_gaps, default=0.0) - 10.0
-    print(f"\nlargest event-loop stall: {stall:.1f} ms over {len(meter.gaps)} ticks (while: {meter.worst_phase}); "
-          f"once training updates flow: {training_stall:.1f} ms")
-    assert meter.training_gaps and training_stall < MAX_STALL_MS
-    # preparing the model copy before the first update can hold the interpreter ~0.3 s on this machine
-    assert stall < MAX_START_STALL_MS
+    print(f"\nlargest event-loop stall: {stall:.1f} ms over {len(meter.gaps)} ticks (while: {meter.worst_phase})")
+    assert len(meter.gaps) > 20 and stall < MAX_STALL_MS
     outcome = done.args[0]
     assert outcome.classes == ["cat", "dog"] and not outcome.cancelled and outcome.epochs_done == 20
     assert os.path.dirname(outcome.checkpoint) == os.path.join(os.environ["CONVVIZ_DATA_DIR"], "finetuned")

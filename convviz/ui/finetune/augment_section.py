@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from convviz.ui.finetune.thumbs import rgb_pixmap, tile
+from convviz.ui.finetune.thumbs import rgb_pixmap
 from convviz.ui.widgets.sections import heading
 
 #: field of AugmentSpec, label, largest strength, how the strength reads
@@ -19,7 +19,6 @@ CONTROLS = (
     ("rotate", "Rotation", 90.0, "up to ±{:.0f}°"),
 )
 STEPS = 100
-PREVIEW_SIDE = 84
 
 
 class AugmentSection(QWidget):
@@ -100,8 +99,7 @@ class AugmentSection(QWidget):
 
     def show_preview(self, preview, label: str | None) -> None:
         """An :class:`~convviz.workers.finetune_jobs.AugmentPreview` of one training image."""
-        cols = 4
-        self.preview.setPixmap(rgb_pixmap(tile(preview.images, cols, PREVIEW_SIDE)))
+        self.preview.setPixmap(rgb_pixmap(preview.grid))  # tiled by the job, off the GUI thread
         spec = self.spec()
         what = ", ".join(spec.names()) if spec.active else "no augmentation: every epoch sees the same input"
         whose = "one training image" if label else "the current photo (choose a folder to see a training image)"

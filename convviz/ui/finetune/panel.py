@@ -31,6 +31,10 @@ def _rule() -> QFrame:
     return line
 
 
+#: a training job goes on once the plots have not been repainted for this long (pyqtgraph repaints an
+#: update in 2-4 paints, a few ms apart: its axes follow the new range one paint later)
+DRAW_SETTLE_MS = 12
+
 #: Below this width (of the tab's viewport) the steps stack in one column instead of two.
 TWO_COLUMNS_MIN_WIDTH = 900
 
@@ -64,6 +68,13 @@ class FinetunePanel(Panel):
         self.frozen_layers: list[str] = []
         self.loader_workers: int | None = None  #: DataLoader decode processes (None: the core decides)
         self.train_handle = None
+        self._gate = None  #: the running job's UpdateGate: it waits until an update is drawn
+        self._updates = 0  #: training updates received from the running job
+        self._drawing = False  #: an update's plots are waiting to be painted
+        self._settle = QTimer(self)  #: restarted by every paint of the plots; when it fires, the job goes on
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(DRAW_SETTLE_MS)
+        self._settle.timeout.connect(self._release_job)
         self._gen = {"preview": 0, "freeze": 0}
         self._adopting: str | None = None
         self._train_pending = False
@@ -112,6 +123,7 @@ class FinetunePanel(Panel):
         self.augment.spec_changed.connect(lambda _s: self._request_preview())
         self.training.train.clicked.connect(self.start_training)
         self.training.cancel.clicked.connect(self.cancel_training)
+        self.training.drawn.connect(self._on_drawn)
         self.results.image_clicked.connect(self.open_image_requested)
         self.results.save_requested.connect(lambda: self.save_model())
         self.results.use_requested.connect(self.use_model)
@@ -295,8 +307,9 @@ class FinetunePanel(Panel):
         if self.session is None or self.session.runner.closed:
             self.training.set_running(False)
             return
+        self._gate, self._updates, self._drawing = jobs.UpdateGate(), 0, False
         handle = self.session.runner.submit(jobs.train_job, self.session.engine, self.report.scan, self.config(),
-                                            self.save_path, name="Fine-tuning…", graceful=True)
+                                            self.save_path, self._gate, name="Fine-tuning…", graceful=True)
         self.train_handle = handle
         handle.progress.connect(self._on_progress)
         handle.finished.connect(self._on_trained)
@@ -315,10 +328,25 @@ class FinetunePanel(Panel):
 
     def _on_progress(self, progress) -> None:
         if progress.partial is not None:  # a training update (the other steps only have text)
-            self.training.show_update(progress.partial, progress.text)
+            self._updates += 1
+            redraws = self.training.show_update(progress.partial, progress.text)
             self.training_progress.emit(progress.partial)
+            window = self.window().windowHandle()
+            self._drawing = redraws and self.isVisible() and window is not None and window.isExposed()
+            if not self._drawing:  # nothing slow to draw (or nothing on screen): let the job go on
+                QTimer.singleShot(0, self._release_job)
         elif progress.text:
             self.training.show_message(progress.text)
+
+    def _on_drawn(self) -> None:
+        """The plots were painted: once they stop repainting, the job may go on (see UpdateGate)."""
+        if self._drawing or self._settle.isActive():
+            self._drawing = False
+            self._settle.start()
+
+    def _release_job(self) -> None:
+        if self._gate is not None:
+            self._gate.shown(self._updates)
 
     def _on_trained(self, outcome) -> None:
         self.outcome = outcome

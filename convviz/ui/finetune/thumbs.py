@@ -14,19 +14,6 @@ def rgb_pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(QImage(arr.data, w, h, w * 3, QImage.Format.Format_RGB888).copy())
 
 
-def tile(images: list[np.ndarray], cols: int, side: int, gap: int = 4, background: int = 255) -> np.ndarray:
-    """Square uint8 images (any size) resized to ``side`` and laid out in a grid, ``cols`` wide."""
-    from PIL import Image
-
-    rows = max(1, -(-len(images) // cols))
-    out = np.full((rows * side + (rows - 1) * gap, cols * side + (cols - 1) * gap, 3), background, np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, cols)
-        small = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((side, side), Image.BILINEAR))
-        out[r * (side + gap):r * (side + gap) + side, c * (side + gap):c * (side + gap) + side] = small
-    return out
-
-
 class ThumbStrip(QListWidget):
     """A horizontal, scrollable row of thumbnails with captions; a click emits the image's path."""
 

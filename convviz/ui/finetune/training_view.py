@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
     QWidget,
@@ -17,9 +17,19 @@ from convviz.workers.finetune_jobs import eta_text
 TRAIN_PEN, VAL_PEN = pg.mkPen("#1f77b4", width=2), pg.mkPen("#d62728", width=2)
 
 
+class _Plot(pg.PlotWidget):
+    """A plot that says when it has been painted."""
+
+    painted = Signal()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        self.painted.emit()
+
+
 def _plot(title: str, y_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem, pg.PlotDataItem]:
     """One plot with a train and a val curve (created once; later only ``setData``)."""
-    plot = pg.PlotWidget(background="w")
+    plot = _Plot(background="w")
     plot.setTitle(title, color="#333", size="10pt")
     plot.setLabel("bottom", "epoch")
     plot.setLabel("left", y_label)
@@ -36,6 +46,9 @@ def _plot(title: str, y_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem, pg.
 
 class TrainingView(QWidget):
     """Settings, the Train/Cancel buttons and what a running job reports (``show_update``)."""
+
+    #: a plot was painted (after ``show_update`` returned True, the update is on screen once it fires)
+    drawn = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -94,6 +107,8 @@ class TrainingView(QWidget):
         self.acc_plot.enableAutoRange(y=False)
         self.legend = QLabel("<span style='color:#1f77b4'>━━ train</span> &nbsp; "
                              "<span style='color:#d62728'>━━ validation</span> &nbsp; (one point per epoch)")
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.painted.connect(self.drawn)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.acc_plot)
@@ -146,19 +161,21 @@ class TrainingView(QWidget):
         self.batch_caption.setText("")
         self._x_epochs = 0
 
-    def show_update(self, update, text: str) -> None:
-        """A core ``TrainProgress`` without its model (curves, progress, batch strip)."""
+    def show_update(self, update, text: str) -> bool:
+        """A core ``TrainProgress`` without its model (curves, progress, batch strip); True when the
+        plots changed (they repaint on the next turn of the event loop and then emit ``drawn``)."""
+        changed = False
         self.progress.setValue(int(round(update.fraction * 1000)))
         self.eta.setText(eta_text(update.eta_s) if update.stage not in ("done", "cancelled") else "")
         self.status.setText(text + (f" · {update.message}" if update.message else "") + f" · {update.elapsed_s:.0f} s")
         h = update.history
         if update.epochs and update.epochs != self._x_epochs:  # fixed x range: no re-ranging per epoch
-            self._x_epochs = update.epochs
+            self._x_epochs, changed = update.epochs, True
             for plot in (self.loss_plot, self.acc_plot):
                 plot.enableAutoRange(x=False)
                 plot.setXRange(0.5, update.epochs + 0.5, padding=0)
         if h.get("val_acc") and len(h["val_acc"]) != len(self.val_acc.xData if self.val_acc.xData is not None else ()):
-            x = np.arange(1, len(h["val_acc"]) + 1)
+            x, changed = np.arange(1, len(h["val_acc"]) + 1), True
             self.train_loss.setData(x, h["train_loss"])
             self.val_loss.setData(x, h["val_loss"])
             self.train_acc.setData(x, h["train_acc"])
@@ -166,6 +183,7 @@ class TrainingView(QWidget):
         if update.batch_grid is not None:
             self.batch_view.setPixmap(rgb_pixmap(update.batch_grid))
             self.batch_caption.setText(f"Epoch {update.epoch}: the first images of the current augmented batch")
+        return changed
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)
