@@ -98,6 +98,9 @@ def new_session(model: str | bytes, threads: int | None = None):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle pool threads sleep instead of spinning: spinning kept both cores busy between batches,
+    # starving the GUI thread, for no gain on whole batches (6.4 ms/img either way, measured)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
