@@ -91,6 +91,7 @@ class TrainOutcome:
     epochs_done: int = 0
     notes: list = field(default_factory=list)
     gallery: list = field(default_factory=list)  #: (Misclassified, (h, w, 3) uint8 thumbnail) per shown image
+    unit: str = "epoch"  #: what one entry of ``history`` is: "epoch", or "L-BFGS iteration" (fast path's head)
 
 
 class UpdateGate:
@@ -345,7 +346,8 @@ def _train(engine, scan, config, path, stop, gate=None):
     return TrainOutcome(list(result.labels), ev.accuracy, ev.loss, dict(ev.per_class_accuracy), [list(r) for r in ev.confusion],
                         list(ev.misclassified), {k: list(v) for k, v in result.history.items()}, result.cancelled,
                         result.seconds, result.train_images, result.val_images, result.freeze.trainable_params,
-                        result.freeze.total_params, result.backbone, checkpoint, epochs_done, notes, gallery)
+                        result.freeze.total_params, result.backbone, checkpoint, epochs_done, notes, gallery,
+                        "L-BFGS iteration" if result.config.fast and result.config.head == "lbfgs" else "epoch")
 
 
 def _send(progress: Progress, gate: UpdateGate | None):

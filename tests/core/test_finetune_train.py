@@ -26,7 +26,7 @@ def test_fast_path_learns_and_saved_model_reproduces_evaluation(scan, tmp_path):
     items, result = run(loaded, scan, TrainConfig(epochs=30, graph="eager", workers=0))
     assert items[-1].stage == "done" and {p.stage for p in items} >= {"features", "train"}
     assert result.backbone == "eager" and result.freeze.trainable_params == 1024 * 2 + 2
-    assert len(result.history["val_acc"]) == 30 and result.evaluation.accuracy == 1.0
+    assert 1 <= len(result.history["val_acc"]) <= 30 and result.evaluation.accuracy == 1.0  # L-BFGS may converge sooner
     assert sum(map(sum, result.evaluation.confusion)) == len(scan.val)
     # the folded head inside the saved model gives the evaluation's predictions
     path = str(tmp_path / "out.pt")

@@ -157,9 +157,10 @@ def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
     print(f"\nlargest event-loop stall: {stall:.1f} ms over {len(meter.gaps)} ticks (while: {meter.worst_phase})")
     assert len(meter.gaps) > 20 and stall < MAX_STALL_MS
     outcome = done.args[0]
-    assert outcome.classes == ["cat", "dog"] and not outcome.cancelled and outcome.epochs_done == 20
+    assert outcome.classes == ["cat", "dog"] and not outcome.cancelled and 1 <= outcome.epochs_done <= 20  # L-BFGS may converge
     assert os.path.dirname(outcome.checkpoint) == os.path.join(os.environ["CONVVIZ_DATA_DIR"], "finetuned")
-    assert len(panel.training.val_acc.getData()[1]) == 20  # curves drawn
+    assert len(panel.training.val_acc.getData()[1]) == outcome.epochs_done  # curves drawn
+    assert f"{outcome.epochs_done} L-BFGS iteration" in panel.results.caption.text()
     # the shown accuracy and confusion matrix agree with the saved model run by torch
     loaded = load_model(outcome.checkpoint)
     assert loaded.labels == ("cat", "dog")

@@ -105,7 +105,7 @@ class ResultsView(QWidget):
             self.set_model_available(False)
             return
         how = "cancelled — best epoch so far" if outcome.cancelled else "finished"
-        self.caption.setText(f"Training {how}: {outcome.epochs_done} epoch(s) in {outcome.seconds:.1f} s "
+        self.caption.setText(f"Training {how}: {outcome.epochs_done} {outcome.unit}{'' if outcome.epochs_done == 1 else 's'} in {outcome.seconds:.1f} s "
                              f"on {outcome.train_images} images ({BACKBONE_WORDS.get(outcome.backbone, outcome.backbone)}).")
         wrong = len(outcome.misclassified)
         self.summary.setText(f"<span style='font-size:15pt; font-weight:600'>{outcome.accuracy:.1%}</span> "
