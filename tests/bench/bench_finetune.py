@@ -98,7 +98,7 @@ def bench_pieces(data: str) -> None:
     loaded = load_model("default")
     scan = scan_folder(data)
     samples = scan.train[:128]
-    pp = preprocess_for(loaded.preprocess, TrainConfig())  # the default recipe's input (whole image, 256 px)
+    pp = preprocess_for(loaded.preprocess, TrainConfig())  # the default recipe's input (whole image, 224 px)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["CONVVIZ_CACHE_DIR"] = cache
         try:

@@ -114,7 +114,7 @@ def test_bundled_run_saves_the_same_checkpoint_as_the_built_model(lite0, tmp_pat
     scan = scan_folder(make_folder(tmp_path / "data", per_class=5, size=48))
     config = TrainConfig(epochs=20)
     bundled = prepare(config)
-    assert bundled is not None and prepare(TrainConfig(freeze="none")) is None and prepare(TrainConfig(input_size=224)) is None
+    assert bundled is not None and prepare(TrainConfig(freeze="none")) is None and prepare(TrainConfig(input_size=256)) is None
     *_, mine = fine_tune_bundled(bundled, scan, config)
     *_, built = fine_tune(lite0, scan, config)
     a, b = mine.result, built.result

@@ -65,14 +65,14 @@ def test_full_loop_runs_epochs(scan):
     assert len(result.history["train_loss"]) == 2 and not result.cancelled and result.backbone == "full"
 
 
-def test_fast_path_sees_the_whole_image_at_the_crop_scale():
+def test_fast_path_sees_the_whole_image_at_the_models_size():
     from convviz.core.finetune.train import preprocess_for
     from convviz.core.models import LoadedModel
     from convviz.core.preprocess import Preprocess
 
     loaded = LoadedModel("x", "x", torch.nn.Identity(), Preprocess(input_size=224, crop_pct=0.875))
     fast = preprocess_for(loaded.preprocess, TrainConfig())
-    assert (fast.input_size, fast.crop_pct) == (256, 1.0)  # 224 / 0.875: objects keep their ImageNet scale
+    assert (fast.input_size, fast.crop_pct) == (224, 1.0)  # the whole image, not the model's 87.5 % crop
     full = preprocess_for(loaded.preprocess, TrainConfig(freeze="none"))
     assert (full.input_size, full.crop_pct) == (224, 1.0)
     assert preprocess_for(loaded.preprocess, TrainConfig(input_size=160)).input_size == 160

@@ -37,7 +37,7 @@ class BundledBackbone:
 
     run: OnnxBackbone
     state: dict[str, torch.Tensor]
-    preprocess: Preprocess  # the run's input (whole image at 256 px)
+    preprocess: Preprocess  # the run's input (the whole image at 224 px)
     kind: str = "onnx"
     device: str = "cpu"
 

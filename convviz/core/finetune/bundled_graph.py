@@ -26,8 +26,8 @@ import torch
 
 from .onnx_backbone import TOLERANCE, OnnxBackbone, new_session
 
-GRAPH_SIZES = (256,)
-ARCHS = ("default", "timm:efficientnet_lite0")  # specs whose topology the graph is  # the fast path's default input: the whole image at the crop's scale
+GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
+ARCHS = ("default", "timm:efficientnet_lite0")  # specs whose topology the graph is
 PROBE_SEED, PROBE_BATCH = 0, 2
 _EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state dict at load time
 

@@ -8,7 +8,9 @@
   ``channels_last`` torch is the reference. Faster forwards, each cached on disk per
   (architecture, weights hash, input size, library versions) under the user cache dir (mode 0700)
   and prepared once: an ONNX Runtime session on a ``torch.onnx.export(dynamo=True)`` graph
-  (:mod:`.onnx_backbone`, preferred) or a traced, frozen TorchScript graph (when onnxruntime is
+  (:mod:`.onnx_backbone`, preferred; for the bundled architecture the package's weight-less graph
+  is filled with the model's own weights instead, :mod:`.bundled_graph`, so nothing is exported)
+  or a traced, frozen TorchScript graph (when onnxruntime is
   missing or the export fails). A loaded graph is checked against eager torch on a probe input
   (max abs difference ≤ 1e-4) and ignored when it differs. The cache holds only files this code
   wrote; TorchScript is code, so never point ``CONVVIZ_CACHE_DIR`` at a folder others can write.
