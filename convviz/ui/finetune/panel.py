@@ -9,7 +9,6 @@ the new classes, and re-opening the file later restores them.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QBoxLayout, QFileDialog, QFrame, QLabel, QVBoxLayout, QWidget
@@ -224,11 +223,10 @@ class FinetunePanel(Panel):
 
     # ------------------------------------------------------------------ freeze + preview
     def train_preprocess(self):
-        """The model's preprocessing as training uses it (the core's default crop)."""
-        from convviz.core.finetune import TrainConfig
+        """The model's preprocessing as training with these settings uses it (the core decides)."""
+        from convviz.core.finetune import preprocess_for
 
-        base = self.session.model_info.preprocess
-        return replace(base, crop_pct=TrainConfig().crop_pct or base.crop_pct)
+        return preprocess_for(self.session.model_info.preprocess, self.config())
 
     def _request_freeze_info(self) -> None:
         if self.session is None or self.session.model_info is None:
