@@ -161,6 +161,8 @@ def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
     assert os.path.dirname(outcome.checkpoint) == os.path.join(os.environ["CONVVIZ_DATA_DIR"], "finetuned")
     assert len(panel.training.val_acc.getData()[1]) == outcome.epochs_done  # curves drawn
     assert f"{outcome.epochs_done} L-BFGS iteration" in panel.results.caption.text()
+    assert panel.training.loss_plot.getAxis("bottom").labelText == "L-BFGS iteration"  # one point per iteration
+    assert "one point per L-BFGS iteration" in panel.training.legend.text()
     # the shown accuracy and confusion matrix agree with the saved model run by torch
     loaded = load_model(outcome.checkpoint)
     assert loaded.labels == ("cat", "dog")

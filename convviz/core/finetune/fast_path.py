@@ -110,7 +110,7 @@ def _lbfgs_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, star
         updates.append(TrainProgress("train", epoch, config.epochs, 1, 1, fraction, eta(started, fraction),
                                      time.perf_counter() - started, history["train_loss"][-1], history["train_acc"][-1],
                                      history["val_loss"][-1], history["val_acc"][-1], copy_history(history),
-                                     message=f"L-BFGS, L2 {l2:g} (chosen on train)"))
+                                     message=f"L-BFGS, L2 {l2:g} (chosen on train)", unit="L-BFGS iteration"))
         state["cancelled"] = stop()
         return state["cancelled"]
 

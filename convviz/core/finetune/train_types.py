@@ -68,6 +68,7 @@ class TrainProgress:
     batch_grid: np.ndarray | None = None  # (H, W, 3) uint8: the current augmented batch (full loop)
     message: str = ""
     result: "FineTuneResult | None" = None
+    unit: str = "epoch"  # what one point of ``history`` is: "epoch", or "L-BFGS iteration" (the fast path's head)
 
 
 @dataclass

@@ -290,7 +290,8 @@ class FinetunePanel(Panel):
             self.show_message("No model is loaded yet.")
             return
         self.show_message("")
-        self.training.reset()
+        config = self.config().resolved()
+        self.training.reset("L-BFGS iteration" if config.fast and config.head == "lbfgs" else "epoch")
         self.training.set_running(True)
         self.training.show_message("Starting…")
         self._train_pending = True

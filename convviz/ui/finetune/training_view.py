@@ -105,8 +105,9 @@ class TrainingView(QWidget):
         self.acc_plot, self.train_acc, self.val_acc = _plot("Accuracy", "accuracy")
         self.acc_plot.setYRange(0, 1.02, padding=0)
         self.acc_plot.enableAutoRange(y=False)
-        self.legend = QLabel("<span style='color:#1f77b4'>━━ train</span> &nbsp; "
-                             "<span style='color:#d62728'>━━ validation</span> &nbsp; (one point per epoch)")
+        self.legend = QLabel("")
+        self._unit = ""
+        self._show_unit("epoch")
         for plot in (self.loss_plot, self.acc_plot):
             plot.painted.connect(self.drawn)
         plots = QHBoxLayout()
@@ -151,7 +152,8 @@ class TrainingView(QWidget):
         for w in (self.epochs, self.lr, self.batch, self.device):
             w.setEnabled(not running)
 
-    def reset(self) -> None:
+    def reset(self, unit: str = "epoch") -> None:
+        """Empty curves and progress for a new run whose points are ``unit`` s."""
         for curve in (self.train_loss, self.val_loss, self.train_acc, self.val_acc):
             if curve.xData is not None and len(curve.xData):
                 curve.setData([], [])
@@ -160,6 +162,7 @@ class TrainingView(QWidget):
         self.batch_view.clear()
         self.batch_caption.setText("")
         self._x_epochs = 0
+        self._show_unit(unit)
 
     def show_update(self, update, text: str) -> bool:
         """A core ``TrainProgress`` without its model (curves, progress, batch strip); True when the
@@ -169,6 +172,8 @@ class TrainingView(QWidget):
         self.eta.setText(eta_text(update.eta_s) if update.stage not in ("done", "cancelled") else "")
         self.status.setText(text + (f" · {update.message}" if update.message else "") + f" · {update.elapsed_s:.0f} s")
         h = update.history
+        if h.get("val_acc"):
+            self._show_unit(update.unit)
         if update.epochs and update.epochs != self._x_epochs:  # fixed x range: no re-ranging per epoch
             self._x_epochs, changed = update.epochs, True
             for plot in (self.loss_plot, self.acc_plot):
@@ -180,10 +185,25 @@ class TrainingView(QWidget):
             self.val_loss.setData(x, h["val_loss"])
             self.train_acc.setData(x, h["train_acc"])
             self.val_acc.setData(x, h["val_acc"])
+        points = len(h.get("val_acc") or ())
+        if update.stage in ("done", "cancelled") and 0 < points < self._x_epochs:  # ended early (L-BFGS converged)
+            self._x_epochs, changed = points, True
+            for plot in (self.loss_plot, self.acc_plot):
+                plot.setXRange(0.5, points + 0.5, padding=0)
         if update.batch_grid is not None:
             self.batch_view.setPixmap(rgb_pixmap(update.batch_grid))
             self.batch_caption.setText(f"Epoch {update.epoch}: the first images of the current augmented batch")
         return changed
+
+    def _show_unit(self, unit: str) -> None:
+        """Label the curves' x axis by what one point is (an epoch, or an L-BFGS iteration of the head)."""
+        if unit == self._unit:
+            return
+        self._unit = unit
+        self.legend.setText("<span style='color:#1f77b4'>━━ train</span> &nbsp; "
+                            f"<span style='color:#d62728'>━━ validation</span> &nbsp; (one point per {unit})")
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setLabel("bottom", unit)
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)
