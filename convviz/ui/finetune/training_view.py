@@ -108,6 +108,10 @@ class TrainingView(QWidget):
         self.legend = QLabel("")
         self._unit = ""
         self._show_unit("epoch")
+        # its text changes with the unit: a new size hint would re-lay out the whole panel (measured:
+        # a ~110 ms stall when a run starts), so the label takes the width it is given
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.legend.setFixedHeight(self.legend.sizeHint().height())
         for plot in (self.loss_plot, self.acc_plot):
             plot.painted.connect(self.drawn)
         plots = QHBoxLayout()
