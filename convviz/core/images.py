@@ -22,6 +22,7 @@ from .errors import first_line
 
 #: Formats Pillow may decode (its names; PPM covers PBM/PGM/PPM/PFM, DIB is headerless BMP).
 ALLOWED_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM", "TGA")
+_ALLOWED_TEXT = ", ".join(ALLOWED_FORMATS)
 #: Images larger than this many pixels are refused (Pillow's own bomb guard is 2× this).
 MAX_PIXELS = 89_478_485
 #: Refused when Pillow's decoded first frame would exceed this many bytes.
@@ -120,20 +121,25 @@ def _open(path):
 
 def _unidentified(path: str, name: str) -> str:
     """Why ``path`` was not opened, naming a known but refused format (header bytes only)."""
+    return f"{name}: {refused_format(path) or f'not an image file convviz can read (allowed: {_ALLOWED_TEXT})'}"
+
+
+def refused_format(path: str) -> str | None:
+    """For a file the allow-list did not open: that it is a known but refused format (from its
+    header bytes alone), e.g. "PostScript/EPS files are never opened …"; None when it is no known format."""
     with open(path, "rb") as handle:
         head = handle.read(512)
-    allowed = ", ".join(ALLOWED_FORMATS)
     for magic, kind in _NEVER:
         if head.lstrip(b"\x00\t\r\n ").startswith(magic):
-            return f"{name}: {kind} files are never opened (they are programs, not pictures)"
+            return f"{kind} files are never opened (they are programs, not pictures)"
     for fmt, (_, accept) in Image.OPEN.items():
         if fmt not in ALLOWED_FORMATS and accept is not None:
             try:
                 if accept(head):
-                    return f"{name}: {fmt} images are not opened (allowed: {allowed})"
+                    return f"{fmt} images are not opened (allowed: {_ALLOWED_TEXT})"
             except Exception:  # an accept() check that trips on odd bytes names nothing
                 continue
-    return f"{name}: not an image file convviz can read (allowed: {allowed})"
+    return None
 
 
 def _pixel_bytes(mode: str) -> int:

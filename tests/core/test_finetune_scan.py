@@ -46,6 +46,26 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     assert len(scan.train) + len(scan.val) == 8
 
 
+def test_scan_and_decode_use_the_image_allow_list(tmp_path):
+    """A PostScript file posing as a photo is refused by the scan and by the fast path's decoder,
+    naming what it is; a phone's multi-picture JPEG (MPO) is accepted and decoded."""
+    from convviz.core.finetune.features import decode_rgb
+    from convviz.core.images import ImageError
+
+    root = make_folder(tmp_path / "d", per_class=4)
+    eps = tmp_path / "d" / "red" / "photo.jpg"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
+    Image.new("RGB", (64, 48), "blue").save(tmp_path / "d" / "blue" / "phone.mpo", format="MPO", save_all=True,
+                                             append_images=[Image.new("RGB", (64, 48), "red")])
+    scan = scan_folder(root)
+    reasons = {os.path.basename(s.path): s.reason for s in scan.skipped}
+    assert reasons["photo.jpg"].startswith("PostScript/EPS files are never opened")
+    assert any(s.path.endswith("phone.mpo") for s in scan.train + scan.val)
+    with pytest.raises(ImageError, match="never opened"):
+        decode_rgb(str(eps), 32)
+    assert decode_rgb(str(tmp_path / "d" / "blue" / "phone.mpo"), 32).shape == (48, 64, 3)
+
+
 @pytest.mark.parametrize("case, message", [
     ("empty", "no class folders"),
     ("one_class", "only one class"),

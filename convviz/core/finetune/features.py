@@ -30,32 +30,29 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..images import ImageError, load_image, pil_to_rgb
+from ..images import ALLOWED_FORMATS, ImageError, load_image, pil_to_rgb
 from ..preprocess import Preprocess
 from .checkpoint import atomic_write
 from .heads import strip_head
-from .scan import ALLOWED_FORMATS, Sample
+from .scan import Sample
 
 _RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 GRAPH_TOLERANCE = 1e-4
 
 
 def decode_rgb(path: str, min_side: int | None = None) -> np.ndarray:
-    """(H, W, 3) uint8; JPEGs are decoded at the smallest draft scale whose short side ≥ ``min_side``."""
+    """(H, W, 3) uint8; JPEGs are decoded at the smallest draft scale whose short side ≥ ``min_side``;
+    everything else (and every failure, with its one-line reason) goes through :func:`load_image`."""
     try:
-        with Image.open(path) as img:
-            if img.format not in ALLOWED_FORMATS:
-                raise ImageError(f"{os.path.basename(path)}: format {img.format} not accepted")
-            if img.format == "JPEG" and min_side:
+        with Image.open(path, formats=ALLOWED_FORMATS) as img:  # the allow-list, as load_image
+            if img.format in ("JPEG", "MPO") and min_side:
                 w, h = img.size
                 scale = min(w, h) / min_side
                 img.draft("RGB", (math.ceil(w / scale), math.ceil(h / scale)) if scale > 1 else img.size)
                 img.load()
                 return pil_to_rgb(img)
-    except ImageError:
-        raise
-    except Exception as exc:  # header problems: let load_image give its one-line reason
-        del exc
+    except Exception:  # header problems: load_image gives the one-line reason
+        pass
     return load_image(path).rgb
 
 

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
-from ..images import ImageError
+from ..images import ALLOWED_FORMATS, ImageError, refused_format
 
-#: Formats decoded for training (never PostScript/EPS or other delegating formats).
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM", "MPO"})
 MIN_SIDE = 16
 
 
@@ -60,19 +58,18 @@ class ScanResult:
 
 
 def check_image(path: str, min_side: int = MIN_SIDE) -> str | None:
-    """None when the file looks like a usable image (header only), else the reason."""
+    """None when the file looks like a usable image (header only), else the reason. Pillow tries
+    only the allow-listed formats (:data:`convviz.core.images.ALLOWED_FORMATS`)."""
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
-        with Image.open(path) as img:
-            if img.format not in ALLOWED_FORMATS:
-                return f"format {img.format} not accepted"
+        with Image.open(path, formats=ALLOWED_FORMATS) as img:
             if min(img.size) < min_side:
                 return f"too small ({img.width}×{img.height}, need at least {min_side} px a side)"
             if img.width * img.height > Image.MAX_IMAGE_PIXELS:
                 return "too many pixels"
     except UnidentifiedImageError:
-        return "not an image"
+        return refused_format(path) or "not an image"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
     return None
