@@ -5,8 +5,7 @@ training: :func:`augmented_input` forks the global torch RNG and seeds it per sa
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSlider, QWidget
 
 from convviz.ui.finetune.thumbs import rgb_pixmap
-from convviz.ui.widgets.sections import heading
+from convviz.ui.widgets.sections import heading, vstack
 
 #: field of AugmentSpec, label, largest strength, how the strength reads
 CONTROLS = (
@@ -61,13 +61,7 @@ class AugmentSection(QWidget):
         self.preview_caption.setWordWrap(True)
         self.shift = QLabel("")
         self.shift.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(box)
-        layout.addLayout(grid)
-        layout.addWidget(self.preview_caption)
-        layout.addWidget(self.preview)
-        layout.addWidget(self.shift)
+        vstack(self, box, grid, self.preview_caption, self.preview, self.shift)
         self._show_values()
 
     def strength(self, name: str) -> float:

@@ -9,7 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from convviz.ui.finetune.thumbs import ThumbStrip
-from convviz.ui.widgets.sections import heading
+from convviz.ui.widgets.sections import heading, vstack
 
 MAX_STRIPS = 6
 
@@ -51,12 +51,7 @@ class DataSection(QWidget):
         row.addWidget(self.path, 1)
         self.strips_box = QVBoxLayout()
         self.strips_box.setSpacing(2)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(box)
-        layout.addLayout(row)
-        layout.addWidget(self.report)
-        layout.addLayout(self.strips_box)
+        vstack(self, box, row, self.report, self.strips_box)
         self.strips: list[tuple[QLabel, ThumbStrip]] = []
 
     def _ask(self) -> None:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QSpinBox, QWidget
 
-from convviz.ui.widgets.sections import heading
+from convviz.ui.widgets.sections import heading, vstack
 
 RULE_OF_THUMB = ("Rule of thumb: the more your images differ from ImageNet photos, and the more of them you "
                  "have, the more layers to unfreeze. A few hundred everyday photos: head only.")
@@ -38,13 +38,7 @@ class FreezeSection(QWidget):
         last_row.addWidget(self.last)
         last_row.addWidget(self.blocks)
         last_row.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(box)
-        layout.addWidget(self.head)
-        layout.addLayout(last_row)
-        layout.addWidget(self.all)
-        layout.addWidget(self.count)
+        vstack(self, box, self.head, last_row, self.all, self.count)
 
     def strategy(self) -> str:
         if self.last.isChecked():

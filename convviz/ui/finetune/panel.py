@@ -120,6 +120,11 @@ class FinetunePanel(Panel):
         self.data.folder_chosen.connect(self.scan_folder)
         self.freeze.strategy_changed.connect(lambda _s: self._request_freeze_info())
         self.augment.spec_changed.connect(lambda _s: self._request_preview())
+        # the curves' x axis names what one point will be as the settings change, not when a run
+        # starts: relabelling a plot re-lays it out (a 50-110 ms stall when done at the start)
+        for changed in (self.freeze.strategy_changed, self.augment.spec_changed):
+            changed.connect(lambda _s: self.training.show_unit(self.point_unit()))
+        self.training.show_unit(self.point_unit())
         self.training.train.clicked.connect(self.start_training)
         self.training.cancel.clicked.connect(self.cancel_training)
         self.training.drawn.connect(self._on_drawn)
@@ -276,6 +281,11 @@ class FinetunePanel(Panel):
         return TrainConfig(freeze=self.freeze.strategy(), augment=self.augment.spec(), graph=self.graph_mode,
                            workers=self.loader_workers, **self.training.settings())
 
+    def point_unit(self) -> str:
+        """What one point of the curves is for the current settings: an epoch, or an L-BFGS iteration."""
+        config = self.config().resolved()
+        return "L-BFGS iteration" if config.fast and config.head == "lbfgs" else "epoch"
+
     @property
     def training_running(self) -> bool:
         return self._train_pending or (self.train_handle is not None and self.train_handle.running)
@@ -290,8 +300,7 @@ class FinetunePanel(Panel):
             self.show_message("No model is loaded yet.")
             return
         self.show_message("")
-        config = self.config().resolved()
-        self.training.reset("L-BFGS iteration" if config.fast and config.head == "lbfgs" else "epoch")
+        self.training.reset()
         self.training.set_running(True)
         self.training.show_message("Starting…")
         self._train_pending = True

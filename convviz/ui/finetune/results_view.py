@@ -7,10 +7,10 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from convviz.ui.finetune.thumbs import ThumbStrip
-from convviz.ui.widgets.sections import heading
+from convviz.ui.widgets.sections import heading, vstack
 
 
 def cell_colour(count: int, row_total: int, diagonal: bool) -> QColor:
@@ -82,16 +82,8 @@ class ResultsView(QWidget):
         matrix_row.addWidget(self.confusion, 0, Qt.AlignmentFlag.AlignTop)
         matrix_row.addSpacing(24)
         matrix_row.addWidget(self.per_class, 1, Qt.AlignmentFlag.AlignTop)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(box)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.confusion_caption)
-        layout.addLayout(matrix_row)
-        layout.addWidget(self.gallery_caption)
-        layout.addWidget(self.gallery)
-        layout.addLayout(buttons)
-        layout.addWidget(self.saved)
+        vstack(self, box, self.summary, self.confusion_caption, matrix_row, self.gallery_caption, self.gallery, buttons,
+               self.saved)
         self.set_model_available(False)
 
     def set_model_available(self, available: bool) -> None:

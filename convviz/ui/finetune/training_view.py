@@ -6,12 +6,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+    QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox,
     QWidget,
 )
 
 from convviz.ui.finetune.thumbs import rgb_pixmap
-from convviz.ui.widgets.sections import heading
+from convviz.ui.widgets.sections import heading, vstack
 from convviz.workers.finetune_jobs import eta_text
 
 TRAIN_PEN, VAL_PEN = pg.mkPen("#1f77b4", width=2), pg.mkPen("#d62728", width=2)
@@ -107,7 +107,7 @@ class TrainingView(QWidget):
         self.acc_plot.enableAutoRange(y=False)
         self.legend = QLabel("")
         self._unit = ""
-        self._show_unit("epoch")
+        self.show_unit("epoch")
         # its text changes with the unit: a new size hint would re-lay out the whole panel (measured:
         # a ~110 ms stall when a run starts), so the label takes the width it is given
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -123,16 +123,7 @@ class TrainingView(QWidget):
         self.batch_view.setFixedHeight(64)
         self.batch_view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # cropped, never widens
         self.batch_caption.setFixedHeight(self.batch_caption.sizeHint().height() or 18)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(box)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
-        layout.addWidget(self.legend)
-        layout.addLayout(plots)
-        layout.addWidget(self.batch_caption)
-        layout.addWidget(self.batch_view)
+        vstack(self, box, form, buttons, self.status, self.legend, plots, self.batch_caption, self.batch_view)
         self._x_epochs = 0
 
     # ------------------------------------------------------------------ settings
@@ -156,8 +147,8 @@ class TrainingView(QWidget):
         for w in (self.epochs, self.lr, self.batch, self.device):
             w.setEnabled(not running)
 
-    def reset(self, unit: str = "epoch") -> None:
-        """Empty curves and progress for a new run whose points are ``unit`` s."""
+    def reset(self) -> None:
+        """Empty curves and progress for a new run."""
         for curve in (self.train_loss, self.val_loss, self.train_acc, self.val_acc):
             if curve.xData is not None and len(curve.xData):
                 curve.setData([], [])
@@ -166,7 +157,6 @@ class TrainingView(QWidget):
         self.batch_view.clear()
         self.batch_caption.setText("")
         self._x_epochs = 0
-        self._show_unit(unit)
 
     def show_update(self, update, text: str) -> bool:
         """A core ``TrainProgress`` without its model (curves, progress, batch strip); True when the
@@ -177,7 +167,7 @@ class TrainingView(QWidget):
         self.status.setText(text + (f" · {update.message}" if update.message else "") + f" · {update.elapsed_s:.0f} s")
         h = update.history
         if h.get("val_acc"):
-            self._show_unit(update.unit)
+            self.show_unit(update.unit)
         if update.epochs and update.epochs != self._x_epochs:  # fixed x range: no re-ranging per epoch
             self._x_epochs, changed = update.epochs, True
             for plot in (self.loss_plot, self.acc_plot):
@@ -199,7 +189,7 @@ class TrainingView(QWidget):
             self.batch_caption.setText(f"Epoch {update.epoch}: the first images of the current augmented batch")
         return changed
 
-    def _show_unit(self, unit: str) -> None:
+    def show_unit(self, unit: str) -> None:
         """Label the curves' x axis by what one point is (an epoch, or an L-BFGS iteration of the head)."""
         if unit == self._unit:
             return

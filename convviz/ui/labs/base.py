@@ -17,6 +17,10 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from convviz.core.lab_names import ACTIVATION_TYPES
 
+from ..widgets.sections import vstack
+
+LAB_MARGIN, LAB_SPACING = 6, 4
+
 
 def row_type(row, module_type: str | None) -> str:
     return module_type or (getattr(row, "type", "") if row is not None else "")
@@ -53,6 +57,10 @@ class LabWidget(QWidget):
         self.message.setVisible(False)
         self.hover = QLabel(" ")  #: the readout of the map cell under the mouse (see hovered_cell)
         self.hover.setStyleSheet("color: #555;")
+
+    def lay_out(self, controls, *rest) -> None:
+        """The labs' common column: title, ``controls``, the message line, then ``rest`` (see ``vstack``)."""
+        vstack(self, self.title, controls, self.message, *rest, margins=LAB_MARGIN, spacing=LAB_SPACING)
 
     @property
     def key(self) -> str:

@@ -10,11 +10,12 @@ import html
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QSlider, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QSlider, QSpinBox, QWidget
 
 from convviz.core.lab_names import DROPOUT_TYPE_NAMES
 from convviz.core.lab_names import INFERENCE_NOTE
 
+from ..widgets.sections import text_label
 from .base import LabWidget, is_map_shape
 from .maps import DIVERGING, GRAY, MapGrid, fmt, robust_symmetric
 
@@ -69,22 +70,9 @@ class DropoutLab(LabWidget):
         self.mask = self.grid.add_map("mask", "mask", 0, 1)
         self.out = self.grid.add_map("output", "output", 0, 2)
         self.grid.hovered.connect(self._hovered)
-        self.stats = QLabel("")
-        self.stats.setWordWrap(True)
-        self.stats.setTextFormat(Qt.TextFormat.RichText)
-        self.layer_note = QLabel("")
-        self.layer_note.setWordWrap(True)
-        self.layer_note.setStyleSheet("color: #666;")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.title)
-        layout.addLayout(controls)
-        layout.addWidget(self.message)
-        layout.addWidget(self.grid, 1)
-        layout.addWidget(self.hover)
-        layout.addWidget(self.stats)
-        layout.addWidget(self.layer_note)
+        self.stats = text_label(rich=True)
+        self.layer_note = text_label(colour="#666")
+        self.lay_out(controls, (self.grid, 1), self.hover, self.stats, self.layer_note)
 
     # ---- lab API ---------------------------------------------------------------------
     def applies(self, row, module_type: str) -> bool:

@@ -7,9 +7,9 @@ the bias, the sum and the model's own output (all on one colour scale), with the
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QWidget
 
+from ..widgets.sections import text_label
 from .base import LabWidget
 from .maps import DIVERGING, MapGrid, fmt, symmetric
 
@@ -28,9 +28,7 @@ class PointwiseLab(LabWidget):
         self.title = QLabel("Select a 1×1 convolution (kernel 1×1, groups 1).")
         self.title.setWordWrap(True)
         self.title.setStyleSheet("font-size: 11pt; font-weight: 600;")
-        self.shapes = QLabel("")
-        self.shapes.setWordWrap(True)
-        self.shapes.setTextFormat(Qt.TextFormat.RichText)
+        self.shapes = text_label(rich=True)
         self.channel = QSpinBox()
         self.channel.setPrefix("output channel ")
         self.channel.setToolTip("Which output channel to write as a weighted sum of the input channels")
@@ -62,19 +60,8 @@ class PointwiseLab(LabWidget):
         body = QHBoxLayout()
         body.addWidget(self.matrix, 2)
         body.addWidget(self.sum, 5)
-        self.equation = QLabel("")
-        self.equation.setWordWrap(True)
-        self.equation.setTextFormat(Qt.TextFormat.RichText)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.title)
-        layout.addLayout(controls)
-        layout.addWidget(self.message)
-        layout.addLayout(body, 1)
-        layout.addWidget(self.hover)
-        layout.addWidget(self.equation)
-        layout.addWidget(self.shapes)
+        self.equation = text_label(rich=True)
+        self.lay_out(controls, (body, 1), self.hover, self.equation, self.shapes)
 
     # ---- lab API ---------------------------------------------------------------------
     def applies(self, row, module_type: str) -> bool:

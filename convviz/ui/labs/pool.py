@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
 from convviz.core.lab_names import POOL_TYPE_NAMES
 from convviz.ui.widgets.stage_player import StagePlayer
 
+from ..widgets.sections import text_label
 from .base import LabWidget, is_map_shape
 from .maps import fmt
 from .pool_stage import PoolStage
@@ -55,25 +55,12 @@ class PoolLab(LabWidget):
         for spin in (self.channel, self.kernel, self.stride, self.padding):
             spin.valueChanged.connect(self._changed)
         self.ceil.toggled.connect(self._changed)
-        self.sizes = QLabel("")
-        self.sizes.setWordWrap(True)
-        self.sizes.setTextFormat(Qt.TextFormat.RichText)
-        self.notes = QLabel("")
-        self.notes.setWordWrap(True)
-        self.notes.setStyleSheet("color: #666;")
+        self.sizes = text_label(rich=True)
+        self.notes = text_label(colour="#666")
         self.stage = PoolStage()
         self.stage.cell_hovered.connect(self._hovered)
         self.player = StagePlayer([("Window sliding", self.stage)], speeds=[8.0], export_name="pooling")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.title)
-        layout.addLayout(controls)
-        layout.addWidget(self.message)
-        layout.addWidget(self.sizes)
-        layout.addWidget(self.player, 1)
-        layout.addWidget(self.hover)
-        layout.addWidget(self.notes)
+        self.lay_out(controls, self.sizes, (self.player, 1), self.hover, self.notes)
 
     # ---- lab API ---------------------------------------------------------------------
     def bind(self, session) -> None:

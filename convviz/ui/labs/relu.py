@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import html
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QWidget
 
 from convviz.core.lab_names import ACTIVATION_TYPES
 
-from .base import LabWidget
+from ..widgets.sections import text_label, vstack
+from .base import LAB_MARGIN, LAB_SPACING, LabWidget
 from .maps import BACKGROUND, DIVERGING, MapGrid, fmt, robust_symmetric, symmetric
 
 INPUT_COLOUR = (70, 110, 200)
@@ -43,9 +43,7 @@ class ReluLab(LabWidget):
         self.title = QLabel("Select an activation (ReLU, ReLU6, SiLU, Hardswish) or a BatchNorm+activation layer.")
         self.title.setWordWrap(True)
         self.title.setStyleSheet("font-size: 11pt; font-weight: 600;")
-        self.source = QLabel("")
-        self.source.setWordWrap(True)
-        self.source.setStyleSheet("color: #555;")
+        self.source = text_label(colour="#555")
         self.channel = QSpinBox()
         self.channel.setPrefix("channel ")
         self.channel.setToolTip("Which channel's maps to show (the histograms and shares are of the whole layer)")
@@ -82,24 +80,11 @@ class ReluLab(LabWidget):
         self.hist_out = self.hist_plot.plot(stepMode="center", pen=pg.mkPen(OUTPUT_COLOUR, width=1.5),
                                             name="output", fillLevel=0, brush=fill_out)
 
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.differences = QLabel("")
-        self.differences.setWordWrap(True)
-        self.differences.setStyleSheet("color: #444;")
+        self.summary = text_label(rich=True)
+        self.differences = text_label(colour="#444")
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addLayout(top)
-        layout.addWidget(self.source)
-        layout.addWidget(self.message)
-        layout.addWidget(self.grid, 1)
-        layout.addWidget(self.hover)
-        layout.addWidget(self.hist)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.differences)
+        vstack(self, top, self.source, self.message, (self.grid, 1), self.hover, self.hist, self.summary,
+               self.differences, margins=LAB_MARGIN, spacing=LAB_SPACING)
 
     # ---- lab API ---------------------------------------------------------------------
     def applies(self, row, module_type: str) -> bool:

@@ -13,13 +13,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget,
+    QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QWidget,
 )
 
 from convviz.core.colormaps import lookup_table
 from convviz.core.mosaic import to_rgb8
 from convviz.core.mosaic_layout import ORDERS, columns_for, layout_for, tile_maps
 
+from .sections import vstack
 from .channel_view import ChannelView, image_view
 
 HIGHLIGHT = QColor(255, 140, 0)
@@ -105,14 +106,7 @@ class MosaicView(QWidget):
         controls.addWidget(QLabel("Order"))
         controls.addWidget(self.order_combo)
         controls.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.title)
-        layout.addLayout(controls)
-        layout.addWidget(self.hover)
-        layout.addWidget(self.mosaic_widget, 1)
-        layout.addWidget(self.scale_note)
+        vstack(self, self.title, controls, self.hover, (self.mosaic_widget, 1), self.scale_note, spacing=4)
 
     # ------------------------------------------------------------------ data
     def set_activation(self, name: str, maps: np.ndarray, shape: tuple, type_name: str = "") -> None:

@@ -3,7 +3,34 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QLayout, QScrollArea, QVBoxLayout, QWidget
+
+
+def text_label(text: str = "", *, rich: bool = False, colour: str | None = None) -> QLabel:
+    """A word-wrapping label; ``rich`` for rich text, ``colour`` (e.g. ``"#666"``) for a muted note."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    if rich:
+        label.setTextFormat(Qt.TextFormat.RichText)
+    if colour:
+        label.setStyleSheet(f"color: {colour};")
+    return label
+
+
+def vstack(owner: QWidget, *items, margins: int = 0, spacing: int | None = None) -> QVBoxLayout:
+    """``owner``'s vertical layout holding ``items`` in order: widgets, layouts or ``(item, stretch)``."""
+    layout = QVBoxLayout(owner)
+    layout.setContentsMargins(margins, margins, margins, margins)
+    if spacing is not None:
+        layout.setSpacing(spacing)
+    for item in items:
+        item, stretch = item if isinstance(item, tuple) else (item, 0)
+        if isinstance(item, QLayout):
+            layout.addLayout(item, stretch)
+        else:
+            layout.addWidget(item, stretch)
+    return layout
 
 
 def heading(text: str) -> tuple[QWidget, QLabel]:
