@@ -24,22 +24,16 @@ from importlib import resources
 import numpy as np
 import torch
 
-from .onnx_backbone import TOLERANCE, OnnxBackbone, new_session
+from .onnx_backbone import OnnxBackbone, agrees, eager_features, new_session, probe
 
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
 ARCHS = ("default", "timm:efficientnet_lite0")  # specs whose topology the graph is
-PROBE_SEED, PROBE_BATCH = 0, 2
 _EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state dict at load time
 
 
 def graph_file(input_size: int) -> str:
     """Path of the shipped graph for ``input_size`` (may not exist)."""
     return str(resources.files("convviz.resources").joinpath("graphs", f"efficientnet_lite0-{input_size}.onnx"))
-
-
-def probe(input_size: int) -> torch.Tensor:
-    """The seeded probe batch the stored reference features belong to."""
-    return torch.randn(PROBE_BATCH, 3, input_size, input_size, generator=torch.Generator().manual_seed(PROBE_SEED))
 
 
 def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -70,13 +64,9 @@ def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int |
                 return None
             init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(tensor, dtype=np.float32), init.name))
         runner = OnnxBackbone(new_session(model.SerializeToString(), threads))
-        if reference is None:
-            want = torch.tensor(json.loads(meta["convviz.probe_features"]), dtype=torch.float32)
-        else:
-            with torch.no_grad():
-                want = reference(probe(input_size).contiguous(memory_format=torch.channels_last)).float()
-        got = runner(probe(input_size))
-        if got.shape != want.shape or not torch.allclose(got, want, atol=TOLERANCE, rtol=TOLERANCE):
+        want = torch.tensor(json.loads(meta["convviz.probe_features"]), dtype=torch.float32) if reference is None \
+            else eager_features(reference, probe(input_size))
+        if not agrees(runner, want, input_size):
             return None
     except Exception:  # no onnx/onnxruntime, a damaged file, a missing key: build the model instead
         return None

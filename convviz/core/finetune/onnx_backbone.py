@@ -116,18 +116,31 @@ class OnnxBackbone:
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
 
+def probe(input_size: int) -> torch.Tensor:
+    """The seeded batch every prepared graph is checked on (and the bundled graph's stored features belong to)."""
+    return torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+
+
+@torch.no_grad()
+def eager_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What eager torch gives for ``x`` (channels_last, as :class:`~.features.FeatureBackbone` runs it)."""
+    return backbone(x.contiguous(memory_format=torch.channels_last)).float()
+
+
+def agrees(runner, want: torch.Tensor, input_size: int) -> bool:
+    """True when ``runner``'s features of :func:`probe` equal ``want`` within :data:`TOLERANCE`."""
+    got = runner(probe(input_size))
+    return got.shape == want.shape and torch.allclose(got, want, atol=TOLERANCE, rtol=TOLERANCE)
+
+
 def load_onnx(path: str, backbone: nn.Module, input_size: int, threads: int | None = None) -> OnnxBackbone | None:
-    """The session for ``path`` if the file exists, loads and matches eager ``backbone`` on a
-    seeded probe batch within :data:`TOLERANCE`; else None (never raises)."""
+    """The session for ``path`` if the file exists, loads and matches eager ``backbone`` on
+    :func:`probe` within :data:`TOLERANCE`; else None (never raises)."""
     if not os.path.isfile(path):
         return None
     try:
         runner = OnnxBackbone(new_session(path, threads))
-        probe = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            want = backbone(probe.contiguous(memory_format=torch.channels_last)).float()
-        got = runner(probe)
-        if got.shape != want.shape or not torch.allclose(got, want, atol=TOLERANCE, rtol=TOLERANCE):
+        if not agrees(runner, eager_features(backbone, probe(input_size)), input_size):
             return None
     except Exception:  # damaged, truncated or foreign file: eager torch is the fallback
         return None
