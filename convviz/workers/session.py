@@ -235,17 +235,16 @@ class Session(QObject):
         self.model_trusted = trusted
         names = {row.name for row in result.rows}
         self._subs = {k: s for k, s in self._subs.items() if s.layer is None or s.layer in names}
-        gc.freeze()  # long-lived now: see the note below
+        # Everything alive now (torch, timm, Qt, the model) is long-lived: move it to the collector's
+        # permanent generation so a full collection never rescans it. Without this, a full collection
+        # of the ~500 000 objects a session holds took 250-290 ms with the GIL held, and one landing in
+        # a job (building a model copy at the start of training) froze the GUI as long (measured with
+        # gc.callbacks). Freezing is O(1); cyclic garbage alive at this moment is never collected
+        # (reference counting still frees the rest).
+        gc.freeze()
         self.model_loaded.emit(result)
         self.layers_ready.emit(list(result.rows))
         self._replay()
-
-    # gc.freeze() above, once a model is in: everything alive then (torch, timm, Qt, the model) moves
-    # to the collector's permanent generation, so a full collection no longer rescans it. Without
-    # it, a full collection of the ~500 000 objects a session holds took 250-290 ms with the GIL
-    # held, and one landing in a job (building a model copy at the start of training) froze the GUI
-    # for as long (measured with gc.callbacks). Freezing is O(1); what it costs is that cyclic
-    # garbage alive at that moment is never collected (reference counting still frees the rest).
 
     def _on_image(self, ticket: Ticket, result) -> None:
         if result is None or not self.gens.is_current(ticket):

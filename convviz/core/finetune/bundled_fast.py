@@ -41,9 +41,8 @@ class BundledBackbone:
     kind: str = "onnx"
     device: str = "cpu"
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x.contiguous())
+        return self.run(x)
 
 
 def prepare(config: TrainConfig) -> BundledBackbone | None:
