@@ -120,11 +120,12 @@ class FinetunePanel(Panel):
         self.data.folder_chosen.connect(self.scan_folder)
         self.freeze.strategy_changed.connect(lambda _s: self._request_freeze_info())
         self.augment.spec_changed.connect(lambda _s: self._request_preview())
-        # the curves' x axis names what one point will be as the settings change, not when a run
-        # starts: relabelling a plot re-lays it out (a 50-110 ms stall when done at the start)
-        for changed in (self.freeze.strategy_changed, self.augment.spec_changed):
-            changed.connect(lambda _s: self.training.show_unit(self.point_unit()))
-        self.training.show_unit(self.point_unit())
+        # the curves' x axis names what one point will be as the settings change, rather than when a
+        # run starts: relabelling a plot re-lays it out (a 50-110 ms stall at the start, measured).
+        # Curves of a finished run keep their own unit until the next run clears them.
+        for changed in (self.freeze.strategy_changed, self.augment.spec_changed, self.training.epochs.valueChanged):
+            changed.connect(lambda _s: self.training.has_curves() or self._expect_run())
+        self._expect_run()
         self.training.train.clicked.connect(self.start_training)
         self.training.cancel.clicked.connect(self.cancel_training)
         self.training.drawn.connect(self._on_drawn)
@@ -286,6 +287,9 @@ class FinetunePanel(Panel):
         config = self.config().resolved()
         return "L-BFGS iteration" if config.fast and config.head == "lbfgs" else "epoch"
 
+    def _expect_run(self) -> None:
+        self.training.expect(self.point_unit(), self.config().resolved().epochs)
+
     @property
     def training_running(self) -> bool:
         return self._train_pending or (self.train_handle is not None and self.train_handle.running)
@@ -301,6 +305,7 @@ class FinetunePanel(Panel):
             return
         self.show_message("")
         self.training.reset()
+        self._expect_run()  # already so, unless the settings changed while curves were shown
         self.training.set_running(True)
         self.training.show_message("Starting…")
         self._train_pending = True
