@@ -125,7 +125,7 @@ def cmd_predict(args) -> int:
             failed += 1
             continue
         with torch.no_grad():
-            logits = loaded.module(loaded.preprocess.to_tensor(image.rgb))
+            logits = loaded.class_scores(loaded.preprocess.to_tensor(image.rgb))
         if not torch.isfinite(logits).all():
             _report(f"{os.path.basename(path)}: the model's output is not finite (NaN or infinite weights?)")
             failed += 1

@@ -27,6 +27,10 @@ def add_finetune_parser(sub) -> None:
                    help="frozen backbone: logistic-regression head by L-BFGS with L2 chosen by cross-validation on train "
                         "(default), or mini-batch AdamW (uses --lr)")
     p.add_argument("--no-mirror", action="store_true", help="frozen backbone: don't add mirrored training images as samples")
+    p.add_argument("--plain-head", action="store_true",
+                   help="the head reads only the last layer's features and predicts from the photo alone "
+                        "(default: it also reads two middle stages where the model has them, and each photo's prediction is "
+                        "averaged with its mirror image's)")
     p.add_argument("--out", default=None, metavar="PATH", help="checkpoint to write (default: finetuned.pt in the current folder)")
     p.add_argument("--json", action="store_true", help="print one JSON line with the results")
 
@@ -71,7 +75,8 @@ def cmd_finetune(args) -> int:
         print(f"skipped {len(scan.skipped) - 5} more files", file=sys.stderr)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, freeze=args.freeze, augment=augment,
                          device=args.device, seed=args.seed, input_size=args.input_size, graph=args.graph,
-                         head=args.head, mirror_train=not args.no_mirror)
+                         head=args.head, mirror_train=not args.no_mirror,
+                         **({"taps": (), "mirror_test": False} if args.plain_head else {}))
     bundled = prepare_bundled(config) if args.model == DEFAULT_SPEC else None
     if bundled is not None:  # the bundled model on the fast path: no model to build (no timm import)
         run = fine_tune_bundled(bundled, scan, config)

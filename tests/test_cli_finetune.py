@@ -56,6 +56,8 @@ def test_finetune_json_then_predict_new_classes(capsys, tmp_path, tiny_start):
     assert summary["train_images"] + summary["val_images"] == 12 and summary["out"] == out
     assert sum(map(sum, summary["confusion"])) == summary["val_images"]
     assert "%" in stderr  # tqdm progress bar on stderr
+    # mobilenet has no stages to tap; its predictions average each photo with its mirror image, as evaluated
+    assert torch.load(out, weights_only=True)["head"] == {"taps": [], "mirror": True}
     code, stdout, _ = run(capsys, "predict", os.path.join(data, "red", "0.jpg"), "--model", out, "--json", "--topk", "2")
     assert code == 0 and {t["label"] for t in json.loads(stdout)["top"]} == {"blue", "red"}
 
@@ -63,9 +65,11 @@ def test_finetune_json_then_predict_new_classes(capsys, tmp_path, tiny_start):
 def test_full_loop_with_augmentation(capsys, tmp_path, tiny_start):
     data = make_folder(tmp_path / "data")
     code, stdout, stderr = run(capsys, "finetune", data, "--model", tiny_start, "--epochs", "1", "--freeze", "last:1",
-                               "--augment", "hflip,crop", "--batch-size", "4", "--json", "--out", str(tmp_path / "a.pt"))
+                               "--augment", "hflip,crop", "--batch-size", "4", "--json", "--out", str(tmp_path / "a.pt"),
+                               "--plain-head")
     assert code == 0, stderr
     assert json.loads(stdout)["classes"] == ["blue", "red"]
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["head"] == {"taps": [], "mirror": False}
 
 
 @pytest.mark.parametrize("case, expected", [

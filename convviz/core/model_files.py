@@ -263,6 +263,8 @@ class CheckpointFields:
     preprocess: dict
     state_dict: dict[str, torch.Tensor]
     training: dict | None
+    taps: tuple[int, ...] = ()  #: stages a multi-layer head reads (:mod:`.taps`)
+    mirror: bool = False  #: predictions average the image and its mirror image
 
 
 def checkpoint_fields(obj: dict, name: str) -> CheckpointFields:
@@ -286,7 +288,25 @@ def checkpoint_fields(obj: dict, name: str) -> CheckpointFields:
     training = obj.get("training")
     if training is not None and (not isinstance(training, dict) or not _plain(training)):
         raise bad("training", "expected a plain dict of numbers, strings and lists")
-    return CheckpointFields(arch.strip(), tuple(labels), preprocess, state, training)
+    taps, mirror = _head_fields(obj.get("head", {}), bad)
+    return CheckpointFields(arch.strip(), tuple(labels), preprocess, state, training, taps, mirror)
+
+
+def _head_fields(head, bad) -> tuple[tuple[int, ...], bool]:
+    """The optional ``head`` field: ``{"taps": [stage, …], "mirror": bool}``."""
+    if not isinstance(head, dict):
+        raise bad("head", "expected a dict")
+    unknown = set(head) - {"taps", "mirror"}
+    if unknown:
+        raise bad("head", f"unknown key {sorted(map(str, unknown))[0]!r}")
+    taps = head.get("taps", [])
+    if not isinstance(taps, (list, tuple)) or len(taps) > 16 or not all(_is_int(t) and 0 <= t < 64 for t in taps) \
+            or len(set(taps)) != len(taps):
+        raise bad("head.taps", "expected distinct stage numbers from 0 to 63")
+    mirror = head.get("mirror", False)
+    if not isinstance(mirror, bool):
+        raise bad("head.mirror", "expected true or false")
+    return tuple(sorted(int(t) for t in taps)), mirror
 
 
 def _preprocess_fields(pre, bad) -> dict:

@@ -57,15 +57,31 @@ class LoadedModel:
     labels: tuple[str, ...] | None = None
     pretrained: bool = True
     note: str = ""
+    mirror: bool = False  #: predictions average the image and its mirror image (a fine-tuned model's choice)
 
     @property
     def scripted(self) -> bool:
         """True for TorchScript: it runs, but takes no hooks (no activations, no layer table)."""
         return isinstance(self.module, torch.jit.ScriptModule)
 
+    def class_scores(self, x: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, classes) scores whose softmax is the prediction for batch ``x`` (``logits``: the
+        model's output on ``x`` when already computed). With :attr:`mirror` they are the mean of
+        the log-softmax of the image and of its mirror image, as the fine-tune evaluated them."""
+        with torch.no_grad():
+            logits = self.module(x) if logits is None else logits
+            if not self.mirror:
+                return logits
+            return mirror_scores(logits, self.module(x.flip(3)))
+
     def label_names(self, num_outputs: int) -> tuple[str, ...]:
         """Class names for a logits vector of ``num_outputs`` entries."""
         return labels_for(num_outputs, self.labels)
+
+
+def mirror_scores(logits: torch.Tensor, mirror_logits: torch.Tensor) -> torch.Tensor:
+    """Mean log-softmax of an image's and its mirror image's logits (their softmax: the geometric mean)."""
+    return (torch.log_softmax(logits.float(), -1) + torch.log_softmax(mirror_logits.float(), -1)) / 2
 
 
 def torchvision_names() -> list[str]:
@@ -90,11 +106,24 @@ def load_model(spec: str = DEFAULT_SPEC, *, require_weights: bool = True, allow_
     return _finish(LoadedModel(spec, title, module, preprocess, None, pretrained, note))
 
 
-def build_architecture(arch: str, *, num_classes: int | None = None, require_weights: bool = False):
+def build_architecture(arch: str, *, num_classes: int | None = None, require_weights: bool = False,
+                       taps: tuple[int, ...] = ()):
     """(module, preprocess, pretrained, note) for a torchvision or ``timm:`` name.
 
     Cached pretrained weights are loaded only when ``num_classes`` is None (ImageNet head).
+    ``taps``: a multi-layer head reading those stages too (:mod:`.taps`), sized for ``num_classes``.
     """
+    if taps:
+        from .finetune.heads import replace_head
+        from .taps import add_taps
+
+        module, preprocess, pretrained, note = build_architecture(arch, num_classes=num_classes, require_weights=require_weights)
+        try:
+            add_taps(module, taps)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        replace_head(module, num_classes or 1000)
+        return module, preprocess, pretrained, note
     if arch == DEFAULT_SPEC:
         if num_classes is None:
             loaded = _load_default()
@@ -222,11 +251,13 @@ def _load_file(path: str, allow_pickle: bool) -> LoadedModel:
     if is_convviz_checkpoint(obj):
         fields = checkpoint_fields(obj, name)
         _check_known(fields.arch, name)
-        _check_fits(fields.arch, len(fields.labels), fields.state_dict, name)
-        module, preprocess, _, _ = build_architecture(fields.arch, num_classes=len(fields.labels))
+        _check_fits(fields.arch, len(fields.labels), fields.state_dict, name, fields.taps)
+        module, preprocess, _, _ = build_architecture(fields.arch, num_classes=len(fields.labels), taps=fields.taps)
         load_strict(module, fields.state_dict, name)
         preprocess = Preprocess(**{**preprocess.__dict__, **fields.preprocess})
-        return _finish(LoadedModel(path, f"{name} (fine-tuned {fields.arch})", module, preprocess, fields.labels))
+        note = "predictions average the photo and its mirror image, as fine-tuning evaluated them" if fields.mirror else ""
+        return _finish(LoadedModel(path, f"{name} (fine-tuned {fields.arch})", module, preprocess, fields.labels,
+                                   note=note, mirror=fields.mirror))
     unwrap_state_dict(obj, name)
     raise ModelError(f"{name}: a bare state dict; name its architecture as ARCH={path} (e.g. resnet18={path})")
 
@@ -258,13 +289,14 @@ def _check_known(arch: str, what: str) -> None:
         raise ModelError(f"{what}: {problem}")
 
 
-def _check_fits(arch: str, num_classes: int | None, state: dict[str, torch.Tensor], what: str) -> None:
+def _check_fits(arch: str, num_classes: int | None, state: dict[str, torch.Tensor], what: str,
+                taps: tuple[int, ...] = ()) -> None:
     """Build ``arch`` on the meta device (no memory) and check that ``state`` fits it exactly."""
     try:
         with torch.device("meta"):
-            module, _, _, _ = build_architecture(arch, num_classes=num_classes or 1000)
-    except ModelError:
-        raise
+            module, _, _, _ = build_architecture(arch, num_classes=num_classes or 1000, taps=taps)
+    except ModelError as exc:
+        raise ModelError(f"{what}: {exc}") from None
     except Exception as exc:
         raise ModelError(f"{what}: cannot build {arch} ({first_line(exc)})") from None
     problem = fit_report(module, state)

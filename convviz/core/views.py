@@ -37,6 +37,7 @@ class ViewContext:
     module: Any = None  #: the ``nn.Module`` at ``layer`` (None for ``:2`` calls' base lookup failures)
     row: Any = None  #: :class:`convviz.core.layer_table.LayerRow` of ``layer`` (None if absent)
     forward_ms: float = 0.0  #: time of the forward pass that filled ``capture``
+    make_input: Any = None  #: ``() -> (1, 3, S, S)`` tensor: the model's input for this image (None: unknown)
 
     def output(self):
         """The layer's output for batch item 0 as float32 numpy (C, H, W) / (N,)."""

@@ -108,7 +108,9 @@ class Engine:
             base = layer.split(":")[0]
             module = self.modules.get(base)
             row = self.info.row(layer) if self.info is not None else None
-        ctx = ViewContext(capture=capture, model=self.loaded, layer=layer, module=module, row=row, forward_ms=ms)
+        preprocess = self.loaded.preprocess
+        ctx = ViewContext(capture=capture, model=self.loaded, layer=layer, module=module, row=row, forward_ms=ms,
+                          make_input=lambda: preprocess.to_tensor(rgb))
         return function(ctx, **args)
 
     @property

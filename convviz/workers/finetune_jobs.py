@@ -67,6 +67,7 @@ class FreezeInfo:
     frozen_modules: list  #: module paths whose parameters are all frozen (for the Layers tree)
     blocks: int  #: backbone blocks "last N" can open
     devices: list  #: "cpu" and "cuda" when present
+    taps: tuple = ()  #: stages the new head reads beside the last layer (core.taps)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class TrainOutcome:
     notes: list = field(default_factory=list)
     gallery: list = field(default_factory=list)  #: (Misclassified, (h, w, 3) uint8 thumbnail) per shown image
     unit: str = "epoch"  #: what one entry of ``history`` is: "epoch", or "L-BFGS iteration" (fast path's head)
+    mirror: bool = False  #: validated (and predicting) on each photo and its mirror image
 
 
 class UpdateGate:
@@ -232,20 +234,22 @@ def freeze_job(engine, strategy: str, num_classes: int) -> FreezeInfo:
     """Count trainable parameters of ``strategy`` on a copy of the current model (lock held only to copy)."""
     import torch
 
-    from convviz.core.finetune import apply_freeze, backbone_blocks, replace_head
+    from convviz.core.finetune import apply_freeze, backbone_blocks, replace_head, with_taps
+    from convviz.core.taps import taps_of
 
     with engine.lock:
         if engine.loaded is None:
             raise JobFailed("no model is loaded")
         model = copy.deepcopy(engine.loaded.module)
     try:
-        replace_head(model, max(2, num_classes))
+        replace_head(with_taps(model), max(2, num_classes))
         blocks = len(backbone_blocks(model))
         report = apply_freeze(model, strategy)
     except ValueError as exc:  # ModelError is a ValueError
         raise JobFailed(first_line(exc)) from None
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    return FreezeInfo(strategy, report.trainable_params, report.total_params, list(report.frozen_modules), blocks, devices)
+    return FreezeInfo(strategy, report.trainable_params, report.total_params, list(report.frozen_modules), blocks, devices,
+                      taps_of(model))
 
 
 def check_save_path(path: str) -> None:
@@ -347,7 +351,8 @@ def _train(engine, scan, config, path, stop, gate=None):
                         list(ev.misclassified), {k: list(v) for k, v in result.history.items()}, result.cancelled,
                         result.seconds, result.train_images, result.val_images, result.freeze.trainable_params,
                         result.freeze.total_params, result.backbone, checkpoint, epochs_done, notes, gallery,
-                        "L-BFGS iteration" if result.config.fast and result.config.head == "lbfgs" else "epoch")
+                        "L-BFGS iteration" if result.config.fast and result.config.head == "lbfgs" else "epoch",
+                        result.config.mirror_test)
 
 
 def _send(progress: Progress, gate: UpdateGate | None):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from convviz.core.finetune import onnx_backbone
-from convviz.core.finetune.bundled_graph import GRAPH_SIZES, backbone_state, graph_file, load_bundled, probe
+from convviz.core.finetune.bundled_graph import GRAPH_SIZES, TAPS, backbone_state, graph_file, load_bundled, probe
 from convviz.core.finetune.features import FeatureBackbone, ImageDataset, headless, normalize
 from convviz.core.lite0 import PREPROCESS, bundled_weights_path, remap_lite0_keys
 from convviz.core.model_files import read_weights
@@ -29,11 +29,21 @@ def lite0():
 
 
 @pytest.fixture(scope="module")
+def tapped(lite0):
+    """The headless bundled model as the fast path reads it: pooled bn2 + blocks.4 + blocks.5 (core.taps)."""
+    import copy
+
+    from convviz.core.taps import add_taps
+
+    return headless(add_taps(copy.deepcopy(lite0.module), TAPS))
+
+
+@pytest.fixture(scope="module")
 def state():
     return remap_lite0_keys(read_weights(bundled_weights_path()))
 
 
-def test_graph_ships_no_weights_and_its_reference_is_torchs(lite0):
+def test_graph_ships_no_weights_and_its_reference_is_torchs(tapped):
     import json
 
     import onnx
@@ -43,16 +53,16 @@ def test_graph_ships_no_weights_and_its_reference_is_torchs(lite0):
     model = onnx.load(path, load_external_data=False)
     empty = [i for i in model.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
     assert empty and all(not i.raw_data for i in empty)
-    eager = headless(lite0.module)
+    eager = tapped
     assert {i.name for i in empty} <= set(eager.state_dict())
     stored = torch.tensor(json.loads({p.key: p.value for p in model.metadata_props}["convviz.probe_features"]))
     with torch.no_grad():
         want = eager(probe(SIZE).contiguous(memory_format=torch.channels_last))
-    assert stored.shape == want.shape == (2, 1280)
+    assert stored.shape == want.shape == (2, 1280 + 112 + 192)
     assert (stored - want).abs().max().item() <= onnx_backbone.TOLERANCE
 
 
-def test_filled_graph_equals_eager_torch_on_real_photos(lite0, state):
+def test_filled_graph_equals_eager_torch_on_real_photos(lite0, tapped, state):
     from convviz.core.finetune.scan import scan_folder
     from convviz.core.finetune.train import preprocess_for
     from convviz.core.finetune.train_types import TrainConfig
@@ -65,11 +75,11 @@ def test_filled_graph_equals_eager_torch_on_real_photos(lite0, state):
     dataset = ImageDataset(scan.train[:3] + scan.val[:2], pp)
     x = normalize(torch.stack([dataset[i][0] for i in range(len(dataset))]), pp)
     with torch.no_grad():
-        want = headless(lite0.module)(x)
+        want = tapped(x)
     assert (runner(x) - want).abs().max().item() <= 1e-4
 
 
-def test_unusable_weights_or_sizes_are_refused(lite0, state):
+def test_unusable_weights_or_sizes_are_refused(tapped, state):
     weights = backbone_state(state)
     assert load_bundled(weights, SIZE + 32) is None  # no graph for that size
     missing = dict(weights)
@@ -80,7 +90,9 @@ def test_unusable_weights_or_sizes_are_refused(lite0, state):
     other = dict(weights, **{"bn2.bias": weights["bn2.bias"] + 0.5})  # other weights: the stored probe disagrees
     assert load_bundled(other, SIZE) is None
     # … unless the caller's own eager model is the reference (a fine-tuned backbone)
-    model = headless(lite0.module)
+    import copy
+
+    model = copy.deepcopy(tapped)
     with torch.no_grad():
         model.bn2.bias.add_(0.5)
     assert load_bundled(model.state_dict(), SIZE, reference=model) is not None
@@ -88,9 +100,15 @@ def test_unusable_weights_or_sizes_are_refused(lite0, state):
 
 def test_feature_backbone_uses_the_shipped_graph_without_exporting(lite0, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
-    backbone = FeatureBackbone(lite0.module, SIZE, arch="default", graph="cached")
+    import copy
+
+    from convviz.core.taps import add_taps
+
+    backbone = FeatureBackbone(add_taps(copy.deepcopy(lite0.module)), SIZE, arch="default", graph="cached")
     assert backbone.kind == "onnx"
     assert not os.listdir(tmp_path)  # nothing exported, nothing cached
+    plain = FeatureBackbone(lite0.module, SIZE, arch="default", graph="cached")  # other outputs: not the shipped graph
+    assert plain.kind == "eager" and plain(probe(SIZE)).shape == (2, 1280)
 
 
 def test_preprocess_constant_is_timms_config(lite0):
@@ -135,3 +153,4 @@ def test_cli_default_finetune_imports_neither_timm_nor_torchvision(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported and "timm" not in imported and "torchvision" not in imported
+    assert torch.load(tmp_path / "ft.pt", weights_only=True)["head"] == {"taps": list(TAPS), "mirror": True}

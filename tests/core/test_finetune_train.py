@@ -37,7 +37,7 @@ def test_fast_path_learns_and_saved_model_reproduces_evaluation(scan, tmp_path):
         got, want = getattr(reloaded.preprocess, key), getattr(result.preprocess, key)
         assert (tuple(got) == tuple(want)) if key in ("mean", "std") else got == want
     with torch.no_grad():
-        preds = [int(reloaded.module(reloaded.preprocess.to_tensor(load_image(s.path).rgb)).argmax()) for s in scan.val]
+        preds = [int(reloaded.class_scores(reloaded.preprocess.to_tensor(load_image(s.path).rgb)).argmax()) for s in scan.val]
     assert preds == [s.label for s in scan.val]
     assert torch.load(path, weights_only=True)["training"]["epochs"] == 30
 

@@ -102,6 +102,13 @@ GOOD_PRE = {"input_size": 64, "crop_pct": 0.875, "mean": [0.5, 0.5, 0.5], "std":
     ({"preprocess": {**GOOD_PRE, "evil": 1}}, "unknown key"),
     ({"training": {"weights": torch.zeros(2)}}, "'training'"),
     ({"state_dict": {"a": "not a tensor"}}, "not a state dict"),
+    ({"head": "taps"}, "'head'"),
+    ({"head": {"taps": "4,5"}}, "head.taps"),
+    ({"head": {"taps": [4, 4]}}, "head.taps"),
+    ({"head": {"taps": [-1]}}, "head.taps"),
+    ({"head": {"taps": [True]}}, "head.taps"),
+    ({"head": {"mirror": 1}}, "head.mirror"),
+    ({"head": {"evil": 1}}, "unknown key"),
 ])
 def test_crafted_checkpoint_fields_are_refused_in_one_line(tmp_path, monkeypatch, fields, fragment):
     built = []

@@ -132,7 +132,8 @@ def test_frozen_layers_match_what_training_leaves_unchanged(qtbot, panel, tiny_f
     for name in frozen:
         for key, value in modules[name].state_dict().items():
             assert torch.equal(state[f"{name}.{key}"], value), f"{name}.{key} changed although frozen"
-    assert state["classifier.weight"].shape == (2, original["classifier.weight"].shape[1])
+    # the new head reads the last layer's 1280 pooled features and blocks.4's and blocks.5's (112 + 192)
+    assert state["classifier.weight"].shape == (2, original["classifier.weight"].shape[1] + 112 + 192)
     params = dict(panel.session.engine.loaded.module.named_parameters())
     changed = [k for k in params if state[k].shape != params[k].shape or not torch.equal(state[k], params[k])]
     trainable = sum(state[k].numel() for k in changed)  # what one epoch of AdamW actually moved
@@ -173,11 +174,11 @@ def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
     panel.augment.checks["hflip"].setChecked(False)
     # the shown accuracy and confusion matrix agree with the saved model run by torch
     loaded = load_model(outcome.checkpoint)
-    assert loaded.labels == ("cat", "dog")
+    assert loaded.labels == ("cat", "dog") and loaded.mirror  # it predicts from each photo and its mirror image
     right, confusion = 0, [[0, 0], [0, 0]]
     for sample in panel.report.scan.val:
         with torch.no_grad():
-            pred = int(loaded.module(loaded.preprocess.to_tensor(load_image(sample.path).rgb)).argmax(1))
+            pred = int(loaded.class_scores(loaded.preprocess.to_tensor(load_image(sample.path).rgb)).argmax(1))
         confusion[sample.label][pred] += 1
         right += pred == sample.label
     assert outcome.accuracy == pytest.approx(right / len(panel.report.scan.val))

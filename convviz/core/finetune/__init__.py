@@ -46,6 +46,7 @@ _WHERE = {
     'arch_of': 'train',
     'fine_tune': 'train',
     'prepare_backbone': 'train',
+    'with_taps': 'train',
     'preprocess_for': 'train_types',
 }
 __all__ = list(_WHERE)

@@ -21,7 +21,8 @@ from ..lite0 import PREPROCESS, bundled_weights_path, remap_lite0_keys
 from ..model_files import ModelError, read_weights
 from ..models import DEFAULT_SPEC
 from ..preprocess import Preprocess
-from .bundled_graph import GRAPH_SIZES, backbone_state, load_bundled
+from ..taps import state_head_features
+from .bundled_graph import GRAPH_SIZES, TAPS, backbone_state, load_bundled
 from .fast_path import fit_head
 from .heads import head_freeze_report
 from .onnx_backbone import OnnxBackbone, available
@@ -49,7 +50,8 @@ def prepare(config: TrainConfig) -> BundledBackbone | None:
     """The bundled backbone for ``config`` when the fast path applies on the CPU, the shipped graph
     covers its input size and loads with the installed weights; else None."""
     config = config.resolved()
-    if not config.fast or config.device != "cpu" or config.graph == "eager" or not available():
+    if not config.fast or config.device != "cpu" or config.graph == "eager" or not available() \
+            or config.taps not in (None, TAPS):
         return None
     preprocess = preprocess_for(Preprocess(**PREPROCESS), config)
     if preprocess.input_size not in GRAPH_SIZES:
@@ -75,10 +77,10 @@ def fine_tune_bundled(backbone: BundledBackbone, scan: ScanResult, config: Train
     if not weight.numel():  # cancelled before every feature was in: an untrained head, as timm would make
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            fresh = nn.Linear(state[f"{HEAD}.weight"].shape[1], len(scan.classes))
+            fresh = nn.Linear(state_head_features(state, TAPS), len(scan.classes))
         weight, bias = fresh.weight.detach(), fresh.bias.detach()
     state[f"{HEAD}.weight"], state[f"{HEAD}.bias"] = weight.clone(), bias.clone()
     result = FineTuneResult(None, DEFAULT_SPEC, list(scan.classes), backbone.preprocess, fit.evaluation, fit.history, config,
                             head_freeze_report(state, HEAD), time.perf_counter() - started, fit.cancelled, len(scan.train),
-                            len(scan.val), list(scan.skipped), backbone.kind, state_dict=state)
+                            len(scan.val), list(scan.skipped), backbone.kind, state_dict=state, taps=TAPS)
     yield final_progress(fit.last, result)

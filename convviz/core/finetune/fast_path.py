@@ -5,9 +5,11 @@ extra sample, same label) are extracted once (:mod:`.features`, ONNX Runtime whe
 standardised, and an L2-regularised logistic-regression head is fitted with L-BFGS; the L2
 strength is chosen by 5-fold cross-validation on the *training* split only (an image and its
 mirror always in the same fold). The validation split is only ever evaluated, never used to
-choose anything. The standardisation is folded into the returned weights, so the saved model is
-the plain architecture with a new head and predicts from one view. ``head="adamw"`` trains the
-head with mini-batch AdamW instead.
+choose anything; it is evaluated as the saved model predicts (``LoadedModel.class_scores``): with
+``mirror_test``, on the image and its mirror image, log-softmax averaged (+0.5 points on the
+clothing set's 40 resampled splits, for 1.4× the validation forward). The standardisation is folded
+into the returned weights. Where the model allows, the features are multi-layer (:mod:`..taps`).
+``head="adamw"`` trains the head with mini-batch AdamW instead.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import mirror_scores
 from ..preprocess import Preprocess
 from .evaluate import Evaluation, evaluate_logits
 from .features import extract_features
@@ -60,7 +63,7 @@ def fit_head(backbone, scan: ScanResult, config: TrainConfig, preprocess: Prepro
         samples = getattr(scan, split)
         for done, state in extract_features(backbone, samples, preprocess, batch_size=max(config.batch_size, 32),
                                             flip=config.flip_features, workers=workers,
-                                            mirror=config.mirror_train and split == "train" and not config.flip_features):
+                                            mirror=_mirror(config, split)):
             fraction = 0.9 * (done_before + done) / total
             yield TrainProgress("features", 0, config.epochs, done_before + done, total, fraction, eta(started, fraction),
                                 time.perf_counter() - started, message=f"{split} features ({backbone.kind})")
@@ -83,17 +86,30 @@ def fit_head(backbone, scan: ScanResult, config: TrainConfig, preprocess: Prepro
         xtr, ytr, groups = torch.cat([xtr, tr["mirror_features"][tr["ok"]]]), torch.cat([ytr, ytr]), torch.cat([groups, groups])
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     ztr, zva = (xtr - mu) / sd, (xva - mu) / sd
+    zmirror = (va["mirror_features"] - mu) / sd if "mirror_features" in va else None
+
+    def val_scores(linear):  # what the saved model predicts (LoadedModel.class_scores)
+        return linear(zva) if zmirror is None else mirror_scores(linear(zva), linear(zmirror))
+
     fit = _lbfgs_head if config.head == "lbfgs" else _adamw_head
-    linear, cancelled, last = yield from fit(ztr, ytr, groups, zva, yva, len(labels), config, history, stop, started)
+    linear, cancelled, last = yield from fit(ztr, ytr, groups, val_scores, yva, len(labels), config, history, stop, started)
     with torch.no_grad():  # fold the standardisation into the head: W' = W / sd, b' = b - W' mu
         weight = linear.weight / sd
         bias = linear.bias - weight @ mu
-        vlogits = linear(zva)
+        vlogits = val_scores(linear)
     paths = [s.path for s in scan.val]
     return HeadFit(weight.detach(), bias.detach(), evaluate_logits(vlogits, yva, labels, paths), history, cancelled, last)
 
 
-def _lbfgs_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, started):
+def _mirror(config: TrainConfig, split: str) -> bool:
+    """Whether ``split``'s mirror images are extracted too: extra training samples, or the
+    validation images' second view (``mirror_test``)."""
+    if config.flip_features:
+        return False
+    return config.mirror_train if split == "train" else config.mirror_test
+
+
+def _lbfgs_head(ztr, ytr, groups, val_scores, yva, classes, config, history, stop, started):
     yield TrainProgress("train", 0, config.epochs, 0, 1, 0.9, eta(started, 0.9), time.perf_counter() - started,
                         message="choosing the L2 strength by cross-validation on the training images")
     l2 = config.l2 if config.l2 is not None else choose_l2(ztr, ytr, groups, classes, seed=config.seed)
@@ -102,7 +118,7 @@ def _lbfgs_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, star
 
     def on_iteration(linear):
         with torch.no_grad():
-            logits, vlogits = linear(ztr), linear(zva)
+            logits, vlogits = linear(ztr), val_scores(linear)
         record(history, float(F.cross_entropy(logits, ytr)), float((logits.argmax(1) == ytr).float().mean()),
                 float(F.cross_entropy(vlogits, yva)), float((vlogits.argmax(1) == yva).float().mean()))
         epoch = len(history["train_loss"])
@@ -119,7 +135,7 @@ def _lbfgs_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, star
     return linear, state["cancelled"], updates[-1] if updates else None
 
 
-def _adamw_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, started):
+def _adamw_head(ztr, ytr, groups, val_scores, yva, classes, config, history, stop, started):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         linear = nn.Linear(ztr.shape[1], classes)
@@ -128,7 +144,7 @@ def _adamw_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, star
         opt = torch.optim.AdamW(linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         cancelled, last = False, None
         for epoch in range(config.epochs):
-            loss_sum, correct, vloss, vacc = _head_epoch(linear, opt, ztr, ytr, zva, yva, config.batch_size, order)
+            loss_sum, correct, vloss, vacc = _head_epoch(linear, opt, ztr, ytr, val_scores, yva, config.batch_size, order)
             record(history, loss_sum / len(ztr), correct / len(ztr), vloss, vacc)
             fraction = 0.9 + 0.1 * (epoch + 1) / config.epochs
             last = TrainProgress("train", epoch + 1, config.epochs, 1, 1, fraction, eta(started, fraction),
@@ -141,7 +157,7 @@ def _adamw_head(ztr, ytr, groups, zva, yva, classes, config, history, stop, star
     return linear, cancelled, last  # the last epoch's head: the validation split never picks a model
 
 
-def _head_epoch(linear, opt, ztr, ytr, zva, yva, batch_size, order):
+def _head_epoch(linear, opt, ztr, ytr, val_scores, yva, batch_size, order):
     """One epoch of the linear head on cached features, single-threaded: ops this small run
     ~50× slower with 2 OpenMP threads on a busy machine (measured), so threads are restored after."""
     threads = torch.get_num_threads()
@@ -159,7 +175,7 @@ def _head_epoch(linear, opt, ztr, ytr, zva, yva, batch_size, order):
             loss_sum += float(loss.detach()) * len(idx)
             correct += float((logits.argmax(1) == ytr[idx]).sum())
         with torch.no_grad():
-            vlogits = linear(zva)
+            vlogits = val_scores(linear)
             return loss_sum, correct, float(F.cross_entropy(vlogits, yva)), float((vlogits.argmax(1) == yva).float().mean())
     finally:
         torch.set_num_threads(threads)

@@ -33,6 +33,7 @@ from torch import nn
 from ..images import ALLOWED_FORMATS, ImageError, load_image, pil_to_rgb
 from ..preprocess import Preprocess
 from .checkpoint import atomic_write
+from ..taps import taps_of
 from .heads import strip_head
 from .onnx_backbone import agrees, eager_features, probe
 from .scan import Sample
@@ -183,6 +184,8 @@ class FeatureBackbone:
                  on_status: Callable[[str], None] | None = None):
         self.eager = headless(model).to(device)
         self.device, self.input_size, self.kind, self.graph = device, input_size, "eager", None
+        self.taps = taps_of(self.eager)
+        arch += "".join(f"+tap{t}" for t in self.taps)  # the graph's outputs differ: so does its cache key
         if graph not in ("auto", "cached", "eager"):
             raise ValueError(f"graph must be auto, cached or eager, not {graph!r}")
         if device == "cpu" and graph != "eager":

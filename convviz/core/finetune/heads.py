@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..model_files import ModelError
+from ..taps import head_features, taps_of
 
 _HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")
 _BLOCK_CONTAINERS = ("blocks", "features", "stages", "layers")
@@ -45,9 +46,13 @@ def head_in_features(model: nn.Module) -> int:
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
-    """Put a fresh ``Linear(in_features, num_classes)`` where the classifier was; returns it."""
+    """Put a fresh ``Linear(in_features, num_classes)`` where the classifier was; returns it.
+    A multi-layer head (:mod:`..taps`) gets the width of every feature it reads."""
     name = head_name(model)
-    if hasattr(model, "reset_classifier") and callable(model.reset_classifier):
+    if taps_of(model):
+        head = nn.Linear(head_features(model), num_classes)
+        _set(model, name, head)
+    elif hasattr(model, "reset_classifier") and callable(model.reset_classifier):
         model.reset_classifier(num_classes)
         head = model.get_submodule(head_name(model))
     else:

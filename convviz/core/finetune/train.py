@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models import DEFAULT_SPEC, LoadedModel
+from ..models import DEFAULT_SPEC, LoadedModel, mirror_scores
+from ..taps import DEFAULT_TAPS, add_taps, can_tap, taps_of
 from ..model_files import ModelError, is_convviz_checkpoint, read_weights
 from .augment import build_transform
 from .evaluate import evaluate_logits
@@ -33,7 +34,7 @@ from .train_types import (FAST_EPOCHS, FULL_EPOCHS, FineTuneResult, TrainConfig,
                           preprocess_for)
 
 __all__ = ["FAST_EPOCHS", "FULL_EPOCHS", "FineTuneResult", "TrainConfig", "TrainProgress", "arch_of", "fine_tune",
-           "prepare_backbone", "preprocess_for"]
+           "prepare_backbone", "preprocess_for", "with_taps"]
 
 def arch_of(loaded: LoadedModel) -> str:
     """The architecture spec to rebuild ``loaded`` from (``default``, ``resnet18``, ``timm:NAME``)."""
@@ -57,7 +58,8 @@ def prepare_backbone(loaded: LoadedModel, config: TrainConfig = TrainConfig(),
     if not config.fast or config.device != "cpu":
         return "eager"
     preprocess = preprocess_for(loaded.preprocess, config)
-    backbone = FeatureBackbone(loaded.module, preprocess.input_size, arch=arch_of(loaded), device="cpu",
+    model = with_taps(copy.deepcopy(loaded.module), config)  # the features the run will read
+    backbone = FeatureBackbone(model, preprocess.input_size, arch=arch_of(loaded), device="cpu",
                                graph="auto", on_status=on_status)
     return backbone.kind
 
@@ -77,7 +79,7 @@ def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = Train
         raise ModelError("--device cuda: no CUDA device is available")
     arch = arch_of(loaded)
     preprocess = preprocess_for(loaded.preprocess, config)
-    model = (copy.deepcopy(loaded.module) if copy_model else loaded.module).cpu()
+    model = with_taps((copy.deepcopy(loaded.module) if copy_model else loaded.module).cpu(), config)
     stop = should_stop or (lambda: False)
     started = time.perf_counter()
     if config.fast:
@@ -87,8 +89,28 @@ def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = Train
     model_out, evaluation, history, freeze, cancelled, kind, last = yield from run
     model_out = model_out.cpu().eval()
     result = FineTuneResult(model_out, arch, list(scan.classes), preprocess, evaluation, history, config, freeze,
-                            time.perf_counter() - started, cancelled, len(scan.train), len(scan.val), list(scan.skipped), kind)
+                            time.perf_counter() - started, cancelled, len(scan.train), len(scan.val), list(scan.skipped), kind,
+                            taps=taps_of(model_out))
     yield final_progress(last, result)
+
+
+def head_taps(model, config: TrainConfig) -> tuple[int, ...]:
+    """The stages the new head reads too: ``config.taps``, or by default :data:`DEFAULT_TAPS` where
+    the model allows them (and the model's own taps when it has some: a fine-tuned model again)."""
+    if config.taps is not None:
+        return tuple(config.taps)
+    return taps_of(model) or (DEFAULT_TAPS if can_tap(model) and len(model.blocks) > max(DEFAULT_TAPS) + 1 else ())
+
+
+def with_taps(model, config: TrainConfig = TrainConfig()):
+    """``model`` (in place) with the multi-layer head input a run with ``config`` trains (:func:`head_taps`)."""
+    taps = head_taps(model, config)
+    if taps != taps_of(model):
+        try:
+            add_taps(model, taps)  # the old head no longer fits: every run puts a new one in
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+    return model
 
 
 def _fast(model, scan, config, preprocess, stop, started, on_status, arch):
@@ -159,7 +181,7 @@ def _full(model, scan, config, preprocess, stop, started):
                 break
         if cancelled and best is not None:
             break
-        vlogits, vtargets = _predict(model, val_loader, preprocess, device)
+        vlogits, vtargets = _predict(model, val_loader, preprocess, device, config.mirror_test)
         ev = evaluate_logits(vlogits, vtargets, labels)
         record(history, loss_sum / max(seen, 1), correct / max(seen, 1), ev.loss, ev.accuracy)
         key = (ev.accuracy, -ev.loss)
@@ -171,16 +193,19 @@ def _full(model, scan, config, preprocess, stop, started):
             break
     model.load_state_dict(best)
     model.eval()
-    vlogits, vtargets = _predict(model, val_loader, preprocess, device)
+    vlogits, vtargets = _predict(model, val_loader, preprocess, device, config.mirror_test)
     model.to(memory_format=torch.contiguous_format)
     return model, evaluate_logits(vlogits, vtargets, labels, [s.path for s in scan.val]), history, freeze, cancelled, "full", last
 
 
 @torch.no_grad()
-def _predict(model, loader, preprocess, device):
+def _predict(model, loader, preprocess, device, mirror: bool):
+    """Class scores of the validation images, as ``LoadedModel.class_scores`` gives them."""
     model.eval()
     logits, targets = [], []
     for images, t, _, _ in loader:
-        logits.append(model(normalize(images, preprocess, device)).float().cpu())
+        x = normalize(images, preprocess, device)
+        scores = mirror_scores(model(x), model(x.flip(3))) if mirror else model(x)
+        logits.append(scores.float().cpu())
         targets.append(t)
     return torch.cat(logits), torch.cat(targets)

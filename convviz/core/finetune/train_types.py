@@ -38,6 +38,8 @@ class TrainConfig:
     head: str = "lbfgs"  # fast path head fit: lbfgs (logistic regression, L2 by train CV) | adamw
     mirror_train: bool = True  # fast path: add each training image's mirror image as a sample
     l2: float | None = None  # lbfgs: fixed L2 strength; None: chosen by cross-validation on train
+    taps: tuple[int, ...] | None = None  # stages the head also reads (core.taps); None: DEFAULT_TAPS where the model allows
+    mirror_test: bool = True  # evaluate (and later predict) on the image and its mirror image, log-softmax averaged
 
     @property
     def fast(self) -> bool:
@@ -88,12 +90,14 @@ class FineTuneResult:
     skipped: list[Skipped]
     backbone: str = "eager"  # how features were computed: onnx | prepared | eager | full
     state_dict: dict[str, torch.Tensor] | None = None  # the trained weights when ``model`` is None
+    taps: tuple[int, ...] = ()  # stages the new head also reads
 
     def checkpoint(self) -> dict:
         training = {**asdict(self.config), "augment": self.config.augment.names(), "val_accuracy": self.evaluation.accuracy,
                     "train_images": self.train_images, "val_images": self.val_images, "cancelled": self.cancelled,
                     "seconds": round(self.seconds, 3), "history": self.history}
-        return checkpoint_dict(self.model if self.model is not None else self.state_dict, arch=self.arch, labels=self.labels, preprocess=self.preprocess, training=training)
+        return checkpoint_dict(self.model if self.model is not None else self.state_dict, arch=self.arch, labels=self.labels,
+                               preprocess=self.preprocess, training=training, taps=self.taps, mirror=self.config.mirror_test)
 
     def save(self, path: str) -> None:
         """Atomic save (temp file, fsync, rename); reload with ``load_model(path)``."""

@@ -102,7 +102,9 @@ class ResultsView(QWidget):
         wrong = len(outcome.misclassified)
         self.summary.setText(f"<span style='font-size:15pt; font-weight:600'>{outcome.accuracy:.1%}</span> "
                              f"validation accuracy ({outcome.val_images - wrong} of {outcome.val_images} right, "
-                             f"loss {outcome.loss:.3f})")
+                             f"loss {outcome.loss:.3f})"
+                             + ("<br><span style='color:#666'>Each photo is judged with its mirror image (their "
+                                "predictions averaged), as the saved model predicts.</span>" if outcome.mirror else ""))
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td align='right'>&nbsp;{a:.1%}</td></tr>"
                        for c, a in outcome.per_class_accuracy.items())
         self.per_class.setText(f"<b>Per class</b><table cellspacing='2'>{rows}</table>")

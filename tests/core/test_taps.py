@@ -1,0 +1,126 @@
+"""Multi-layer heads (core.taps) and mirror-averaged predictions, each checked against torch itself."""
+import copy
+
+import pytest
+import torch
+from convviz.core.finetune.heads import replace_head
+from convviz.core.models import LoadedModel, ModelError, load_model, mirror_scores
+from convviz.core.taps import DEFAULT_TAPS, add_taps, can_tap, check_taps, head_features, state_head_features, taps_of
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_model("default")
+
+
+def pooled_by_hooks(model, x, stages):
+    """blocks[i] outputs, global-average-pooled, recorded by forward hooks on the plain timm model."""
+    seen = {}
+    handles = [model.blocks[i].register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, out.mean((2, 3))))
+               for i in stages]
+    try:
+        final = model.forward_head(model.forward_features(x), pre_logits=True)
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.cat([final] + [seen[i] for i in stages], 1)
+
+
+def test_tapped_forward_is_the_plain_forward_with_a_wider_classifier(lite0):
+    plain = copy.deepcopy(lite0.module).eval()
+    tapped = add_taps(copy.deepcopy(lite0.module), DEFAULT_TAPS).eval()
+    head = replace_head(tapped, 3)
+    assert taps_of(tapped) == (4, 5) and head.in_features == head_features(tapped) == 1280 + 112 + 192
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        want = head(pooled_by_hooks(plain, x, DEFAULT_TAPS))
+        got = tapped(x)
+    assert torch.allclose(got, want, atol=1e-5)
+    # the module tree (what every panel explores) is unchanged; only the classifier's input grew
+    assert [n for n, _ in tapped.named_modules()] == [n for n, _ in plain.named_modules()]
+    state = tapped.state_dict()
+    assert state_head_features(state, DEFAULT_TAPS) == 1584 and state["classifier.weight"].shape == (3, 1584)
+
+
+def test_copies_keep_their_own_tapped_forward(lite0):
+    tapped = add_taps(copy.deepcopy(lite0.module)).eval()
+    replace_head(tapped, 2)
+    twin = copy.deepcopy(tapped)
+    with torch.no_grad():
+        twin.classifier.bias.add_(5.0)
+        x = torch.randn(1, 3, 96, 96)
+        assert torch.allclose(twin(x) - tapped(x), torch.full((1, 2), 5.0), atol=1e-4)
+    assert taps_of(twin) == taps_of(tapped)
+    add_taps(twin, ())  # back to the architecture's own forward (the classifier must be replaced to fit again)
+    assert taps_of(twin) == () and "forward" not in twin.__dict__ and taps_of(tapped) == (4, 5)
+
+
+def test_taps_are_refused_where_they_do_not_fit(lite0):
+    import torchvision
+
+    assert not can_tap(torchvision.models.resnet18())
+    with pytest.raises(ValueError, match="EfficientNet"):
+        add_taps(torchvision.models.resnet18(), (1,))
+    with pytest.raises(ValueError, match="stages 0 to 5"):
+        check_taps(lite0.module, (6,))
+    assert check_taps(lite0.module, [5, 4, 5]) == (4, 5) and taps_of(lite0.module) == ()
+
+
+def test_mirror_scores_are_mean_log_softmax_and_the_loaded_model_uses_them(lite0):
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 224, 224)
+    loaded = LoadedModel("default", "t", lite0.module, lite0.preprocess, mirror=True)
+    with torch.no_grad():
+        a, b = lite0.module(x), lite0.module(torch.flip(x, dims=[3]))
+    scores = loaded.class_scores(x)
+    want = (a.log_softmax(1) + b.log_softmax(1)) / 2
+    assert torch.allclose(scores, want, atol=1e-5) and torch.allclose(mirror_scores(a, b), want)
+    probs = scores.softmax(1)  # the normalised geometric mean of the two predictions
+    geo = (a.softmax(1) * b.softmax(1)).sqrt()
+    assert torch.allclose(probs, geo / geo.sum(1, keepdim=True), atol=1e-5)
+    plain = LoadedModel("default", "t", lite0.module, lite0.preprocess)
+    assert torch.allclose(plain.class_scores(x), a, atol=1e-6)
+
+
+def test_tapped_mirror_checkpoint_round_trip(lite0, tmp_path):
+    from convviz.core.finetune.checkpoint import checkpoint_dict, save_checkpoint
+
+    tapped = add_taps(copy.deepcopy(lite0.module)).eval()
+    torch.manual_seed(2)
+    replace_head(tapped, 2)
+    path = str(tmp_path / "tapped.pt")
+    save_checkpoint(path, checkpoint_dict(tapped, arch="default", labels=["a", "b"], preprocess=lite0.preprocess,
+                                          training={}, taps=taps_of(tapped), mirror=True))
+    loaded = load_model(path)
+    assert taps_of(loaded.module) == (4, 5) and loaded.mirror and "mirror" in loaded.note
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(loaded.module(x), tapped(x), atol=1e-5)
+    assert torch.allclose(loaded.class_scores(x), mirror_scores(tapped(x), tapped(x.flip(3))), atol=1e-5)
+
+
+def test_taps_on_an_architecture_without_stages_are_refused_in_one_line(tmp_path):
+    import hostile_corpus as corpus
+
+    path = corpus.checkpoint(tmp_path, head={"taps": [1], "mirror": False})
+    with pytest.raises(ModelError, match="ckpt.pt.*EfficientNet") as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+
+
+def test_predictions_view_averages_the_mirror_image_for_such_a_model(lite0, sample_path):
+    from convviz.core.activations import Capturer, predict_top
+    from convviz.core.images import load_image
+    from convviz.core.standard_views import predictions
+    from convviz.core.views import ViewContext
+
+    rgb = load_image(sample_path("cat")).rgb
+    loaded = LoadedModel("default", "t", lite0.module, lite0.preprocess, mirror=True)
+    x = lite0.preprocess.to_tensor(rgb)
+    capture = Capturer(lite0.module, layers=())(x)
+    shown = predictions(ViewContext(capture=capture, model=loaded, make_input=lambda: x), k=3)
+    with torch.no_grad():
+        want = predict_top(mirror_scores(lite0.module(x), lite0.module(x.flip(3))), loaded.label_names(1000), 3)
+    assert [t["label"] for t in shown.top] == [t["label"] for t in want]
+    assert [round(t["prob"], 5) for t in shown.top] == [round(t["prob"], 5) for t in want]
