@@ -74,6 +74,16 @@ class LoadedModel:
                 return logits
             return mirror_scores(logits, self.module(x.flip(3)))
 
+    @property
+    def head_note(self) -> str:
+        """One line on how the classifier reads the network (:mod:`.taps`) and predicts; "" when plainly."""
+        from .taps import taps_of
+
+        taps = taps_of(self.module) if isinstance(self.module, nn.Module) else ()
+        parts = ([f"the head reads the pooled outputs of the last layer, {', '.join(f'blocks.{t}' for t in taps)}"]
+                 if taps else []) + (["it predicts from the photo and its mirror image (averaged)"] if self.mirror else [])
+        return "; ".join(parts).capitalize() if parts else ""
+
     def label_names(self, num_outputs: int) -> tuple[str, ...]:
         """Class names for a logits vector of ``num_outputs`` entries."""
         return labels_for(num_outputs, self.labels)
@@ -255,9 +265,8 @@ def _load_file(path: str, allow_pickle: bool) -> LoadedModel:
         module, preprocess, _, _ = build_architecture(fields.arch, num_classes=len(fields.labels), taps=fields.taps)
         load_strict(module, fields.state_dict, name)
         preprocess = Preprocess(**{**preprocess.__dict__, **fields.preprocess})
-        note = "predictions average the photo and its mirror image, as fine-tuning evaluated them" if fields.mirror else ""
         return _finish(LoadedModel(path, f"{name} (fine-tuned {fields.arch})", module, preprocess, fields.labels,
-                                   note=note, mirror=fields.mirror))
+                                   mirror=fields.mirror))
     unwrap_state_dict(obj, name)
     raise ModelError(f"{name}: a bare state dict; name its architecture as ARCH={path} (e.g. resnet18={path})")
 

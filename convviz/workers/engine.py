@@ -73,7 +73,7 @@ class Engine:
         modules = dict(loaded.module.named_modules())
         conv = tuple(r.name for r in rows if isinstance(modules.get(r.name), nn.Conv2d))
         params = sum(p.numel() for p in loaded.module.parameters())
-        return ModelInfo(loaded.spec, loaded.title, note, loaded.preprocess, rows, conv, int(params))
+        return ModelInfo(loaded.spec, loaded.title, note, loaded.preprocess, rows, conv, int(params), head=loaded.head_note)
 
     def install(self, loaded, info: ModelInfo, trusted: bool = False) -> None:
         """Make ``loaded`` the current model (caller holds ``lock``); old captures are dropped."""

@@ -24,6 +24,7 @@ class ModelInfo:
     conv_layers: tuple[str, ...] = ()
     params: int = 0
     device: str = "cpu"
+    head: str = ""  #: how a fine-tuned head reads the network and predicts (``LoadedModel.head_note``)
 
     def row(self, name: str):
         """The layer-table row called ``name`` (None if absent)."""

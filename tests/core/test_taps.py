@@ -93,7 +93,9 @@ def test_tapped_mirror_checkpoint_round_trip(lite0, tmp_path):
     save_checkpoint(path, checkpoint_dict(tapped, arch="default", labels=["a", "b"], preprocess=lite0.preprocess,
                                           training={}, taps=taps_of(tapped), mirror=True))
     loaded = load_model(path)
-    assert taps_of(loaded.module) == (4, 5) and loaded.mirror and "mirror" in loaded.note
+    assert taps_of(loaded.module) == (4, 5) and loaded.mirror and not loaded.note  # not a warning: a fact
+    assert loaded.head_note == ("The head reads the pooled outputs of the last layer, blocks.4, blocks.5; "
+                                "it predicts from the photo and its mirror image (averaged)")
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.allclose(loaded.module(x), tapped(x), atol=1e-5)

@@ -68,6 +68,8 @@ def model_card_text(info) -> str:
         f"({p.crop_pct:.1%}), {p.interpolation}",
         f"{info.params / 1e6:.2f} M parameters · {len(info.rows)} module calls · {convs} Conv2d layers",
     ]
+    if getattr(info, "head", ""):
+        lines.append(html.escape(info.head))
     if info.note:
         lines.append(f"<span style='color:#9a5b00'>⚠ {html.escape(info.note)}</span>")
     return "<br>".join(lines)
