@@ -24,8 +24,10 @@ _PARTS = ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "global_pool", "clas
 
 
 def can_tap(model: nn.Module) -> bool:
-    """True for a timm EfficientNet-family model (stem, ``blocks`` stages, ``conv_head``, ``bn2``)."""
-    return all(hasattr(model, part) for part in _PARTS) and isinstance(model.blocks, nn.Sequential)
+    """True for timm's ``EfficientNet`` class (Lite0-4, B0-B8, MixNet, MnasNet …: stem, ``blocks``
+    stages, ``conv_head``, ``bn2``, pool, classifier in that order; :func:`_tapped_forward` is its forward)."""
+    return type(model).__name__ == "EfficientNet" and type(model).__module__.startswith("timm.") \
+        and all(hasattr(model, part) for part in _PARTS) and isinstance(model.blocks, nn.Sequential)
 
 
 def taps_of(model: nn.Module) -> tuple[int, ...]:
