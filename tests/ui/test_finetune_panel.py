@@ -13,10 +13,10 @@ from convviz.workers.session import Session
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CATS_DOGS = os.path.join(ROOT, "..", "shared", "data", "cats-dogs-60")
 STEP_MS = 120_000
+#: every event-loop turn from the Train click to the results shown, the click's own included (it paints
+#: the cleared curves; the job starts after that paint): click turn 11-28 ms, later ones 14-23 ms over
+#: 7 runs of the UI suite on this busy 2-core machine (measured)
 MAX_STALL_MS = 50.0
-#: the event-loop turn that answers the Train click (the section repainted in its running state):
-#: 27-32 ms typically, up to ~115 ms on this busy 2-core machine (measured); every later turn < 50 ms
-MAX_CLICK_TURN_MS = 150.0
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
     print(f"\nlargest event-loop stall: {stall:.1f} ms over {len(meter.gaps)} ticks (while: {meter.worst_phase})")
     click_turn, later = meter.gaps[0] - 10.0, max(meter.gaps[1:]) - 10.0
     print(f"the click's own turn: {click_turn:.1f} ms; every later turn at most {later:.1f} ms")
-    assert len(meter.gaps) > 20 and later < MAX_STALL_MS and click_turn < MAX_CLICK_TURN_MS
+    assert len(meter.gaps) > 20 and stall < MAX_STALL_MS
     outcome = done.args[0]
     assert outcome.classes == ["cat", "dog"] and not outcome.cancelled and 1 <= outcome.epochs_done <= 20  # L-BFGS may converge
     assert os.path.dirname(outcome.checkpoint) == os.path.join(os.environ["CONVVIZ_DATA_DIR"], "finetuned")
@@ -219,6 +219,17 @@ def test_cancel_stops_within_one_batch_and_keeps_the_best_model(qtbot, panel, ti
     assert len({(u.epoch, u.batch) for u in after}) <= 1  # at most the batch that was running
     assert outcome.cancelled and outcome.epochs_done == 1 and outcome.checkpoint and os.path.isfile(outcome.checkpoint)
     assert "best epoch so far" in panel.results.caption.text()
+    assert panel.training.train.isEnabled() and not panel.training.cancel.isEnabled()
+
+
+def test_cancel_before_the_job_starts_starts_nothing(qtbot, panel, tiny_folder):
+    """The job starts only once the running state is painted; a Cancel before that starts no job at all."""
+    scan(qtbot, panel, tiny_folder)
+    panel.start_training()
+    assert panel.training_running and panel.train_handle is None  # not submitted within the click's turn
+    panel.cancel_training()
+    assert not panel.training_running and panel.train_handle is None
+    assert "Cancelled before it started" in panel.training.status.text()
     assert panel.training.train.isEnabled() and not panel.training.cancel.isEnabled()
 
 

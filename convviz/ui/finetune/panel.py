@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QBoxLayout, QFileDialog, QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from convviz.ui.finetune.augment_section import AugmentSection
 from convviz.ui.finetune.data_section import DataSection
@@ -20,19 +20,16 @@ from convviz.ui.finetune.results_view import ResultsView
 from convviz.ui.finetune.training_view import TrainingView
 from convviz.ui.panel import Panel
 from convviz.ui.widgets.reflow import Reflow
+from convviz.ui.widgets.sections import rule
 from convviz.workers import finetune_jobs as jobs
-
-
-def _rule() -> QFrame:
-    line = QFrame()
-    line.setFrameShape(QFrame.Shape.HLine)
-    line.setStyleSheet("color: #ddd;")
-    return line
 
 
 #: a training job goes on once the plots have not been repainted for this long (pyqtgraph repaints an
 #: update in 2-4 paints, a few ms apart: its axes follow the new range one paint later)
 DRAW_SETTLE_MS = 12
+#: the job starts once the running state (cleared curves) is painted, or after this long when nothing
+#: repaints (e.g. a hidden window): a starting job competes for the GIL with that 15-35 ms paint
+START_AFTER_PAINT_MS = 60
 
 #: Below this width (of the tab's viewport) the steps stack in one column instead of two.
 TWO_COLUMNS_MIN_WIDTH = 900
@@ -74,6 +71,9 @@ class FinetunePanel(Panel):
         self._settle.setSingleShot(True)
         self._settle.setInterval(DRAW_SETTLE_MS)
         self._settle.timeout.connect(self._release_job)
+        self._start_timer = QTimer(self)  #: starts a pending training job (see start_training)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.timeout.connect(self._submit_training)
         self._gen = {"preview": 0, "freeze": 0}
         self._adopting: str | None = None
         self._train_pending = False
@@ -92,12 +92,12 @@ class FinetunePanel(Panel):
         left = QVBoxLayout()
         for i, w in enumerate((self.data, self.freeze, self.augment)):
             if i:
-                left.addWidget(_rule())
+                left.addWidget(rule())
             left.addWidget(w)
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(self.training)
-        right.addWidget(_rule())
+        right.addWidget(rule())
         right.addWidget(self.results)
         right.addStretch(1)
         left_box = QWidget()
@@ -105,7 +105,7 @@ class FinetunePanel(Panel):
         left_box.setMinimumWidth(360)
         left_box.setMaximumWidth(500)
         self._left_box = left_box
-        self._divider = _vrule()
+        self._divider = rule(vertical=True)
         self.columns = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         self.columns.setSpacing(14)
         self.columns.addWidget(left_box, 4)
@@ -309,11 +309,13 @@ class FinetunePanel(Panel):
         self.training.set_running(True)
         self.training.show_message("Starting…")
         self._train_pending = True
-        # start the job on the next turn of the event loop: the new state is painted first, while
-        # the worker does not yet compete for the GIL
-        QTimer.singleShot(0, self._submit_training)
+        # the job starts once the cleared curves are painted (_on_drawn), or after a moment when nothing
+        # repaints: a job starting during that paint (building its model copy in Python) shares the GIL
+        # with it and stretched the click's turn past 50 ms (measured)
+        self._start_timer.start(START_AFTER_PAINT_MS)
 
     def _submit_training(self) -> None:
+        self._start_timer.stop()
         if not self._train_pending:  # cancelled before it started
             return
         self._train_pending = False
@@ -332,6 +334,7 @@ class FinetunePanel(Panel):
     def cancel_training(self) -> None:
         if self._train_pending:
             self._train_pending = False
+            self._start_timer.stop()
             self.training.set_running(False)
             self.training.show_message("Cancelled before it started.")
         elif self.training_running:
@@ -353,6 +356,9 @@ class FinetunePanel(Panel):
 
     def _on_drawn(self) -> None:
         """The plots were painted: once they stop repainting, the job may go on (see UpdateGate)."""
+        if self._train_pending:  # the running state is on screen: start the job (after this paint pass)
+            self._start_timer.start(0)
+            return
         if self._drawing or self._settle.isActive():
             self._drawing = False
             self._settle.start()
@@ -403,10 +409,3 @@ class FinetunePanel(Panel):
         self._adopting = self.model_path
         self.results.show_saved(self.model_path, "Loading as the current model… ")
         self.session.load_model(self.model_path)
-
-
-def _vrule() -> QFrame:
-    line = QFrame()
-    line.setFrameShape(QFrame.Shape.VLine)
-    line.setStyleSheet("color: #ddd;")
-    return line

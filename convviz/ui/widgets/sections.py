@@ -73,3 +73,11 @@ def model_card_text(info) -> str:
     if info.note:
         lines.append(f"<span style='color:#9a5b00'>⚠ {html.escape(info.note)}</span>")
     return "<br>".join(lines)
+
+
+def rule(vertical: bool = False) -> QFrame:
+    """A thin light-grey line between sections (horizontal, or vertical between columns)."""
+    line = QFrame()
+    line.setFrameShape(QFrame.Shape.VLine if vertical else QFrame.Shape.HLine)
+    line.setStyleSheet("color: #ddd;")
+    return line
