@@ -10,6 +10,21 @@ from convviz.workers.session import Session
 from ui_helpers import LOAD_MS, STEP_MS
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _gui_switch_interval():
+    """Worker threads hand the GIL back every millisecond, as ``convviz.app.main`` sets it for the app:
+    the GUI tests measure event-loop stalls, and with Python's default 5 ms a repaint waits up to that
+    long behind a worker at every Python callback."""
+    import sys
+
+    from convviz.app import GIL_SWITCH_S
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_S)
+    yield
+    sys.setswitchinterval(before)
+
+
 @pytest.fixture(scope="session")
 def _lite0():
     from convviz.workers.engine import Engine
