@@ -47,6 +47,14 @@ def check_taps(model: nn.Module, taps) -> tuple[int, ...]:
     return taps
 
 
+def default_taps(model: nn.Module) -> tuple[int, ...]:
+    """:data:`DEFAULT_TAPS` where ``model`` can take them (a timm EfficientNet with enough stages), else ()."""
+    try:
+        return check_taps(model, DEFAULT_TAPS)
+    except ValueError:
+        return ()
+
+
 def stage_channels(model: nn.Module, stage: int) -> int:
     """Output channels of ``model.blocks[stage]`` (its last convolution's)."""
     convs = [m for m in model.blocks[stage].modules() if isinstance(m, nn.Conv2d)]

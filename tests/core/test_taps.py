@@ -5,7 +5,8 @@ import pytest
 import torch
 from convviz.core.finetune.heads import replace_head
 from convviz.core.models import LoadedModel, ModelError, load_model, mirror_scores
-from convviz.core.taps import DEFAULT_TAPS, add_taps, can_tap, check_taps, head_features, state_head_features, taps_of
+from convviz.core.taps import (DEFAULT_TAPS, add_taps, can_tap, check_taps, default_taps, head_features,
+                               state_head_features, taps_of)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,13 @@ def test_taps_are_refused_where_they_do_not_fit(lite0):
     with pytest.raises(ValueError, match="stages 0 to 5"):
         check_taps(lite0.module, (6,))
     assert check_taps(lite0.module, [5, 4, 5]) == (4, 5) and taps_of(lite0.module) == ()
+    import timm
+
+    with torch.device("meta"):
+        mobilenet, mixnet = timm.create_model("mobilenetv3_large_100"), timm.create_model("mixnet_s")
+    # MobileNetV3 pools before its conv_head (not this forward); MixNet-S has no stage 5 to spare
+    assert default_taps(lite0.module) == (4, 5) and default_taps(mobilenet) == default_taps(mixnet) == ()
+    assert default_taps(torchvision.models.resnet18()) == ()
 
 
 def test_mirror_scores_are_mean_log_softmax_and_the_loaded_model_uses_them(lite0):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import DEFAULT_SPEC, LoadedModel, mirror_scores
-from ..taps import DEFAULT_TAPS, add_taps, can_tap, taps_of
+from ..taps import add_taps, default_taps, taps_of
 from ..model_files import ModelError, is_convviz_checkpoint, read_weights
 from .augment import build_transform
 from .evaluate import evaluate_logits
@@ -95,11 +95,11 @@ def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = Train
 
 
 def head_taps(model, config: TrainConfig) -> tuple[int, ...]:
-    """The stages the new head reads too: ``config.taps``, or by default :data:`DEFAULT_TAPS` where
-    the model allows them (and the model's own taps when it has some: a fine-tuned model again)."""
+    """The stages the new head reads too: ``config.taps``, else the model's own (a fine-tuned model
+    again), else :func:`~convviz.core.taps.default_taps`."""
     if config.taps is not None:
         return tuple(config.taps)
-    return taps_of(model) or (DEFAULT_TAPS if can_tap(model) and len(model.blocks) > max(DEFAULT_TAPS) + 1 else ())
+    return taps_of(model) or default_taps(model)
 
 
 def with_taps(model, config: TrainConfig = TrainConfig()):
