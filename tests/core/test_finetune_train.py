@@ -56,8 +56,13 @@ def test_full_loop_with_augmentation_and_cancel_within_one_batch(scan):
     batches = [p for p in seen if p.stage == "train" and p.batch_grid is not None or p.stage == "train"]
     assert seen[-1].stage == "cancelled" and seen[-1].result is not None
     assert len([p for p in batches if p.val_acc is None]) == stop_after  # no batch after the stop request
-    assert seen[1].batch_grid.shape == (64, 4 * 64, 3) and seen[1].batch_grid.dtype == np.uint8
+    first = next(p for p in seen if p.stage == "train")
+    assert first.batch_grid.shape == (64, 4 * 64, 3) and first.batch_grid.dtype == np.uint8
     assert seen[-1].result.cancelled and 0 <= seen[-1].result.evaluation.accuracy <= 1
+    # the warm start (features once, then the head, as the fast path) comes first, within its share of the bar
+    warm = [p for p in seen if p.stage == "features"]
+    assert warm and seen.index(warm[-1]) < seen.index(first) and max(p.fraction for p in warm) <= 0.2 + 1e-9
+    assert all("warm start" in p.message for p in warm)
 
 
 def test_full_loop_runs_epochs(scan):
@@ -92,3 +97,18 @@ def test_prepared_graph_equals_eager(tmp_path, monkeypatch):
     with torch.no_grad():
         other.classifier[0].bias.add_(1.0)
     assert load_graph(path, other, 32) is None  # a graph that differs from eager torch is refused
+
+
+def test_full_loop_starts_from_the_fast_path_head(scan):
+    """Linear probe, then fine-tune: the full loop's head starts as the fast path's fitted head (a near-zero
+    learning rate leaves it there), and that head was already scored as the first best candidate."""
+    from convviz.core.finetune.heads import head_name
+
+    loaded = tiny_model()
+    _, fast = run(loaded, scan, TrainConfig(graph="eager", workers=0))
+    _, full = run(loaded, scan, TrainConfig(freeze="last:1", augment=AugmentSpec(hflip=0.5), epochs=1, lr=1e-12,
+                                            graph="eager", workers=0))
+    name = head_name(fast.model)
+    a, b = fast.model.get_submodule(name), full.model.get_submodule(name)
+    assert torch.allclose(a.weight, b.weight, atol=1e-5) and torch.allclose(a.bias, b.bias, atol=1e-5)
+    assert full.evaluation.accuracy >= fast.evaluation.accuracy - 1e-6
