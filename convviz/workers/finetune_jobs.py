@@ -94,6 +94,7 @@ class TrainOutcome:
     gallery: list = field(default_factory=list)  #: (Misclassified, (h, w, 3) uint8 thumbnail) per shown image
     unit: str = "epoch"  #: what one entry of ``history`` is: "epoch", or "L-BFGS iteration" (fast path's head)
     mirror: bool = False  #: validated (and predicting) on each photo and its mirror image
+    kept_epoch: int | None = None  #: full loop: 0 = the warm-started head was kept, n = the state after epoch n
 
 
 class UpdateGate:
@@ -352,7 +353,7 @@ def _train(engine, scan, config, path, stop, gate=None):
                         result.seconds, result.train_images, result.val_images, result.freeze.trainable_params,
                         result.freeze.total_params, result.backbone, checkpoint, epochs_done, notes, gallery,
                         "L-BFGS iteration" if result.config.fast and result.config.head == "lbfgs" else "epoch",
-                        result.config.mirror_test)
+                        result.config.mirror_test, result.kept_epoch)
 
 
 def _send(progress: Progress, gate: UpdateGate | None):

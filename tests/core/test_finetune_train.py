@@ -112,3 +112,5 @@ def test_full_loop_starts_from_the_fast_path_head(scan):
     a, b = fast.model.get_submodule(name), full.model.get_submodule(name)
     assert torch.allclose(a.weight, b.weight, atol=1e-5) and torch.allclose(a.bias, b.bias, atol=1e-5)
     assert full.evaluation.accuracy >= fast.evaluation.accuracy - 1e-6
+    assert fast.kept_epoch is None and full.kept_epoch in (0, 1)
+    assert full.checkpoint()["training"]["kept_epoch"] == full.kept_epoch

@@ -222,6 +222,8 @@ def test_cancel_stops_within_one_batch_and_keeps_the_best_model(qtbot, panel, ti
     assert len({(u.epoch, u.batch) for u in after}) <= 1  # at most the batch that was running
     assert outcome.cancelled and outcome.epochs_done == 1 and outcome.checkpoint and os.path.isfile(outcome.checkpoint)
     assert "best epoch so far" in panel.results.caption.text()
+    kept = "the warm-started head" if outcome.kept_epoch == 0 else f"after epoch {outcome.kept_epoch}"
+    assert outcome.kept_epoch in (0, 1) and kept in panel.results.caption.text()
     assert panel.training.train.isEnabled() and not panel.training.cancel.isEnabled()
 
 

@@ -89,11 +89,11 @@ def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = Train
         run = _fast(model, scan, config, preprocess, stop, started, on_status, arch)
     else:
         run = _full(model, scan, config, preprocess, stop, started, arch)
-    model_out, evaluation, history, freeze, cancelled, kind, last = yield from run
+    model_out, evaluation, history, freeze, cancelled, kind, last, kept = yield from run
     model_out = model_out.cpu().eval()
     result = FineTuneResult(model_out, arch, list(scan.classes), preprocess, evaluation, history, config, freeze,
                             time.perf_counter() - started, cancelled, len(scan.train), len(scan.val), list(scan.skipped), kind,
-                            taps=taps_of(model_out))
+                            taps=taps_of(model_out), kept_epoch=kept)
     yield final_progress(last, result)
 
 
@@ -126,7 +126,7 @@ def _fast(model, scan, config, preprocess, stop, started, on_status, arch):
         with torch.no_grad():
             head.weight.copy_(fit.weight)
             head.bias.copy_(fit.bias)
-    return model, fit.evaluation, fit.history, freeze, fit.cancelled, backbone.kind, fit.last
+    return model, fit.evaluation, fit.history, freeze, fit.cancelled, backbone.kind, fit.last, None
 
 
 def _grid(images: torch.Tensor, count: int = 8, side: int = 64) -> np.ndarray:
@@ -181,8 +181,9 @@ def _full(model, scan, config, preprocess, stop, started, arch):
                              seed=config.seed)
     val_loader = make_loader(ImageDataset(scan.val, preprocess), config.batch_size, workers=config.workers)
     history, best, best_key, cancelled, last = new_history(), None, None, warm.cancelled, warm.last
+    kept = None  # which state the run keeps: 0 = the warm-started head, n = after epoch n
     if warm.weight.numel():  # the warm-started head is the first candidate for the best model
-        best_key = (warm.evaluation.accuracy, -warm.evaluation.loss)
+        best_key, kept = (warm.evaluation.accuracy, -warm.evaluation.loss), 0
         best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     batches = -(-len(scan.train) // config.batch_size)
     for epoch in range(0 if cancelled else config.epochs):
@@ -223,7 +224,7 @@ def _full(model, scan, config, preprocess, stop, started, arch):
         record(history, loss_sum / max(seen, 1), correct / max(seen, 1), ev.loss, ev.accuracy)
         key = (ev.accuracy, -ev.loss)
         if best_key is None or key > best_key:
-            best_key, best = key, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_key, best, kept = key, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch + 1
         last = replace(last, val_loss=ev.loss, val_acc=ev.accuracy, history=copy_history(history))
         yield last
         if cancelled:
@@ -233,7 +234,8 @@ def _full(model, scan, config, preprocess, stop, started, arch):
     model.eval()
     vlogits, vtargets = _predict(model, val_loader, preprocess, device, config.mirror_test)
     model.to(memory_format=torch.contiguous_format)
-    return model, evaluate_logits(vlogits, vtargets, labels, [s.path for s in scan.val]), history, freeze, cancelled, "full", last
+    return (model, evaluate_logits(vlogits, vtargets, labels, [s.path for s in scan.val]), history, freeze, cancelled,
+            "full", last, kept)
 
 
 @torch.no_grad()

@@ -91,11 +91,12 @@ class FineTuneResult:
     backbone: str = "eager"  # how features were computed: onnx | prepared | eager | full
     state_dict: dict[str, torch.Tensor] | None = None  # the trained weights when ``model`` is None
     taps: tuple[int, ...] = ()  # stages the new head also reads
+    kept_epoch: int | None = None  # full loop: the state kept (best on validation): 0 = the warm-started head, n = epoch n
 
     def checkpoint(self) -> dict:
         training = {**asdict(self.config), "augment": self.config.augment.names(), "val_accuracy": self.evaluation.accuracy,
                     "train_images": self.train_images, "val_images": self.val_images, "cancelled": self.cancelled,
-                    "seconds": round(self.seconds, 3), "history": self.history}
+                    "seconds": round(self.seconds, 3), "history": self.history, "kept_epoch": self.kept_epoch}
         return checkpoint_dict(self.model if self.model is not None else self.state_dict, arch=self.arch, labels=self.labels,
                                preprocess=self.preprocess, training=training, taps=self.taps, mirror=self.config.mirror_test)
 

@@ -97,8 +97,11 @@ class ResultsView(QWidget):
             self.set_model_available(False)
             return
         how = "cancelled — best epoch so far" if outcome.cancelled else "finished"
+        kept = "" if outcome.kept_epoch is None else " Kept (best validation accuracy): " + (
+            "the warm-started head, fitted on un-augmented features before the epochs." if outcome.kept_epoch == 0
+            else f"the model after epoch {outcome.kept_epoch}.")
         self.caption.setText(f"Training {how}: {outcome.epochs_done} {outcome.unit}{'' if outcome.epochs_done == 1 else 's'} in {outcome.seconds:.1f} s "
-                             f"on {outcome.train_images} images ({BACKBONE_WORDS.get(outcome.backbone, outcome.backbone)}).")
+                             f"on {outcome.train_images} images ({BACKBONE_WORDS.get(outcome.backbone, outcome.backbone)})." + kept)
         wrong = len(outcome.misclassified)
         self.summary.setText(f"<span style='font-size:15pt; font-weight:600'>{outcome.accuracy:.1%}</span> "
                              f"validation accuracy ({outcome.val_images - wrong} of {outcome.val_images} right, "
