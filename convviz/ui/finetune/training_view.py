@@ -27,6 +27,10 @@ class _Plot(pg.PlotWidget):
         self.painted.emit()
 
 
+#: curves with at most this many points mark each one (a run of a few epochs shows its first point too)
+MARKED_POINTS = 12
+
+
 def _plot(title: str, y_label: str) -> tuple[pg.PlotWidget, pg.PlotDataItem, pg.PlotDataItem]:
     """One plot with a train and a val curve (created once; later only ``setData``)."""
     plot = _Plot(background="w")
@@ -189,10 +193,11 @@ class TrainingView(QWidget):
         changed = self._span(update.epochs)  # fixed x range: no re-ranging per epoch
         if h.get("val_acc") and len(h["val_acc"]) != len(self.val_acc.xData if self.val_acc.xData is not None else ()):
             x, changed = np.arange(1, len(h["val_acc"]) + 1), True
-            self.train_loss.setData(x, h["train_loss"])
-            self.val_loss.setData(x, h["val_loss"])
-            self.train_acc.setData(x, h["train_acc"])
-            self.val_acc.setData(x, h["val_acc"])
+            dots = {"symbol": "o", "symbolSize": 5} if len(x) <= MARKED_POINTS else {"symbol": None}
+            for curve, key in ((self.train_loss, "train_loss"), (self.val_loss, "val_loss"),
+                               (self.train_acc, "train_acc"), (self.val_acc, "val_acc")):  # a lone point shows too
+                pen = curve.opts["pen"]  # a QPen (TRAIN_PEN / VAL_PEN)
+                curve.setData(x, h[key], symbolPen=pen, symbolBrush=pen.color(), **dots)
         points = len(h.get("val_acc") or ())
         if update.stage in ("done", "cancelled") and 0 < points < self._x_epochs:  # ended early (L-BFGS converged)
             changed = self._span(points) or changed
