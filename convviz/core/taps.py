@@ -6,14 +6,13 @@ channels, beside ``bn2``'s 1280) add mid-level texture and part features that Im
 layer discards. On 40 random 250/150 splits of the clothing set this raised the fast path's
 validation accuracy by 1.1 ± 0.2 points (30 splits won, 7 lost) for no measurable forward cost.
 
-:func:`add_taps` gives a timm EfficientNet-family model that forward: the module tree, names and
-hooks are unchanged (every panel explores it as before); only the classifier's input grows, to
+:func:`add_taps` gives a timm EfficientNet-family model that forward (its class becomes a subclass
+of the same name whose ``forward`` is :func:`_tapped_forward`): the module tree, names and hooks
+are unchanged (every panel explores it as before); only the classifier's input grows, to
 ``[pool(bn2), pool(blocks[i]) for i in taps]``. A checkpoint records the taps, and loading rebuilds
 the same forward (:func:`convviz.core.models.build_architecture`).
 """
 from __future__ import annotations
-
-import types
 
 import torch
 import torch.nn.functional as F
@@ -78,12 +77,30 @@ def add_taps(model: nn.Module, taps=DEFAULT_TAPS) -> nn.Module:
     the architecture's own forward again). The classifier itself is not replaced: see
     :func:`convviz.core.finetune.heads.replace_head`."""
     taps = check_taps(model, taps)
-    for attr in ("convviz_taps", "forward"):
-        model.__dict__.pop(attr, None)
+    base = getattr(type(model), "convviz_base", type(model))
+    model.__dict__.pop("convviz_taps", None)
+    model.__class__ = base
     if taps:
         model.convviz_taps = taps
-        model.forward = types.MethodType(_tapped_forward, model)  # deepcopy rebinds it to the copy
+        model.__class__ = _tapped_class(base)
     return model
+
+
+_TAPPED: dict[type, type] = {}
+
+
+def _tapped_class(base: type) -> type:
+    """``base`` with :func:`_tapped_forward` as its forward, same name and module (one per base).
+
+    A class, not a bound method stored on the instance: that made a reference cycle, so a replaced
+    model waited for the cyclic collector, or forever once ``gc.freeze()`` had run (the session
+    freezes at every model load)."""
+    cls = _TAPPED.get(base)
+    if cls is None:
+        cls = _TAPPED[base] = type(base.__name__, (base,), {
+            "forward": _tapped_forward, "convviz_base": base, "__module__": base.__module__,
+            "__qualname__": base.__qualname__, "__doc__": base.__doc__})
+    return cls
 
 
 def _tapped_forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -54,7 +54,24 @@ def test_copies_keep_their_own_tapped_forward(lite0):
         assert torch.allclose(twin(x) - tapped(x), torch.full((1, 2), 5.0), atol=1e-4)
     assert taps_of(twin) == taps_of(tapped)
     add_taps(twin, ())  # back to the architecture's own forward (the classifier must be replaced to fit again)
-    assert taps_of(twin) == () and "forward" not in twin.__dict__ and taps_of(tapped) == (4, 5)
+    assert taps_of(twin) == () and type(twin) is type(lite0.module) and taps_of(tapped) == (4, 5)
+    assert type(tapped).__name__ == "EfficientNet" and isinstance(tapped, type(lite0.module))
+
+
+def test_a_tapped_model_is_freed_by_reference_counting(lite0):
+    """No reference cycle: the session calls gc.freeze() at every model load, and a model in a cycle
+    would then never be freed after it is replaced."""
+    import gc
+    import weakref
+
+    model = add_taps(copy.deepcopy(lite0.module))
+    alive = weakref.ref(model)
+    gc.disable()
+    try:
+        del model
+        assert alive() is None
+    finally:
+        gc.enable()
 
 
 def test_taps_are_refused_where_they_do_not_fit(lite0):
