@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import os
 import sys
 import threading
@@ -319,6 +320,7 @@ def _train(engine, scan, config, path, stop, gate=None):
         raise JobFailed(first_line(exc)) from None
     if stop():
         raise JobFailed("cancelled before training started")
+    gc.freeze()  # the copy's objects live for the whole run: a full collection never rescans them (see _on_model)
     notes: list[str] = []
     result, last, shown_at = None, None, 0.0
     try:
