@@ -68,11 +68,7 @@ class LoadedModel:
         """(N, classes) scores whose softmax is the prediction for batch ``x`` (``logits``: the
         model's output on ``x`` when already computed). With :attr:`mirror` they are the mean of
         the log-softmax of the image and of its mirror image, as the fine-tune evaluated them."""
-        with torch.no_grad():
-            logits = self.module(x) if logits is None else logits
-            if not self.mirror:
-                return logits
-            return mirror_scores(logits, self.module(x.flip(3)))
+        return predicted_scores(self.module, x, self.mirror, logits)
 
     @property
     def head_note(self) -> str:
@@ -87,6 +83,14 @@ class LoadedModel:
     def label_names(self, num_outputs: int) -> tuple[str, ...]:
         """Class names for a logits vector of ``num_outputs`` entries."""
         return labels_for(num_outputs, self.labels)
+
+
+@torch.no_grad()
+def predicted_scores(module: nn.Module, x: torch.Tensor, mirror: bool, logits: torch.Tensor | None = None) -> torch.Tensor:
+    """``module``'s class scores for batch ``x``: its logits, or with ``mirror`` :func:`mirror_scores`
+    of ``x`` and ``x`` flipped left-right (``logits``: the module's output on ``x`` when already computed)."""
+    logits = module(x) if logits is None else logits
+    return mirror_scores(logits, module(x.flip(3))) if mirror else logits
 
 
 def mirror_scores(logits: torch.Tensor, mirror_logits: torch.Tensor) -> torch.Tensor:

@@ -354,8 +354,7 @@ def _train(engine, scan, config, path, stop, gate=None):
                         list(ev.misclassified), {k: list(v) for k, v in result.history.items()}, result.cancelled,
                         result.seconds, result.train_images, result.val_images, result.freeze.trainable_params,
                         result.freeze.total_params, result.backbone, checkpoint, epochs_done, notes, gallery,
-                        "L-BFGS iteration" if result.config.fast and result.config.head == "lbfgs" else "epoch",
-                        result.config.mirror_test, result.kept_epoch)
+                        result.config.unit, result.config.mirror_test, result.kept_epoch)
 
 
 def _send(progress: Progress, gate: UpdateGate | None):

@@ -62,7 +62,7 @@ def fit_head(backbone, scan: ScanResult, config: TrainConfig, preprocess: Prepro
     for split in ("train", "val"):
         samples = getattr(scan, split)
         for done, state in extract_features(backbone, samples, preprocess, batch_size=max(config.batch_size, 32),
-                                            flip=config.flip_features, workers=workers,
+                                            workers=workers,
                                             mirror=_mirror(config, split)):
             fraction = 0.9 * (done_before + done) / total
             yield TrainProgress("features", 0, config.epochs, done_before + done, total, fraction, eta(started, fraction),
@@ -104,8 +104,6 @@ def fit_head(backbone, scan: ScanResult, config: TrainConfig, preprocess: Prepro
 def _mirror(config: TrainConfig, split: str) -> bool:
     """Whether ``split``'s mirror images are extracted too: extra training samples, or the
     validation images' second view (``mirror_test``)."""
-    if config.flip_features:
-        return False
     return config.mirror_train if split == "train" else config.mirror_test
 
 
@@ -126,7 +124,7 @@ def _lbfgs_head(ztr, ytr, groups, val_scores, yva, classes, config, history, sto
         updates.append(TrainProgress("train", epoch, config.epochs, 1, 1, fraction, eta(started, fraction),
                                      time.perf_counter() - started, history["train_loss"][-1], history["train_acc"][-1],
                                      history["val_loss"][-1], history["val_acc"][-1], copy_history(history),
-                                     message=f"L-BFGS, L2 {l2:g} (chosen on train)", unit="L-BFGS iteration"))
+                                     message=f"L-BFGS, L2 {l2:g} (chosen on train)", unit=config.unit))
         state["cancelled"] = stop()
         return state["cancelled"]
 

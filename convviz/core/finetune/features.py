@@ -32,8 +32,8 @@ from torch import nn
 
 from ..images import ALLOWED_FORMATS, ImageError, load_image, pil_to_rgb
 from ..preprocess import Preprocess
-from .checkpoint import atomic_write
 from ..taps import taps_of
+from .checkpoint import atomic_write
 from .heads import strip_head
 from .onnx_backbone import agrees, eager_features, probe
 from .scan import Sample
@@ -240,27 +240,23 @@ class FeatureBackbone:
 
 
 def extract_features(backbone: FeatureBackbone, samples: Sequence[Sample], preprocess: Preprocess, *,
-                     batch_size: int = 64, flip: bool = False, mirror: bool = False,
+                     batch_size: int = 64, mirror: bool = False,
                      workers: int | None = None) -> Iterator[tuple[int, dict]]:
     """Yield ``(images_done, state)`` once per batch; ``state`` ends holding ``features`` (N, D),
-    ``labels`` (N,), ``ok`` (N,) bool and ``errors`` {index: reason}. ``flip`` averages the
-    features of the image and its mirror image; ``mirror`` also keeps the mirror image's features
-    apart as ``mirror_features`` (N, D) (extra training samples). Both run image and mirror
-    through the backbone as one batch."""
+    ``labels`` (N,), ``ok`` (N,) bool and ``errors`` {index: reason}. ``mirror`` also keeps the
+    mirror image's features as ``mirror_features`` (N, D), image and mirror run through the
+    backbone as one batch."""
     loader = make_loader(ImageDataset(samples, preprocess), batch_size, workers=workers)
     feats, mirrors, labels, ok, errors, done = [], [], [], [], {}, 0
     state: dict = {}
     for images, targets, indices, errs in loader:
         x = normalize(images, preprocess, backbone.device)
-        if flip or mirror:
+        if mirror:
             both = backbone(torch.cat([x, x.flip(3)])).float().cpu()
             f, m = both[:len(x)], both[len(x):]
-            if flip:
-                f = (f + m) / 2
-            if mirror:
-                mirrors.append(m)
-                state["mirror_features"] = torch.cat(mirrors)
-                mirrors = [state["mirror_features"]]
+            mirrors.append(m)
+            state["mirror_features"] = torch.cat(mirrors)
+            mirrors = [state["mirror_features"]]
         else:
             f = backbone(x)
         feats.append(f.float().cpu())

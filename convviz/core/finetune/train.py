@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models import DEFAULT_SPEC, LoadedModel, mirror_scores
+from ..models import DEFAULT_SPEC, LoadedModel, predicted_scores
 from ..taps import add_taps, default_taps, taps_of
 from ..model_files import ModelError, is_convviz_checkpoint, read_weights
 from .augment import build_transform
@@ -120,12 +120,8 @@ def _fast(model, scan, config, preprocess, stop, started, on_status, arch):
     backbone = FeatureBackbone(model, preprocess.input_size, arch=arch, device=config.device,
                                graph=config.graph, on_status=on_status)
     fit = yield from fit_head(backbone, scan, config, preprocess, stop, started)
-    head = replace_head(model, len(scan.classes))
+    _load_head(replace_head(model, len(scan.classes)), fit)
     freeze = apply_freeze(model, "head")
-    if fit.weight.numel():
-        with torch.no_grad():
-            head.weight.copy_(fit.weight)
-            head.bias.copy_(fit.bias)
     return model, fit.evaluation, fit.history, freeze, fit.cancelled, backbone.kind, fit.last, None
 
 
@@ -148,22 +144,25 @@ def _warm_start(model, head, scan, config, preprocess, stop, started, arch):
     fast = replace(config, augment=AugmentSpec(), freeze="head", epochs=None, lr=None, head="lbfgs",
                    graph="cached" if config.graph == "auto" else config.graph).resolved()
     backbone = FeatureBackbone(model, preprocess.input_size, arch=arch, device=config.device, graph=fast.graph)
-    fit = None
     run = fit_head(backbone, scan, fast, preprocess, stop, started)
-    try:
-        while True:
+    while True:
+        try:
             update = next(run)
-            if update.stage == "features":
-                fraction = WARM_SHARE * update.fraction
-                yield replace(update, epochs=config.epochs, fraction=fraction, eta_s=eta(started, fraction),
-                              message=f"warm start: {update.message}, then a linear head on them")
-    except StopIteration as stop_iteration:
-        fit = stop_iteration.value
+        except StopIteration as done:
+            _load_head(head, done.value)
+            return done.value
+        if update.stage == "features":  # the head fit's own epochs are not the run's: not shown
+            fraction = WARM_SHARE * update.fraction
+            yield replace(update, epochs=config.epochs, fraction=fraction, eta_s=eta(started, fraction),
+                          message=f"warm start: {update.message}, then a linear head on them")
+
+
+def _load_head(head, fit) -> None:
+    """Copy a fitted head's weights into ``head`` (nothing when the fit was cancelled before it ran)."""
     if fit.weight.numel():
         with torch.no_grad():
             head.weight.copy_(fit.weight.to(head.weight.device))
             head.bias.copy_(fit.bias.to(head.bias.device))
-    return fit
 
 
 def _full(model, scan, config, preprocess, stop, started, arch):
@@ -180,10 +179,11 @@ def _full(model, scan, config, preprocess, stop, started, arch):
     train_set = ImageDataset(scan.train, preprocess, build_transform(config.augment, preprocess) if config.augment.active else None,
                              seed=config.seed)
     val_loader = make_loader(ImageDataset(scan.val, preprocess), config.batch_size, workers=config.workers)
+    paths = [s.path for s in scan.val]
     history, best, best_key, cancelled, last = new_history(), None, None, warm.cancelled, warm.last
-    kept = None  # which state the run keeps: 0 = the warm-started head, n = after epoch n
+    kept = best_eval = None  # the state the run keeps (0 = the warm-started head, n = after epoch n), its evaluation
     if warm.weight.numel():  # the warm-started head is the first candidate for the best model
-        best_key, kept = (warm.evaluation.accuracy, -warm.evaluation.loss), 0
+        best_key, kept, best_eval = (warm.evaluation.accuracy, -warm.evaluation.loss), 0, warm.evaluation
         best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     batches = -(-len(scan.train) // config.batch_size)
     for epoch in range(0 if cancelled else config.epochs):
@@ -220,32 +220,29 @@ def _full(model, scan, config, preprocess, stop, started, arch):
         if cancelled and best is not None:
             break
         vlogits, vtargets = _predict(model, val_loader, preprocess, device, config.mirror_test)
-        ev = evaluate_logits(vlogits, vtargets, labels)
+        ev = evaluate_logits(vlogits, vtargets, labels, paths)
         record(history, loss_sum / max(seen, 1), correct / max(seen, 1), ev.loss, ev.accuracy)
         key = (ev.accuracy, -ev.loss)
         if best_key is None or key > best_key:
-            best_key, best, kept = key, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch + 1
+            best_key, best, kept, best_eval = key, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch + 1, ev
         last = replace(last, val_loss=ev.loss, val_acc=ev.accuracy, history=copy_history(history))
         yield last
         if cancelled:
             break
-    if best is not None:  # None: cancelled before the warm start's head was fitted
+    if best is not None:  # the kept state was evaluated when it was scored: no second validation pass
         model.load_state_dict(best)
-    model.eval()
-    vlogits, vtargets = _predict(model, val_loader, preprocess, device, config.mirror_test)
-    model.to(memory_format=torch.contiguous_format)
-    return (model, evaluate_logits(vlogits, vtargets, labels, [s.path for s in scan.val]), history, freeze, cancelled,
-            "full", last, kept)
+    else:  # cancelled before the warm start's head was fitted: score the model as it is
+        best_eval = evaluate_logits(*_predict(model, val_loader, preprocess, device, config.mirror_test), labels, paths)
+    model.eval().to(memory_format=torch.contiguous_format)
+    return model, best_eval, history, freeze, cancelled, "full", last, kept
 
 
 @torch.no_grad()
 def _predict(model, loader, preprocess, device, mirror: bool):
-    """Class scores of the validation images, as ``LoadedModel.class_scores`` gives them."""
+    """Class scores of the validation images, as the saved model gives them (``LoadedModel.class_scores``)."""
     model.eval()
     logits, targets = [], []
     for images, t, _, _ in loader:
-        x = normalize(images, preprocess, device)
-        scores = mirror_scores(model(x), model(x.flip(3))) if mirror else model(x)
-        logits.append(scores.float().cpu())
+        logits.append(predicted_scores(model, normalize(images, preprocess, device), mirror).float().cpu())
         targets.append(t)
     return torch.cat(logits), torch.cat(targets)

@@ -32,7 +32,6 @@ class TrainConfig:
     weight_decay: float = 1e-2
     input_size: int | None = None  # None: the model's own
     crop_pct: float | None = 1.0  # whole centred square; None: the model's own
-    flip_features: bool = False  # fast path: average features of the image and its mirror
     graph: str = "auto"  # fast path forward: auto | cached | eager (see features.FeatureBackbone)
     workers: int | None = None  # DataLoader decode processes; None: 1 when worth it
     head: str = "lbfgs"  # fast path head fit: lbfgs (logistic regression, L2 by train CV) | adamw
@@ -44,6 +43,11 @@ class TrainConfig:
     @property
     def fast(self) -> bool:
         return parse_freeze(self.freeze)[0] == "head" and not self.augment.active
+
+    @property
+    def unit(self) -> str:
+        """What one point of a run's curves is: an L-BFGS iteration (the fast path's default head) or an epoch."""
+        return "L-BFGS iteration" if self.fast and self.head == "lbfgs" else "epoch"
 
     def resolved(self) -> "TrainConfig":
         return replace(self, epochs=self.epochs or (FAST_EPOCHS if self.fast else FULL_EPOCHS),

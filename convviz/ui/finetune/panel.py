@@ -284,8 +284,7 @@ class FinetunePanel(Panel):
 
     def point_unit(self) -> str:
         """What one point of the curves is for the current settings: an epoch, or an L-BFGS iteration."""
-        config = self.config().resolved()
-        return "L-BFGS iteration" if config.fast and config.head == "lbfgs" else "epoch"
+        return self.config().unit
 
     def _expect_run(self) -> None:
         self.training.expect(self.point_unit(), self.config().resolved().epochs)
