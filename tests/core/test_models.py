@@ -6,7 +6,7 @@ import timm
 import torch
 from torch import nn
 
-from convviz.core.lite0 import STAGE_DEPTHS, bundled_weights_path, remap_key, remap_lite0_keys
+from convviz.core.lite import STAGE_DEPTHS, bundled_weights_path, remap_key, remap_keys
 from convviz.core.model_files import save_checkpoint
 from convviz.core.models import ModelError, PickledModelError, load_model
 
@@ -18,8 +18,8 @@ def lite0():
 
 def test_remap_is_strict_key_and_shape_match():
     source = torch.load(bundled_weights_path(), map_location="cpu", weights_only=True)
-    renamed = remap_lite0_keys(source)
-    target = timm.create_model("efficientnet_lite0").state_dict()
+    renamed = remap_keys(source)
+    target = timm.create_model("tf_efficientnet_lite0").state_dict()
     assert len(renamed) == len(source) == len(target)
     assert set(renamed) == set(target)
     assert all(renamed[k].shape == target[k].shape for k in target)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..lite0 import PREPROCESS, bundled_weights_path, remap_lite0_keys
+from ..lite import PREPROCESS, bundled_weights_path, remap_keys
 from ..model_files import ModelError, read_weights
 from ..models import DEFAULT_SPEC
 from ..preprocess import Preprocess
@@ -57,7 +57,7 @@ def prepare(config: TrainConfig) -> BundledBackbone | None:
     if preprocess.input_size not in GRAPH_SIZES:
         return None
     try:
-        state = remap_lite0_keys(read_weights(bundled_weights_path()))
+        state = remap_keys(read_weights(bundled_weights_path()))
     except (ImportError, KeyError, ModelError):
         return None
     run = load_bundled(backbone_state(state), preprocess.input_size)
