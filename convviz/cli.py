@@ -159,12 +159,12 @@ def cmd_layers(args) -> int:
                    "layers": [r.as_json() for r in rows]})
         return 0
     print(f"{shown(loaded.title)}, input 3×{size}×{size}")
-    print(f"{'layer':40} {'type':22} {'output':18} {'k':>5} {'s':>3} {'p':>3} {'d':>3} {'rf':>5} {'jump':>4}")
+    print(f"{'layer':40} {'type':22} {'output':18} {'k':>5} {'s':>3} {'p':>9} {'d':>3} {'rf':>5} {'jump':>4}")
     for r in rows:
         j = r.as_json()
         cell = lambda v: "" if v is None else str(v[0] if isinstance(v, list) else v)  # noqa: E731
         print(f"{r.name:40} {r.type:22} {'×'.join(map(str, r.out_shape)):18} {cell(j['kernel']):>5} "
-              f"{cell(j['stride']):>3} {cell(j['padding']):>3} {cell(j['dilation']):>3} {cell(j['rf']):>5} {cell(j['jump']):>4}")
+              f"{cell(j['stride']):>3} {j['padding_text']:>9} {cell(j['dilation']):>3} {cell(j['rf']):>5} {cell(j['jump']):>4}")
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convviz.core.geometry import CONV, AxisGeometry, AxisSpec, analyse_axis
+from convviz.core.padding import is_dynamic_same, real_padding
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -156,33 +157,10 @@ def probe(data: ConvLayerData, out_channel: int, row: int, col: int) -> ConvProb
                      partial, float(partial.sum() + bias), float(data.output[out_channel, row, col]))
 
 
-def resolved_padding(module: nn.Conv2d) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) padding of ``module``, 'same' split as torch splits it."""
-    if isinstance(module.padding, str):
-        if module.padding == "valid":
-            return (0, 0, 0, 0)
-        pads = []
-        for k, d in zip(module.kernel_size, module.dilation):
-            total = d * (k - 1)
-            pads += [total // 2, total - total // 2]
-        return tuple(pads)
-    ph, pw = module.padding
-    return (ph, ph, pw, pw)
-
-
 def _output_shape(size_in, module: nn.Conv2d, padding) -> tuple[int, int]:
     """(H', W') the geometry predicts for ``module`` with ``padding`` (0 when refused)."""
     return tuple(analyse_axis(AxisSpec(n, k, s, lo, hi, d, CONV)).output for n, k, s, lo, hi, d in
                  zip(size_in, module.kernel_size, module.stride, padding[0::2], padding[1::2], module.dilation))
-
-
-def _dynamic_same_padding(size_in, module: nn.Conv2d) -> tuple[int, int, int, int]:
-    """TensorFlow-style 'same' padding that timm's ``Conv2dSame`` adds on the fly."""
-    pads = []
-    for n, k, s, d in zip(size_in, module.kernel_size, module.stride, module.dilation):
-        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        pads += [total // 2, total - total // 2]
-    return tuple(pads)
 
 
 def _numpy(tensor: torch.Tensor, batch_item: bool = False) -> np.ndarray:
@@ -199,15 +177,13 @@ def conv_layer_data(module: nn.Conv2d, name: str, layer_input: torch.Tensor, lay
     if module.padding_mode not in PADDING_MODES:
         raise ValueError(f"{name}: padding_mode {module.padding_mode!r} is not one of {PADDING_MODES}")
     bias = None if module.bias is None else _numpy(module.bias)
-    padding = resolved_padding(module)
-    padding_text = repr(module.padding) if isinstance(module.padding, str) else str(tuple(module.padding))
     size_in, size_out = tuple(layer_input.shape[-2:]), tuple(layer_output.shape[-2:])
+    padding = real_padding(module, size_in)
+    padding_text = ("TF 'SAME' (timm's Conv2dSame pads in forward)" if is_dynamic_same(module) else
+                    repr(module.padding) if isinstance(module.padding, str) else str(tuple(module.padding)))
     if _output_shape(size_in, module, padding) != size_out:
-        padding = _dynamic_same_padding(size_in, module)  # timm's Conv2dSame pads in forward()
-        padding_text = "dynamic 'same' (pads in forward)"
-        if _output_shape(size_in, module, padding) != size_out:
-            raise ValueError(f"{name}: output {size_out} does not follow from input {size_in} with the "
-                             f"module's kernel, stride, padding and dilation")
+        raise ValueError(f"{name}: output {size_out} does not follow from input {size_in} with the "
+                         f"module's kernel, stride, padding and dilation")
     return ConvLayerData(
         name=name, input=_numpy(layer_input, True), output=_numpy(layer_output, True), weight=_numpy(module.weight),
         bias=bias, kernel_size=tuple(module.kernel_size), stride=tuple(module.stride),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from .padding import real_padding
 from .views import ViewContext, view
 
 
@@ -26,7 +27,7 @@ class FirstFilters:
     scale: np.ndarray  #: (C_out,) the |weight| that maps to full brightness (per filter or shared)
     shared: bool
     stride: tuple[int, int]
-    padding: tuple[int, int] | str
+    padding: tuple[int, int, int, int]  #: (top, bottom, left, right) as the layer pads the model input
 
 
 def first_image_conv(model: nn.Module, call_order, in_channels: int = 3) -> tuple[str, nn.Conv2d] | None:
@@ -70,6 +71,7 @@ def first_filters(ctx: ViewContext, shared: bool = False) -> FirstFilters:
     weights = module.weight.detach().float().cpu().numpy().copy()
     rgb, scale = filter_pictures(weights, shared)
     bias = None if module.bias is None else module.bias.detach().float().cpu().numpy().copy()
-    padding = module.padding if isinstance(module.padding, str) else tuple(int(p) for p in module.padding)
+    size = int(ctx.model.preprocess.input_size)
+    padding = real_padding(module, (size, size))  # TF "SAME" depends on the input size
     return FirstFilters(layer=name, weights=weights, bias=bias, rgb=rgb, scale=scale, shared=bool(shared),
                         stride=tuple(int(s) for s in module.stride), padding=padding)

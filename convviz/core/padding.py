@@ -76,9 +76,8 @@ def real_padding(module: nn.Module, in_hw: tuple[int, int] | None) -> tuple[int,
     return ph, ph, pw, pw
 
 
-def padding_text(pads: tuple[int, int, int, int], same: bool = False) -> str:
-    """How the layer table shows padding: ``1`` (symmetric), ``0/1`` (before/after) per axis."""
+def padding_text(pads: tuple[int, int, int, int]) -> str:
+    """Padding as the layer table shows it: ``1`` (symmetric), ``0/1`` (before/after), per axis when they differ."""
     top, bottom, left, right = pads
     axis = [str(a) if a == b else f"{a}/{b}" for a, b in ((top, bottom), (left, right))]
-    text = axis[0] if axis[0] == axis[1] else f"{axis[0]}, {axis[1]}"
-    return f"same {text}" if same else text
+    return axis[0] if axis[0] == axis[1] else f"{axis[0]}, {axis[1]}"

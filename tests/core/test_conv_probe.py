@@ -75,19 +75,21 @@ def test_padded_channel_matches_torch_pad():
         np.testing.assert_allclose(data.padded_channel(0), ref)
 
 
-@pytest.fixture(scope="module")
-def lite0_capture():
+@pytest.fixture(scope="module", params=[96, 97], ids=["even", "odd"])
+def lite0_capture(request):
+    """The bundled architecture's stride-2 convs (TF "SAME" by ``F.pad`` in forward: 3×3 and 5×5) and a
+    stride-1 depthwise conv, with the tensors they saw on an even and an odd input."""
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    model = timm.create_model("efficientnet_lite0", pretrained=False).eval()
-    convs = {"conv_stem": model.conv_stem}
-    dw = next(n for n, m in model.named_modules() if n.endswith("conv_dw") and m.stride == (2, 2))
-    convs[dw] = model.get_submodule(dw)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    convs = {n: m for n, m in model.named_modules() if n == "conv_stem" or n.endswith("conv_dw")}
+    convs = {n: m for n, m in convs.items() if m.stride == (2, 2) or n == "blocks.4.0.conv_dw"}
+    assert {m.kernel_size for m in convs.values()} == {(3, 3), (5, 5)} and len(convs) == 6
     seen = {}
     hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: seen.__setitem__(n, (inp[0], out)))
              for n, m in convs.items()]
     with torch.no_grad():
-        model(torch.randn(1, 3, 96, 96))
+        model(torch.randn(1, 3, request.param, request.param))
     for h in hooks:
         h.remove()
     return convs, seen
@@ -99,6 +101,10 @@ def test_probe_on_efficientnet_lite0_stem_and_depthwise(lite0_capture):
         x, out = seen[name]
         data = _check(module, x, out, (0, module.out_channels // 2, module.out_channels - 1))
         assert data.name == "layer"
+        h = x.shape[-1]
+        total = max((-(-h // module.stride[0]) - 1) * module.stride[0] + module.kernel_size[0] - h, 0)
+        want = (total // 2, total - total // 2) if module.stride[0] == 2 else (2, 2)
+        assert data.padding == want * 2 or data.padding == (want[0], want[1], want[0], want[1])
         if "conv_dw" in name:
             assert data.depthwise and data.groups == module.in_channels
             assert list(data.input_channels_for(5)) == [5]
@@ -112,4 +118,5 @@ def test_timm_conv2d_same_dynamic_padding_is_resolved():
     with torch.no_grad():
         out = module(x)
     data = _check(module, x, out, range(4))
-    assert "dynamic" in data.padding_text
+    assert "TF 'SAME'" in data.padding_text
+    assert data.padding == (0, 1, 1, 1)  # 10 rows: 0 before, 1 after; 9 columns: 1 and 1

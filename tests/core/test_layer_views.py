@@ -39,10 +39,12 @@ def test_first_filters_are_conv_stems_real_weights_and_make_its_maps(lite0):
     np.testing.assert_array_equal(data.weights, stem.weight.detach().numpy())
     assert data.rgb.shape == (32, 3, 3, 3) and data.rgb.dtype == np.uint8
     assert data.stride == (2, 2)
-    # these weights are what made the captured maps (timm pads 'same' for stride 2 on its own)
+    # these weights, with the padding the view states (TF "SAME": 0 before, 1 after), made the captured maps
+    assert data.padding == (0, 1, 0, 1)
+    top, bottom, left, right = data.padding
     with torch.no_grad():
         again = stem(x)
-        direct = F.conv2d(x, torch.from_numpy(data.weights), None, stem.stride, stem.padding)
+        direct = F.conv2d(F.pad(x, (left, right, top, bottom)), torch.from_numpy(data.weights), None, stem.stride, 0)
     torch.testing.assert_close(capture.outputs["conv_stem"], again)
     torch.testing.assert_close(again, direct)
     for k in (0, 7, 31):  # brightest tap = the largest weight, darkest = the most negative, per colour

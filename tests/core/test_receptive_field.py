@@ -27,8 +27,8 @@ def _linearised(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def _measured_support(model, name, size):
-    """Rows/cols of the input that the centre unit of ``name`` depends on (by gradient)."""
+def _measured_support(model, name, size, where="centre"):
+    """Rows/cols of the input that one unit of ``name`` (centre, first or last) depends on (by gradient)."""
     module = dict(model.named_modules())[name]
     store = {}
     handle = module.register_forward_hook(lambda m, a, out: store.update(out=out))
@@ -37,7 +37,8 @@ def _measured_support(model, name, size):
     model(x)
     handle.remove()
     out = store["out"]
-    i, j = out.shape[-2] // 2, out.shape[-1] // 2
+    i, j = {"centre": (out.shape[-2] // 2, out.shape[-1] // 2), "first": (0, 0),
+            "last": (out.shape[-2] - 1, out.shape[-1] - 1)}[where]
     (grad,) = torch.autograd.grad(out[0, :, i, j].sum(), x)
     rows = torch.nonzero(grad.abs().sum(dim=(0, 1, 3)) > 0).flatten()
     cols = torch.nonzero(grad.abs().sum(dim=(0, 1, 2)) > 0).flatten()
@@ -72,6 +73,22 @@ def test_receptive_field_matches_gradient_support(arch):
         (i, j), rows_seen, cols_seen = _measured_support(model, row.name, size)
         assert rows_seen == _expected(row, i, 0, size), (arch, row.name, row.rf, row.start)
         assert cols_seen == _expected(row, j, 1, size), (arch, row.name, row.rf, row.start)
+
+
+@pytest.mark.parametrize("size", [224, 97])
+def test_tf_same_fields_hold_at_the_borders(size):
+    """TF "SAME" pads 0 before / 1 after (3×3 s2) or 1 / 2 (5×5 s2) on even inputs: the field's start
+    shifts; the first and the last unit of every stride-2 layer and stage end are checked."""
+    model = _linearised(timm.create_model("tf_efficientnet_lite0"))
+    table = {r.name: r for r in layer_table(model, (3, size, size))}
+    names = [n for n, r in table.items() if r.stride == (2, 2)] + [f"blocks.{i}" for i in range(6)]
+    assert len(names) >= 10 and table["blocks.2.0.conv_dw"].padding == ((1, 2, 1, 2) if size == 224 else (2, 2))
+    for name in names:
+        row = table[name]
+        for where in ("first", "last"):
+            (i, j), rows_seen, cols_seen = _measured_support(model, name, size, where)
+            assert rows_seen == _expected(row, i, 0, size), (name, where, row.rf, row.start)
+            assert cols_seen == _expected(row, j, 1, size), (name, where, row.rf, row.start)
 
 
 def test_layer_shapes_are_torch_shapes():

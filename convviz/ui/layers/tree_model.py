@@ -17,7 +17,7 @@ COLUMN_TIPS = (
     "Module class",
     "Output shape of one image: channels × height × width",
     "Kernel / stride / padding of a convolution or pooling: window size, its step, and the cells "
-    "added around the input",
+    "added around the input (a/b: before/after; 'TF same': split as TensorFlow's 'SAME', the odd cell after)",
     "Receptive field: pixels of the model input one output unit sees (height × width)",
 )
 PASS_THROUGH_COLOUR = QColor(140, 140, 140)
@@ -65,7 +65,7 @@ def cell_text(row, column: int, tree: bool = False) -> str:
     if column == 3:
         if row.kernel is None:
             return ""
-        return f"{_pair(row.kernel, True)} / {_pair(row.stride)} / {_pair(row.padding)}"
+        return f"{_pair(row.kernel, True)} / {_pair(row.stride)} / {row.padding_text}"
     return _pair(row.rf)  # "35" for a square field, "35×19" otherwise
 
 
