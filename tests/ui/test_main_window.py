@@ -163,7 +163,19 @@ def test_receptive_field_box_has_the_layer_tables_size(qtbot, ready):
 def test_a_field_larger_than_the_input_is_said_so(qtbot, ready):
     ready.layers_panel.unit_hovered.emit(("conv_head", 3, 3))
     caption = ready.side.photo_caption.text()
-    assert "covers the whole 224×224 input" in caption and "theoretical size" in caption
+    assert "covers the whole 224×224 input" in caption and "theoretical field is" in caption and "of it in padding" in caption
+
+
+def test_a_border_unit_says_how_much_of_its_box_is_padding(qtbot, ready):
+    from convviz.core.unit_field import field_sentence, unit_field
+
+    name = "blocks.2.0.conv_dw"
+    row = ready.session.model_info.row(name)
+    ready.layers_panel.unit_hovered.emit((name, 0, 0))
+    field = unit_field(row, 0, 0, (224, 224))
+    assert field.in_padding and field.seen[0][0] == 0 and field.seen_hw[0] < row.rf[0]
+    caption = ready.side.photo_caption.text()
+    assert caption.endswith(field_sentence(field)) and f"sees {field.seen_hw[0]}×{field.seen_hw[1]} real pixels" in caption
 
 
 def hover_tile(qtbot, mosaic, channel, row, col):

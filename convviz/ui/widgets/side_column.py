@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from convviz.core.unit_field import field_sentence, unit_field
+
 from .image_view import PhotoView, field_rect
 from .predictions_view import PredictionsView
 from .sections import heading, model_card_text
@@ -65,12 +67,8 @@ class SideColumn(QWidget):
         rect = field_rect(row, out_row, out_col, p, *image.size)
         rf_h, rf_w = (int(round(v)) for v in row.rf)
         self.photo.show_field(rect, f"RF {rf_h}×{rf_w}")
-        if rf_h >= p.input_size and rf_w >= p.input_size:
-            seen = (f"covers the whole {p.input_size}×{p.input_size} input "
-                    f"(its theoretical size is {max(rf_h, rf_w)})")
-        else:
-            seen = f"sees {rf_h}×{rf_w} pixels of the {p.input_size}×{p.input_size} model input (orange box)"
-        self.photo_caption.setText(f"{name}, unit ({out_row}, {out_col})\n{seen}")
+        field = unit_field(row, out_row, out_col, (p.input_size, p.input_size))  # the table's input size
+        self.photo_caption.setText(f"{name}, unit ({out_row}, {out_col})\n{field_sentence(field)}")
 
     # ---- predictions and model -----------------------------------------------------
     def set_model(self, info) -> None:
