@@ -105,3 +105,27 @@ def test_bad_input_is_one_line(capsys, tmp_path, tiny_start, case, expected):
     assert code == 2 and stdout == ""
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], stderr
+
+
+def test_finetune_writes_no_onnxruntime_telemetry(tmp_path):
+    """A default (ONNX Runtime) fine-tune in a fresh process with an empty home and cache: no device id,
+    no telemetry store, nothing of onnxruntime's anywhere under them (convviz sets ORT_DISABLE_TELEMETRY)."""
+    import subprocess
+    import sys
+
+    from convviz.core.finetune import onnx_backbone
+
+    if not onnx_backbone.available():
+        pytest.fail("onnxruntime is a dependency: the fast path must be testable here")
+    home = tmp_path / "home"
+    home.mkdir()
+    data = make_folder(tmp_path / "data", per_class=5)
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), CONVVIZ_CACHE_DIR=str(home / "convviz"))
+    code = ("import sys; from convviz.cli import main; import onnxruntime; "
+            f"sys.exit(main(['finetune', {data!r}, '--out', {str(tmp_path / 'm.pt')!r}, '--json']))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["val_images"] > 0
+    written = [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()]
+    assert not [p for p in written if "onnxruntime" in p.lower() or "microsoft" in p.lower()], written

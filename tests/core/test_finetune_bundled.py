@@ -154,3 +154,37 @@ def test_cli_default_finetune_imports_neither_timm_nor_torchvision(tmp_path):
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported and "timm" not in imported and "torchvision" not in imported
     assert torch.load(tmp_path / "ft.pt", weights_only=True)["head"] == {"taps": list(TAPS), "mirror": True}
+
+
+def test_cache_key_names_the_network_not_only_its_weights(monkeypatch):
+    """Same weights, other padding rule (the pre-0.2 bundled network): another cache key, so a graph
+    cached before an upgrade is never used after it; a new CACHE_VERSION changes every key."""
+    import timm
+
+    from convviz.core.finetune import features
+
+    old = timm.create_model("efficientnet_lite0").eval()
+    new = timm.create_model("tf_efficientnet_lite0").eval()
+    new.load_state_dict(old.state_dict())
+    keys = {features.weights_hash(old), features.weights_hash(new)}
+    monkeypatch.setattr(features, "CACHE_VERSION", features.CACHE_VERSION + 1)
+    keys.add(features.weights_hash(new))
+    assert len(keys) == 3
+    assert onnx_backbone.onnx_path("/c", "default", features.weights_hash(old), SIZE) != \
+        onnx_backbone.onnx_path("/c", "default", features.weights_hash(new), SIZE)
+
+
+def test_shipped_graph_of_another_network_is_refused(state, tmp_path, monkeypatch):
+    import onnx
+
+    from convviz.core.finetune import bundled_graph
+
+    model = onnx.load(graph_file(SIZE), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == "convviz.source":
+            prop.value = "timm efficientnet_lite0, headless, tapped, torch.onnx.export(dynamo=True)"  # the old graph
+    stale = tmp_path / "stale.onnx"
+    onnx.save_model(model, str(stale))
+    assert load_bundled(backbone_state(state), SIZE) is not None
+    monkeypatch.setattr(bundled_graph, "graph_file", lambda size: str(stale))
+    assert load_bundled(backbone_state(state), SIZE) is None

