@@ -6,5 +6,7 @@ LABS = ("relu", "pool", "dropout", "pointwise")
 VIEW_KIND = {lab: f"{lab}_lab" for lab in LABS}
 ACTIVATION_TYPES = ("ReLU", "ReLU6", "SiLU", "Hardswish")
 POOL_TYPE_NAMES = ("MaxPool2d", "AvgPool2d", "LPPool2d")
-DROPOUT_TYPE_NAMES = ("Dropout", "Dropout2d", "Dropout1d", "AlphaDropout")
+#: torch's dropout modules the lab reproduces: element-wise, channel-wise, and SELU's alpha variants
+DROPOUT_KINDS = ("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "FeatureAlphaDropout")
+DROPOUT_TYPE_NAMES = DROPOUT_KINDS
 INFERENCE_NOTE = "Dropout does nothing at inference: in eval mode its output is its input."

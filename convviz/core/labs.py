@@ -24,7 +24,7 @@ from torch import nn
 
 from .lab_names import ACTIVATION_TYPES, DROPOUT_TYPE_NAMES, LABS, POOL_TYPE_NAMES, VIEW_KIND
 from .labs_activation import ActivationLab, activation_name, capture_activation_lab
-from .labs_dropout import DropoutLab, dropout_lab
+from .labs_dropout import DropoutLab, dropout_kind, dropout_lab
 from .labs_pointwise import PointwiseLab, is_pointwise, pointwise_lab
 from .labs_pool import PoolLab, pool_lab
 from .views import ViewContext, view
@@ -139,14 +139,17 @@ def pool_lab_view(ctx: ViewContext, channel: int = 0, kernel: int | None = None,
 
 @view("dropout_lab")
 def dropout_lab_view(ctx: ViewContext, p: float | None = None, seed: int = 0, train: bool = True,
-                     channel: int = 0) -> DropoutLab:
-    """Dropout (train or eval) of a Dropout layer's input (its own ``p`` by default) or any layer's output."""
+                     channel: int = 0, dropout: str | None = None) -> DropoutLab:
+    """Dropout (train or eval) of a Dropout layer's input (its own ``p`` and kind by default) or any
+    layer's output (``Dropout``, p = 0.5 by default); ``dropout`` is one of ``DROPOUT_KINDS``."""
     name = ctx.require_layer()
     is_dropout = isinstance(ctx.module, nn.modules.dropout._DropoutNd) and name in ctx.capture.inputs
     values = ctx.capture.inputs[name][0] if is_dropout else ctx.capture.output(name)[0]
     if p is None:
         p = float(ctx.module.p) if is_dropout else 0.5
-    return dropout_lab(name, values, float(p), int(seed), bool(train), int(channel))
+    if dropout is None:
+        dropout = (dropout_kind(ctx.module) if is_dropout else None) or "Dropout"
+    return dropout_lab(name, values, float(p), int(seed), bool(train), int(channel), dropout)
 
 
 @view("pointwise_lab")

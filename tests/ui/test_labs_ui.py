@@ -220,6 +220,27 @@ def test_dropout_lab_mask_scale_and_means_are_torchs(qtbot, session):
     assert "identity" in lab.out.label.text and "does nothing at inference" in lab.stats.text()
 
 
+def test_dropout_lab_kinds_are_torchs(qtbot, session):
+    lab = make_lab(qtbot, DropoutLab, session)
+    show_layer(qtbot, lab, session, "conv_head")
+    _, y = hooked(session.engine, session.image.rgb, "conv_head")
+    reference = {"Dropout2d": lambda: F.dropout2d(y[None], 0.5, training=True)[0],
+                 "AlphaDropout": lambda: F.alpha_dropout(y, 0.5, training=True),
+                 "FeatureAlphaDropout": lambda: F.feature_alpha_dropout(y[None], 0.5, training=True)[0]}
+    for kind, fn in reference.items():
+        d = rerender(qtbot, lab, lambda k=kind: lab.kind.setCurrentIndex(lab.kind.findData(k)))
+        torch.manual_seed(0)
+        out = fn()
+        assert d.kind == kind and lab.title.text().startswith(f"conv_head: {kind}, p = 0.5")
+        np.testing.assert_allclose(shown(lab.out), out[0].numpy(), rtol=1e-6, atol=1e-6)
+        assert f"{float(out.mean()):.5f}" in lab.stats.text() and "about the same" not in lab.stats.text()
+        if kind == "Dropout2d":
+            gone = int((out.flatten(1) == 0).all(1).sum())
+            assert f"{gone} of {y.shape[0]} channels" in lab.stats.text()
+        else:
+            assert "no 1/(1−p)" in lab.stats.text()
+
+
 def test_pointwise_lab_sum_is_the_layers_output(qtbot, session):
     lab = make_lab(qtbot, PointwiseLab, session)
     d = show_layer(qtbot, lab, session, "blocks.1.0.conv_pwl")
