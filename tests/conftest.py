@@ -14,6 +14,9 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("CONVVIZ_SETTINGS_ORG", "convviz-tests")
+# Cached features would make a second run of a test skip the work it is about (cancelling, progress):
+# off here; tests/core/test_feature_cache.py turns it on in a temporary folder.
+os.environ["CONVVIZ_FEATURE_CACHE"] = "0"
 
 import sys  # noqa: E402
 import threading  # noqa: E402

@@ -22,7 +22,8 @@ from ..model_files import ModelError, read_weights
 from ..models import DEFAULT_SPEC
 from ..preprocess import Preprocess
 from ..taps import state_head_features
-from .bundled_graph import GRAPH_SIZES, TAPS, backbone_state, load_bundled
+from .bundled_graph import GRAPH_SIZES, SOURCE, TAPS, backbone_state, load_bundled
+from .features import state_hash
 from .fast_path import fit_head
 from .heads import head_freeze_report
 from .onnx_backbone import OnnxBackbone, available
@@ -41,6 +42,7 @@ class BundledBackbone:
     preprocess: Preprocess  # the run's input (the whole image at 224 px)
     kind: str = "onnx"
     device: str = "cpu"
+    cache_key: str = ""  #: what the features are (the feature cache's key)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)
@@ -61,7 +63,10 @@ def prepare(config: TrainConfig) -> BundledBackbone | None:
     except (ImportError, KeyError, ModelError):
         return None
     run = load_bundled(backbone_state(state), preprocess.input_size)
-    return None if run is None else BundledBackbone(run, state, preprocess)
+    if run is None:
+        return None
+    key = f"{state_hash(backbone_state(state), SOURCE)}|taps{TAPS}"
+    return BundledBackbone(run, state, preprocess, cache_key=key)
 
 
 def fine_tune_bundled(backbone: BundledBackbone, scan: ScanResult, config: TrainConfig = TrainConfig(), *,

@@ -74,7 +74,7 @@ def fit_head(backbone, scan: ScanResult, config: TrainConfig, preprocess: Prepro
         if stop():
             break
     history = new_history()
-    if "val" not in states or len(states["val"]["features"]) < len(scan.val):
+    if "val" not in states or "features" not in states["val"]:  # cancelled before every feature was in
         evaluation = evaluate_logits(torch.zeros(0, len(labels)), torch.zeros(0), labels)
         return HeadFit(torch.zeros(0), torch.zeros(0), evaluation, history, True,
                        TrainProgress("cancelled", 0, config.epochs, 0, 0, 1.0, 0, 0))

@@ -38,6 +38,9 @@ from .heads import strip_head
 from .onnx_backbone import agrees, eager_features, probe
 from .scan import Sample
 
+#: bump when what a cached graph or feature computes changes for the same weights (v2: timm's
+#: ``tf_`` Lite networks, TF "SAME" padding, replaced ``efficientnet_lite0`` as the bundled model)
+CACHE_VERSION = 2
 _RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
@@ -119,26 +122,31 @@ def headless(model: nn.Module) -> nn.Module:
     return strip_head(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
 
 
-#: bump when what a cached graph or feature computes changes for the same weights (v2: timm's
-#: ``tf_`` Lite networks, TF "SAME" padding, replaced ``efficientnet_lite0`` as the bundled model)
-CACHE_VERSION = 2
-
-
 def weights_hash(model: nn.Module) -> str:
     """Key of what ``model`` computes: its layers (their classes and settings: padding rules differ
     between networks with the same weights), its weights and :data:`CACHE_VERSION`."""
-    digest = hashlib.sha256(f"{CACHE_VERSION}|{model!r}".encode())
-    for name, tensor in model.state_dict().items():
+    return state_hash(model.state_dict(), repr(model))
+
+
+def state_hash(state: dict[str, torch.Tensor], network: str) -> str:
+    """Key of a state dict run by the network ``network`` describes (with :data:`CACHE_VERSION`)."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{network}".encode())
+    for name, tensor in state.items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:24]
 
 
-def cache_dir() -> str:
-    """``$CONVVIZ_CACHE_DIR`` or ``$XDG_CACHE_HOME/convviz`` (``~/.cache/convviz``)."""
-    base = os.environ.get("CONVVIZ_CACHE_DIR") or os.path.join(
+def cache_root() -> str:
+    """``$CONVVIZ_CACHE_DIR`` or ``$XDG_CACHE_HOME/convviz`` (``~/.cache/convviz``): prepared graphs
+    (``graphs/``) and cached features (``features/``)."""
+    return os.environ.get("CONVVIZ_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "convviz")
-    return os.path.join(base, "graphs")
+
+
+def cache_dir() -> str:
+    """Where prepared graphs are cached: ``<cache_root()>/graphs``."""
+    return os.path.join(cache_root(), "graphs")
 
 
 def graph_path(backbone: nn.Module, input_size: int, arch: str = "") -> str:
@@ -192,6 +200,7 @@ class FeatureBackbone:
         self.eager = headless(model).to(device)
         self.device, self.input_size, self.kind, self.graph = device, input_size, "eager", None
         self.taps = taps_of(self.eager)
+        self.cache_key = f"{weights_hash(self.eager)}|taps{self.taps}"  #: what the features are (feature cache)
         arch += "".join(f"+tap{t}" for t in self.taps)  # the graph's outputs differ: so does its cache key
         if graph not in ("auto", "cached", "eager"):
             raise ValueError(f"graph must be auto, cached or eager, not {graph!r}")
@@ -246,32 +255,54 @@ class FeatureBackbone:
         return self.eager(x.contiguous(memory_format=torch.channels_last))
 
 
-def extract_features(backbone: FeatureBackbone, samples: Sequence[Sample], preprocess: Preprocess, *,
-                     batch_size: int = 64, mirror: bool = False,
-                     workers: int | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield ``(images_done, state)`` once per batch; ``state`` ends holding ``features`` (N, D),
-    ``labels`` (N,), ``ok`` (N,) bool and ``errors`` {index: reason}. ``mirror`` also keeps the
-    mirror image's features as ``mirror_features`` (N, D), image and mirror run through the
-    backbone as one batch."""
-    loader = make_loader(ImageDataset(samples, preprocess), batch_size, workers=workers)
-    feats, mirrors, labels, ok, errors, done = [], [], [], [], {}, 0
-    state: dict = {}
-    for images, targets, indices, errs in loader:
-        x = normalize(images, preprocess, backbone.device)
+def extract_features(backbone, samples: Sequence[Sample], preprocess: Preprocess, *,
+                     batch_size: int = 64, mirror: bool = False, workers: int | None = None,
+                     cache: bool = True) -> Iterator[tuple[int, dict]]:
+    """Yield ``(images_done, state)`` once per batch; the last ``state`` holds ``features`` (N, D),
+    ``labels`` (N,), ``ok`` (N,) bool and ``errors`` {index: reason} (earlier ones hold no
+    ``features``). ``mirror`` also keeps the mirror image's features as ``mirror_features`` (N, D),
+    image and mirror run through the backbone as one batch. With ``cache``, images whose features
+    are on disk (:mod:`.feature_cache`, keyed by file content) are not decoded again, and the new
+    ones are stored, cancelled runs included."""
+    from .feature_cache import file_digest, open_store
+
+    views = ("image", "mirror") if mirror else ("image",)
+    key = getattr(backbone, "cache_key", None) if cache else None
+    stores = [open_store(cache_root(), key, preprocess, view) for view in views]
+    digests = [file_digest(s.path) if stores[0] is not None else None for s in samples]
+    known = [store.get(digests) if store is not None else {} for store in stores]
+    cached = [i for i in range(len(samples)) if all(i in k for k in known)]
+    todo = [i for i in range(len(samples)) if i not in set(cached)]
+    rows: list[dict[int, torch.Tensor]] = [{i: torch.from_numpy(k[i]) for i in cached} for k in known]
+    labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+    ok, errors = torch.ones(len(samples), dtype=torch.bool), {}
+    fresh: list[int] = []
+    try:
+        if cached:
+            yield len(cached), {"labels": labels, "ok": ok, "errors": errors}
+        loader = make_loader(ImageDataset([samples[i] for i in todo], preprocess), batch_size, workers=workers) \
+            if todo else ()
+        for images, _, indices, errs in loader:
+            x = normalize(images, preprocess, backbone.device)
+            out = backbone(torch.cat([x, x.flip(3)]) if mirror else x).float().cpu()
+            parts = (out[:len(x)], out[len(x):]) if mirror else (out,)
+            for row, (position, err) in enumerate(zip(indices.tolist(), errs)):
+                index = todo[position]
+                for view_rows, part in zip(rows, parts):
+                    view_rows[index] = part[row]
+                if err:
+                    ok[index], errors[index] = False, err
+                elif digests[index] is not None:
+                    fresh.append(index)
+            if len(rows[0]) < len(samples):
+                yield len(rows[0]), {"labels": labels, "ok": ok, "errors": errors}
+        state = {"features": torch.stack([rows[0][i] for i in range(len(samples))]) if samples else torch.zeros(0, 0),
+                 "labels": labels, "ok": ok, "errors": errors}
         if mirror:
-            both = backbone(torch.cat([x, x.flip(3)])).float().cpu()
-            f, m = both[:len(x)], both[len(x):]
-            mirrors.append(m)
-            state["mirror_features"] = torch.cat(mirrors)
-            mirrors = [state["mirror_features"]]
-        else:
-            f = backbone(x)
-        feats.append(f.float().cpu())
-        labels.append(targets)
-        good = torch.tensor([not e for e in errs])
-        ok.append(good)
-        errors.update({int(i): e for i, e in zip(indices, errs) if e})
-        done += len(targets)
-        state.update(features=torch.cat(feats), labels=torch.cat(labels), ok=torch.cat(ok), errors=errors)
-        feats, labels, ok = [state["features"]], [state["labels"]], [state["ok"]]
-        yield done, state
+            state["mirror_features"] = torch.stack([rows[1][i] for i in range(len(samples))]) if samples \
+                else torch.zeros(0, 0)
+        yield len(samples), state
+    finally:  # what was computed is kept, a cancelled run's too
+        for store, view_rows in zip(stores, rows):
+            if store is not None and fresh:
+                store.add([digests[i] for i in fresh], torch.stack([view_rows[i] for i in fresh]).numpy())
