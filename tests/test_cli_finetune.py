@@ -129,3 +129,20 @@ def test_finetune_writes_no_onnxruntime_telemetry(tmp_path):
     assert json.loads(done.stdout)["val_images"] > 0
     written = [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()]
     assert not [p for p in written if "onnxruntime" in p.lower() or "microsoft" in p.lower()], written
+
+
+def test_finetune_lite1_reloads_as_the_trained_network(capsys, tmp_path):
+    """A bundled Lite1 (with convviz[lite]) fine-tunes and its checkpoint reloads as tf_efficientnet_lite1."""
+    from convviz.core.models import load_model
+
+    data = make_folder(tmp_path / "data", per_class=4)
+    out = str(tmp_path / "lite1.pt")
+    code, stdout, stderr = run(capsys, "finetune", data, "--model", "lite1", "--graph", "eager", "--input-size", "64",
+                               "--json", "--out", out)
+    assert code == 0, stderr
+    assert json.loads(stdout)["classes"] == ["blue", "red"]
+    payload = torch.load(out, weights_only=True)
+    assert payload["arch"] == "lite1"
+    loaded = load_model(out)
+    assert type(loaded.module.conv_stem).__name__ == "Conv2dSame" and len(loaded.module.blocks[1]) == 3
+    assert loaded.preprocess.input_size == 64 and loaded.preprocess.std[0] * 255 == pytest.approx(128)

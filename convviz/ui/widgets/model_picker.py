@@ -12,14 +12,14 @@ from PySide6.QtWidgets import (
 )
 
 SUGGESTED_SPECS = (
-    "default", "resnet18", "resnet50", "vgg16", "alexnet", "googlenet",
+    "default", "lite1", "lite2", "resnet18", "resnet50", "vgg16", "alexnet", "googlenet",
     "mobilenet_v3_small", "squeezenet1_1", "efficientnet_b0", "timm:resnet18",
 )
 MODEL_FILE_FILTER = (
     "Model files (*.pt *.pth *.pth.tar *.ckpt *.bin *.safetensors *.ts *.jit *.zip);;"
     "TorchScript (*.pt *.ts *.jit *.zip);;State dicts (*.pth *.pt *.safetensors *.bin);;All files (*)"
 )
-SPEC_HELP = ("A model: 'default' (bundled EfficientNet-Lite0), a torchvision name (resnet18 …), "
+SPEC_HELP = ("A model: 'default' (bundled EfficientNet-Lite0), lite1 / lite2 (with convviz[lite]), a torchvision name (resnet18 …), "
              "timm:NAME, a model file, or ARCH=STATE_DICT_FILE. Press Enter to load.")
 
 
