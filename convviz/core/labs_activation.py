@@ -15,18 +15,53 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Activation type name → (torch function, formula, how it treats negative values).
+from .lab_text import share_text
+
+@dataclass(frozen=True)
+class Shape:
+    """Facts about f(x), checked against torch in ``tests/core/test_labs_activation.py``."""
+
+    zero_upto: float | None = None  #: f(x) = 0 exactly for every x ≤ this (None: no such range)
+    identity_from: float | None = None  #: f(x) = x exactly for x ≥ this (up to ``cap``)
+    cap: float | None = None  #: f(x) = cap for every x ≥ cap
+    lowest: tuple[float, float] | None = None  #: (x, f(x)) of the minimum, where f dips below 0
+    kinks: tuple[float, ...] = ()  #: where the slope jumps (elsewhere f is smooth)
+
+    def describe(self) -> str:
+        """The facts as one clause list: ``0 for x ≤ −3, x for x ≥ 3, curved between …``."""
+        parts = []
+        if self.zero_upto is not None:
+            parts.append(f"0 for x ≤ {_num(self.zero_upto)}")
+        if self.identity_from is not None:
+            lo = _num(self.identity_from)
+            parts.append(f"x for {lo} ≤ x ≤ {_num(self.cap)}" if self.cap is not None else f"x for x ≥ {lo}")
+        if self.cap is not None:
+            parts.append(f"{_num(self.cap)} for x ≥ {_num(self.cap)}")
+        if None not in (self.zero_upto, self.identity_from) and self.zero_upto < self.identity_from:
+            parts.append(f"curved between {_num(self.zero_upto)} and {_num(self.identity_from)}")
+        if self.lowest is not None:
+            x, y = self.lowest
+            lead = "negatives survive, down to" if self.zero_upto is None else "lowest value"
+            parts.append(f"{lead} {_num(y)} at x = {_num(x)}")
+        kinks = " and ".join(_num(k) for k in self.kinks)
+        parts.append(f"{'a kink' if len(self.kinks) == 1 else 'kinks'} at x = {kinks}" if self.kinks else "smooth everywhere")
+        return ", ".join(parts)
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}".replace("-", "−")
+
+
+#: Activation type name → (torch function, formula, facts about its shape).
 ACTIVATIONS = {
-    "ReLU": (F.relu, "ReLU(x) = max(0, x)", "every negative value becomes exactly 0; positives pass unchanged"),
-    "ReLU6": (F.relu6, "ReLU6(x) = min(max(0, x), 6)",
-              "like ReLU, negatives become 0, and values above 6 are capped at 6"),
-    "SiLU": (F.silu, "SiLU(x) = x·sigmoid(x)",
-             "smooth: small negatives survive (down to −0.28), so almost nothing is exactly 0"),
+    "ReLU": (F.relu, "ReLU(x) = max(0, x)", Shape(zero_upto=0.0, identity_from=0.0, kinks=(0.0,))),
+    "ReLU6": (F.relu6, "ReLU6(x) = min(max(0, x), 6)", Shape(zero_upto=0.0, identity_from=0.0, cap=6.0, kinks=(0.0, 6.0))),
+    "SiLU": (F.silu, "SiLU(x) = x·sigmoid(x)", Shape(lowest=(-1.2785, -0.27846))),
     "Hardswish": (F.hardswish, "Hardswish(x) = x·ReLU6(x + 3)/6",
-                  "a piecewise SiLU: 0 for x ≤ −3, x for x ≥ 3, a curve (dipping to −0.375) between"),
+                  Shape(zero_upto=-3.0, identity_from=3.0, lowest=(-1.5, -0.375), kinks=(-3.0, 3.0))),
 }
-DIFFERENCES = ("ReLU zeroes every negative value; ReLU6 does too and caps at 6; SiLU and Hardswish bend "
-               "smoothly and let small negatives through (Hardswish is 0 only below −3).")
+DIFFERENCES = "; ".join(f"{name}: {shape.describe()}" for name, (_, _, shape) in ACTIVATIONS.items()) + "."
+
 CURVE_SAMPLES = 241
 
 
@@ -60,8 +95,8 @@ class ActivationLab:
     layer: str
     function: str  #: ``ReLU`` / ``ReLU6`` / ``SiLU`` / ``Hardswish``
     formula: str
-    behaviour: str  #: what this function does to negatives, in words
-    differences: str  #: one line: how the four functions differ
+    behaviour: str  #: the function's shape in words (:meth:`Shape.describe`)
+    differences: str  #: one line: the four functions' shapes side by side
     source: str  #: where the pre-activation came from, in words
     channel: int
     shape: tuple[int, ...]  #: (C, H, W) of the layer
@@ -81,10 +116,10 @@ class ActivationLab:
     @property
     def summary(self) -> str:
         """``ReLU6 set 52.3% of the values to 0 (input: 55.0% negative)``."""
-        text = (f"{self.function} set {100 * self.zero_share:.1f}% of the values to 0 "
-                f"(input: {100 * self.negative_share:.1f}% negative)")
+        text = (f"{self.function} set {share_text(self.zero_share)} of the values to 0 "
+                f"(input: {share_text(self.negative_share)} negative)")
         if self.function == "ReLU6":
-            text += f"; {100 * self.capped_share:.1f}% capped at 6"
+            text += f"; {share_text(self.capped_share)} capped at 6"
         return text
 
 
@@ -104,7 +139,8 @@ def activation_lab(layer: str, function: str, pre: torch.Tensor, out: torch.Tens
         raise ValueError(f"{layer}: channel {channel} does not exist (0–{channels - 1})")
     if not 2 <= int(bins) <= 1000:
         raise ValueError(f"bins must be 2–1000 (got {bins})")
-    fn, formula, behaviour = ACTIVATIONS[function]
+    fn, formula, shape = ACTIVATIONS[function]
+    behaviour = f"{function}(x) is {shape.describe()}"
     x, y = pre.numpy(), out.numpy()
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     if hi <= lo:

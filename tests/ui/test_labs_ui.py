@@ -120,7 +120,10 @@ def test_relu_lab_on_batchnorm_act_shows_torchs_relu6(qtbot, session):
     np.testing.assert_allclose(shown(lab.inp), pre[0].numpy(), rtol=0, atol=1e-5)
     np.testing.assert_allclose(shown(lab.out), out[0].numpy(), rtol=0, atol=1e-5)
     counts = np.histogram(out.numpy(), d.bin_edges)[0]
-    np.testing.assert_array_equal(lab.hist_out.yData, counts + 1.0)  # drawn on a log axis, +1
+    np.testing.assert_array_equal(lab.hist_out.yData, counts)  # the true counts, on a log axis
+    _, drawn = lab.hist_out.getData()  # what the log axis shows: log10(count), nothing for an empty bin
+    assert (counts == 0).any() and not np.isfinite(drawn[counts == 0]).any()
+    np.testing.assert_allclose(10 ** drawn[counts > 0], counts[counts > 0], rtol=1e-9)
     np.testing.assert_allclose(lab.curve.yData, F.relu6(torch.as_tensor(lab.curve.xData)).numpy(), atol=1e-6)
     passes = session.forward_passes
     d3 = rerender(qtbot, lab, lambda: lab.channel.setValue(3))

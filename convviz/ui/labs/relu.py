@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QWidget
 
 from convviz.core.lab_names import ACTIVATION_TYPES
+from convviz.core.lab_text import share_text
 
 from ..widgets.sections import text_label, vstack
 from .base import LAB_MARGIN, LAB_SPACING, LabWidget
@@ -68,7 +69,7 @@ class ReluLab(LabWidget):
         self.hist = pg.GraphicsLayoutWidget()
         self.hist.setBackground(BACKGROUND)
         self.hist.setFixedHeight(170)
-        self.hist_plot = _plot("values of the whole layer (log count)")
+        self.hist_plot = _plot("values of the whole layer (count, log scale; empty bins not drawn)")
         self.hist_plot.setLogMode(False, True)
         self.hist_plot.setLabel("bottom", "value")
         self.hist_plot.addLegend(offset=(-10, 5))
@@ -118,7 +119,7 @@ class ReluLab(LabWidget):
         self.inp.set_map(d.input_map, in_levels, DIVERGING)
         self.out.set_map(d.output_map, out_levels, DIVERGING)
         self.inp.set_title(f"input x, channel {d.channel} (±{fmt(in_levels[1])})")
-        self.out.set_title(f"{d.function}(x): {100 * d.channel_zero_share:.1f}% exactly 0 (±{fmt(out_levels[1])})")
+        self.out.set_title(f"{d.function}(x): {share_text(d.channel_zero_share)} exactly 0 (±{fmt(out_levels[1])})")
         self.curve.setData(d.curve_x, d.curve_y)
         self.identity.setData(d.curve_x, d.curve_x)
         lo, hi = max(float(d.curve_x[0]), -CURVE_HALF), min(float(d.curve_x[-1]), CURVE_HALF)
@@ -128,14 +129,15 @@ class ReluLab(LabWidget):
         self.curve_plot.setYRange(min(float(y.min()), -1.0), max(float(y.max()), 1.0), padding=0.08)
         self.curve_plot.setLabel("bottom", f"x (the layer's x: {fmt(d.curve_x[0])} … {fmt(d.curve_x[-1])})")
         self.curve_plot.setTitle(d.function + "(x)")
-        self.hist_in.setData(d.bin_edges, d.input_counts.astype(float) + 1.0)
-        self.hist_out.setData(d.bin_edges, d.output_counts.astype(float) + 1.0)
+        # the true counts on a log axis: an empty bin (log 0) is left out, a count of 1 sits on the baseline
+        self.hist_in.setData(d.bin_edges, d.input_counts.astype(float))
+        self.hist_out.setData(d.bin_edges, d.output_counts.astype(float))
         c, h, w = d.shape
-        extra = f"; {100 * d.capped_share:.1f}% capped at 6" if d.function == "ReLU6" else ""
+        extra = f"; {share_text(d.capped_share)} capped at 6" if d.function == "ReLU6" else ""
         self.summary.setText(
-            f"<b>{d.function} set {100 * d.zero_share:.1f}% of the layer's {c * h * w:,} values to 0</b> "
-            f"(input: {100 * d.negative_share:.1f}% negative){extra}. Channel {d.channel}: "
-            f"{100 * d.channel_zero_share:.1f}% zero. {html.escape(d.behaviour[:1].upper() + d.behaviour[1:])}. "
+            f"<b>{d.function} set {share_text(d.zero_share)} of the layer's {c * h * w:,} values to 0</b> "
+            f"(input: {share_text(d.negative_share)} negative){extra}. Channel {d.channel}: "
+            f"{share_text(d.channel_zero_share)} zero. {html.escape(d.behaviour[:1].upper() + d.behaviour[1:])}. "
             f"<span style='color:#777'>Blue negative, white 0, red positive; "
             f"max |f(input) − captured output| = {d.max_abs_error:.2g}.</span>")
         self.differences.setText(d.differences)
