@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QGraphicsView, QLabel, QLineEdit, QScrollArea, QWidget,
 )
 
+from layout_check import settle
 from ui_helpers import view_of
 
 SIZES = [(1400, 880), (1280, 720), (1024, 700)]
@@ -66,7 +67,7 @@ def test_every_panel_fits_without_overlaps(qtbot, ready, size):
     for name in ready.panels:
         ready.set_view(name)
         qtbot.waitUntil(lambda: ready.current_panel().isVisible(), timeout=5000)
-        qtbot.wait(1)  # one event-loop turn for the layouts
+        settle()  # the layouts, and the minimum sizes they pass up
         assert not sideways_scrolling(ready), name
         assert not overlaps(ready), (name, overlaps(ready))
 
@@ -75,7 +76,7 @@ def test_the_real_convolution_layer_fits_at_the_smallest_size(qtbot, ready):
     ready.resize(*SIZES[-1])
     ready.set_view("convolution")
     view_of(qtbot, ready, "convolution.real", ready.conv_panel.show_real)
-    qtbot.wait(1)
+    settle()
     assert not sideways_scrolling(ready)
     assert not overlaps(ready), overlaps(ready)
 

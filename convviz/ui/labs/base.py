@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from convviz.core.lab_names import ACTIVATION_TYPES
 
+from ..widgets.reflow import FitHeight
 from ..widgets.sections import vstack
 
 LAB_MARGIN, LAB_SPACING = 6, 4
@@ -57,6 +58,7 @@ class LabWidget(QWidget):
         self.message.setVisible(False)
         self.hover = QLabel(" ")  #: the readout of the map cell under the mouse (see hovered_cell)
         self.hover.setStyleSheet("color: #555;")
+        self.fit_height = FitHeight(self)  #: never squeezed below what its text and plots need
 
     def lay_out(self, controls, *rest) -> None:
         """The labs' common column: title, ``controls``, the message line, then ``rest`` (see ``vstack``)."""

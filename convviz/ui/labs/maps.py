@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsRectItem
 
@@ -159,6 +159,11 @@ class MapGrid(pg.GraphicsLayoutWidget):
         self.cells: dict[str, MapCell] = {}
         self._last = None
         self.scene().sigMouseMoved.connect(self._moved)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        """As small as allowed: a grid takes the room its layout's stretch gives it, and a lab whose
+        text wraps sizes itself by heightForWidth, which reads preferred heights."""
+        return self.minimumSize().expandedTo(QSize(160, 120))
 
     def add_map(self, name: str, title: str, row: int, col: int) -> MapCell:
         cell = MapCell(self.ci, name, title, row, col)

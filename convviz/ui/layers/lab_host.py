@@ -11,11 +11,18 @@ and optionally ``bind(session)`` (called once, when the panel is bound), a ``uni
 signal (forwarded to the photo's receptive-field box), ``is_ready() -> bool`` (the
 screenshot waits for it while the lab is shown), ``mark_stale()`` and a ``changed`` signal
 (emit it when ``applies_to`` answers may have changed).
+
+Only the tab on show counts for the host's minimum size: a tall lab does not squeeze the
+mosaic while the channel tab is shown.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QTabWidget, QWidget
+from PySide6.QtWidgets import QSizePolicy, QTabWidget, QWidget
+
+from ..widgets.reflow import FitHeight
+
+IGNORED = QSizePolicy.Policy.Ignored
 
 
 class LabHost(QTabWidget):
@@ -31,6 +38,24 @@ class LabHost(QTabWidget):
         self._names: dict[QWidget, str] = {}
         self.session = None
         self.layer: tuple[str, object] | None = None
+        self._policies: dict[QWidget, QSizePolicy] = {}
+        self.currentChanged.connect(self._size_by_current)
+
+    def addTab(self, widget: QWidget, title: str) -> int:  # noqa: N802 (Qt name)
+        self._policies[widget] = widget.sizePolicy()
+        if getattr(widget, "fit_height", None) is None:  # labs keep their own
+            widget.fit_height = FitHeight(widget)
+        index = super().addTab(widget, title)
+        self._size_by_current(self.currentIndex())
+        return index
+
+    def _size_by_current(self, index: int) -> None:
+        """The shown page keeps its size policy; the others are ignored for the host's size."""
+        for i in range(self.count()):
+            widget = self.widget(i)
+            policy = self._policies.get(widget, widget.sizePolicy())
+            widget.setSizePolicy(policy if i == index else QSizePolicy(IGNORED, IGNORED))
+        self.updateGeometry()
 
     def add_fixed(self, name: str, title: str, widget: QWidget) -> None:
         """A tab that is always available (the channel view)."""

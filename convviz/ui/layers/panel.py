@@ -7,11 +7,11 @@ layer's filters, and the labs added with :meth:`LayersPanel.add_lab`.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QPoint, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSplitter,
-    QStackedWidget, QTreeView, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
+    QScrollArea, QSplitter, QStackedWidget, QTreeView, QVBoxLayout, QWidget,
 )
 
 from convviz.core.layer_tree import build_tree
@@ -35,6 +35,7 @@ _DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")
 MOSAIC_KEY = "layers.mosaic"
 VECTOR_KEY = "layers.vector"
 COLUMN_WIDTHS = (110, 100, 92, 76, 40)
+MAPS_MIN_HEIGHT = 300  #: the mosaic's least height when the tree is above it
 
 
 def default_layer(rows) -> str | None:
@@ -65,6 +66,8 @@ class LayersPanel(Panel):
         self._photo_rgb = None
         self._sized = False
         self._stale = False
+        self._pinned = False  #: keep the lab tabs in view (see reveal_labs)
+        self._watching = False
 
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by name or type (conv_dw, BatchNorm, blocks.3)")
@@ -92,6 +95,7 @@ class LayersPanel(Panel):
             lab = lab_class()
             self.labs.add_lab(name, title, lab)
             lab.ready.connect(lambda: self._emit_ready())
+        self.labs.tabBarClicked.connect(self._on_lab_tab_clicked)
         self.exports = Exports(self)
         self._build_layout()
         self.mosaic.unit_hovered.connect(self.unit_hovered)
@@ -164,6 +168,7 @@ class LayersPanel(Panel):
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 2)
         self.right = right
+        self._maps = top_right
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(right)
@@ -181,7 +186,7 @@ class LayersPanel(Panel):
         """Tree beside the maps when there is room; above them (the tab scrolls down) on a small screen."""
         self.splitter.setOrientation(Qt.Orientation.Vertical if narrow else Qt.Orientation.Horizontal)
         self._left.setMinimumHeight(260 if narrow else 0)
-        self.right.setMinimumHeight(640 if narrow else 0)
+        self._maps.setMinimumHeight(MAPS_MIN_HEIGHT if narrow else 0)  # the lab tabs below ask for their own
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)
@@ -199,6 +204,47 @@ class LayersPanel(Panel):
     def add_lab(self, name: str, title: str, widget) -> None:
         """Add a lab tab (see :mod:`convviz.ui.layers.lab_host` for what ``widget`` provides)."""
         self.labs.add_lab(name, title, widget)
+
+    def _on_lab_tab_clicked(self, index: int) -> None:
+        if self.labs.isTabEnabled(index):  # the tab becomes current after this signal: reveal it now
+            self.labs.setCurrentIndex(index)
+            self.reveal_labs()
+
+    def reveal_labs(self) -> None:
+        """Scroll the tab to the lab tabs (all of them if they fit, else from their top), and keep them
+        there while their size settles, until the user scrolls or picks another layer."""
+        self._pinned = True
+        area = self._scroll_area()
+        if area is not None and not self._watching:
+            self._watching = True
+            area.verticalScrollBar().actionTriggered.connect(self._unpin)
+            area.verticalScrollBar().rangeChanged.connect(lambda *_: self._pinned and self._scroll_to_labs())
+            self.labs.installEventFilter(self)
+            self.installEventFilter(self)
+        self._scroll_to_labs()
+
+    def _unpin(self, *_args) -> None:
+        self._pinned = False
+
+    def _scroll_area(self) -> QScrollArea | None:
+        parent = self.parentWidget()
+        area = parent.parentWidget() if parent is not None else None
+        return area if isinstance(area, QScrollArea) and area.widget() is self else None
+
+    def _scroll_to_labs(self) -> None:
+        area = self._scroll_area()
+        if area is None or not self.labs.isVisible():
+            return
+        if self.labs.height() > area.viewport().height():
+            area.verticalScrollBar().setValue(self.labs.mapTo(self, QPoint(0, 0)).y())
+        else:
+            area.ensureWidgetVisible(self.labs, 0, 0)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
+        if self._pinned and event.type() in (QEvent.Type.Move, QEvent.Type.Resize, QEvent.Type.Show) and (
+                watched is self.labs or watched is self):
+            self._scroll_to_labs()
+        return False
 
     # ---- session --------------------------------------------------------------------
     def bind(self, session) -> None:
@@ -296,6 +342,8 @@ class LayersPanel(Panel):
             return
         if lab is not None and not self.labs.select(lab):
             self.failed.emit(f"--lab {lab}: does not apply to layer {layer}")
+        elif lab is not None:
+            self.reveal_labs()
 
     def select_layer(self, name: str) -> bool:
         """Select ``name`` in the tree (showing it if the filter hid it); emits the request."""
@@ -332,6 +380,7 @@ class LayersPanel(Panel):
         return self.current_row is not None and is_vector_shape(self.current_row.out_shape)
 
     def _request(self, name: str) -> None:
+        self._pinned = False
         self.current = name
         node = self.model.tree.node(name)
         self.current_row = node.row if node is not None else None

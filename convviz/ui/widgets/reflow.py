@@ -3,6 +3,10 @@
 The room is the width of the panel's host (the tab's scroll-area viewport), not the panel's
 own width: a panel held wider than its viewport by its minimum size would otherwise never
 learn that it should stack, and the tab would scroll sideways.
+
+:class:`FitHeight` keeps a widget at least as tall as its layout needs at its width, wrapped
+labels included: splitters, tab widgets and scroll areas read minimum sizes, not heightForWidth,
+and a plot with a fixed or minimum height squeezed below it would spill over the text beside it.
 """
 from __future__ import annotations
 
@@ -45,3 +49,34 @@ class Reflow(QObject):
         if narrow != self.narrow:
             self.narrow = narrow
             self.apply(narrow)
+
+
+class FitHeight(QObject):
+    """Keeps ``widget``'s minimum height at its layout's minimum height for the widget's current width.
+
+    A hidden widget (a tab page not on show) asks for nothing, so it does not size its tab widget.
+    """
+
+    def __init__(self, widget: QWidget):
+        super().__init__(widget)
+        self.widget = widget
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
+        if watched is self.widget and event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest,
+                                                       QEvent.Type.Show, QEvent.Type.Hide):
+            self.update()
+        return False
+
+    def needed(self) -> int:
+        layout = self.widget.layout()
+        if layout is None or self.widget.isHidden():
+            return 0
+        if layout.hasHeightForWidth():
+            return layout.minimumHeightForWidth(max(1, self.widget.width()))
+        return layout.minimumSize().height()
+
+    def update(self) -> None:
+        need = self.needed()
+        if need != self.widget.minimumHeight():
+            self.widget.setMinimumHeight(need)
