@@ -133,8 +133,9 @@ def pool_lab_view(ctx: ViewContext, channel: int = 0, kernel: int | None = None,
                         padding=first(getattr(m, "padding", 0)), ceil_mode=bool(m.ceil_mode))
     given = dict(kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
     settings = {key: defaults[key] if value is None else value for key, value in given.items()}
+    include_pad = bool(getattr(ctx.module, "count_include_pad", True)) if is_pool else True  # an AvgPool2d's own
     return pool_lab(name, maps, settings["kernel"], settings["stride"], settings["padding"],
-                    bool(settings["ceil_mode"]), int(channel), "input" if use_input else "output")
+                    bool(settings["ceil_mode"]), int(channel), "input" if use_input else "output", include_pad)
 
 
 @view("dropout_lab")

@@ -38,7 +38,7 @@ class PoolLab:
     Window ``f`` (frame ``f``, row-major over the output) covers input rows
     ``row_starts[f // out_w] … + kernel − 1`` and columns ``col_starts[f % out_w] … + kernel − 1``
     (input coordinates: negative or ≥ size means padding or a ceil_mode overhang).
-    ``l2_map`` is None when padding > 0 (``LPPool2d`` has no padding).
+    ``l2_map`` is None when padding > 0 (``LPPool2d`` has no padding); ``l2_missing`` says why.
     """
 
     layer: str
@@ -49,6 +49,7 @@ class PoolLab:
     stride: int
     padding: int
     ceil_mode: bool
+    count_include_pad: bool  #: average pooling: padded zeros count in the divisor (torch's default)
     input_map: np.ndarray  #: (H, W)
     max_map: np.ndarray  #: (H', W')
     avg_map: np.ndarray
@@ -58,6 +59,8 @@ class PoolLab:
     col_starts: tuple[int, ...]
     reduction: str  #: the reduction sentence (:func:`reduction_text`)
     notes: tuple[str, ...]  #: padding / ceil_mode / L2 caveats, in words
+    l2_missing: str | None = None  #: why there is no L2 map (None: there is one)
+    l2_formula: str = "√Σx²"  #: the L2 value of a window; ``√(K²·mean x²)`` when some windows are partial
 
     @property
     def frames(self) -> int:
@@ -85,11 +88,12 @@ def _taps(values: np.ndarray, rows: AxisGeometry, cols: AxisGeometry):
     return taps, inside, in_padded
 
 
-def pool_maps(values: np.ndarray, kernel: int, stride: int, padding: int = 0,
-              ceil_mode: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def pool_maps(values: np.ndarray, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False,
+              count_include_pad: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(max, avg, l2) of a (H, W) map as torch computes them; l2 is None when ``padding`` > 0.
 
-    max pads with −∞; avg divides by the taps inside the padded input (``count_include_pad``);
+    max pads with −∞; avg divides by the taps inside the padded input (``count_include_pad``,
+    torch's default) or inside the input;
     L2 follows ``F.lp_pool2d``: ``sqrt(mean of x² over the taps inside × K²)``, which is
     ``sqrt(Σ x²)`` for a full window.
     """
@@ -102,7 +106,7 @@ def pool_maps(values: np.ndarray, kernel: int, stride: int, padding: int = 0,
     taps, inside, in_padded = _taps(values, rows, cols)
     maximum = np.where(inside, taps, -np.inf).max(axis=(2, 3))
     total = np.where(inside, taps, 0.0).sum(axis=(2, 3))
-    average = total / in_padded.sum(axis=(2, 3))
+    average = total / (in_padded if count_include_pad else inside).sum(axis=(2, 3))
     l2 = None
     if padding == 0:
         squares = np.where(inside, taps * taps, 0.0).sum(axis=(2, 3))
@@ -111,7 +115,8 @@ def pool_maps(values: np.ndarray, kernel: int, stride: int, padding: int = 0,
 
 
 def pool_lab(layer: str, maps: np.ndarray, kernel: int = 2, stride: int | None = None, padding: int = 0,
-             ceil_mode: bool = False, channel: int = 0, source: str = "output") -> PoolLab:
+             ceil_mode: bool = False, channel: int = 0, source: str = "output",
+             count_include_pad: bool = True) -> PoolLab:
     """Lab data for pooling channel ``channel`` of ``maps`` (C, H, W) with a K×K window."""
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3:
@@ -130,12 +135,18 @@ def pool_lab(layer: str, maps: np.ndarray, kernel: int = 2, stride: int | None =
     for geom in (rows, cols):
         if not geom.ok:
             raise ValueError(f"{kernel}×{kernel}, stride {stride}, padding {padding} on {h}×{w}: {geom.error}")
-    maximum, average, l2 = pool_maps(maps[int(channel)], kernel, stride, padding, bool(ceil_mode))
+    maximum, average, l2 = pool_maps(maps[int(channel)], kernel, stride, padding, bool(ceil_mode),
+                                     bool(count_include_pad))
     notes = []
+    l2_missing = None
     if padding:
+        divisor = ("that count in the divisor (count_include_pad=True)" if count_include_pad else
+                   "that do not count in the divisor (count_include_pad=False)")
         notes.append(f"padding {padding}: max pooling pads with −∞ (never chosen), average pooling with zeros "
-                     f"that count in the divisor (count_include_pad=True); LPPool2d has no padding, so no L2 map")
-    if ceil_mode and (rows.partial or cols.partial):
+                     f"{divisor}; LPPool2d has no padding, so no L2 map")
+        l2_missing = f"padding {padding}: LPPool2d cannot pad"
+    partial = bool(ceil_mode and (rows.partial or cols.partial))
+    if partial:
         notes.append("ceil_mode keeps a last, partial window: max and average use the taps that exist; torch's "
                      "LPPool2d scales that window's mean of x² by K² (as if it were full)")
     if rows.uncovered or cols.uncovered:
@@ -149,4 +160,6 @@ def pool_lab(layer: str, maps: np.ndarray, kernel: int = 2, stride: int | None =
         l2_map=None if l2 is None else l2.astype(np.float32), out_shape=(c, oh, ow),
         row_starts=tuple(s - padding for s in rows.starts), col_starts=tuple(s - padding for s in cols.starts),
         reduction=reduction_text(kernel, stride, h * w, oh * ow, c), notes=tuple(notes),
+        count_include_pad=bool(count_include_pad), l2_missing=l2_missing,
+        l2_formula="√(K²·mean x²)" if partial else "√Σx²",
     )

@@ -149,6 +149,7 @@ def test_pool_lab_maps_are_torchs_and_settings_do_not_rerun_the_model(qtbot, ses
     np.testing.assert_allclose(shown(lab.stage.cells["l2"]), F.lp_pool2d(x, 2, 2, 2)[0, 0].numpy(), rtol=1e-4,
                                atol=1e-4)
     assert "112×112 → <b>56×56</b>" in lab.sizes.text() and "75% fewer activations" in lab.sizes.text()
+    assert lab.stage.cells["l2"].label.text == "L2 √Σx² → 56×56"
     passes = session.forward_passes
     d = rerender(qtbot, lab, lambda: lab.set_settings(kernel=3, stride=2, padding=1, channel=5))
     assert session.forward_passes == passes
@@ -157,7 +158,7 @@ def test_pool_lab_maps_are_torchs_and_settings_do_not_rerun_the_model(qtbot, ses
     assert d.out_shape[1:] == want.shape
     np.testing.assert_allclose(shown(lab.stage.cells["max"]), want, atol=1e-5)
     np.testing.assert_allclose(shown(lab.stage.cells["avg"]), F.avg_pool2d(x, 3, 2, 1)[0, 0].numpy(), atol=1e-5)
-    assert d.l2_map is None and "no padding" in lab.stage.cells["l2"].label.text
+    assert d.l2_map is None and lab.stage.cells["l2"].label.text == "no L2 at padding 1"
     rerender(qtbot, lab, lambda: lab.kernel.setValue(4))  # one spin box: one request
     assert lab.data.kernel == 4 and session.forward_passes == passes
 

@@ -78,10 +78,10 @@ class PoolStage(QWidget):
         l2 = self.cells["l2"]
         if d.l2_map is None:
             l2.set_map(np.zeros((oh, ow), np.float32), (0.0, 1.0), np.full((2, 3), 235, np.uint8))
-            l2.set_title("L2: none (no padding)")
+            l2.set_title(f"no L2 at padding {d.padding}")  # d.l2_missing: LPPool2d cannot pad
         else:
             l2.set_map(d.l2_map, span(d.l2_map), VIRIDIS)
-            l2.set_title(f"L2 √Σx² → {oh}×{ow}")
+            l2.set_title(f"L2 {d.l2_formula} → {oh}×{ow}")
         self._frame = min(self._frame, d.frames - 1)
         if d.frames != old:
             self.frames_changed.emit(d.frames)
