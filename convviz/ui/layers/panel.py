@@ -67,12 +67,16 @@ class LayersPanel(Panel):
         self._sized = False
         self._stale = False
         self._pinned = False  #: keep the lab tabs in view (see reveal_labs)
+        self._filtering = False  #: the tree's current row moves while the filter changes: not the user's choice
         self._watching = False
 
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by name or type (conv_dw, BatchNorm, blocks.3)")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self._on_filter)
+        self.filter.returnPressed.connect(self._jump_to_match)
+        self.filter.setToolTip("Selects the best match as you type (exact path, then path prefix, then any part "
+                               "of the path or type); Enter jumps to it in the tree")
         self.hide_box = QCheckBox("Hide pass-through modules")
         self.hide_box.setToolTip("Hide modules that hand their input on unchanged at inference "
                                  "(Identity placeholders such as drop, aa, se; Dropout; DropPath)")
@@ -404,15 +408,33 @@ class LayersPanel(Panel):
             self.labs.select("filters")
 
     def _on_row_changed(self, current, _previous) -> None:
-        if current.isValid():
+        if current.isValid() and not self._filtering:
             name = self.proxy.data(current, Qt.ItemDataRole.UserRole)
             if name and name != self.current:
                 self._request(name)
 
     def _on_filter(self, text: str) -> None:
-        self.proxy.set_text(text)
-        self.tree.expandAll()
+        """Filter the tree and select the best match (the current layer again once the text is gone)."""
+        self._filtering = True
+        try:
+            self.proxy.set_text(text)
+            self.tree.expandAll()
+        finally:
+            self._filtering = False
         self._update_count()
+        if text.strip():
+            name = self.proxy.best_match(self.model.tree.order, self.current)
+        else:  # the current layer, if the tree shows it
+            shown = self.current and self.proxy.mapFromSource(self.tree_model.index_of(self.current)).isValid()
+            name = self.current if shown else None
+        if name is not None:
+            self.select_layer(name)
+
+    def _jump_to_match(self) -> None:
+        """Enter in the filter: select the best match and hand the keys to the tree (↑/↓ step on)."""
+        name = self.proxy.best_match(self.model.tree.order, self.current)
+        if name is not None and self.select_layer(name):
+            self.tree.setFocus()
 
     def _on_hide(self, hide: bool) -> None:
         self.proxy.set_hide_pass_through(hide)

@@ -217,6 +217,30 @@ class LayerFilter(QSortFilterProxyModel):
             return False
         return not self._needle or self._needle in node.name.lower() or self._needle in node.row.type.lower()
 
+    def rank(self, node) -> int | None:
+        """How well ``node`` matches the text: 0 its exact path, 1 a path prefix, 2 in its path, 3 in its
+        type; None: not at all (or a hidden pass-through module)."""
+        if not self._needle or (self.hide_pass_through and node.pass_through):
+            return None
+        name = node.name.lower()
+        if name == self._needle:
+            return 0
+        if name.startswith(self._needle):
+            return 1
+        if self._needle in name:
+            return 2
+        return 3 if self._needle in node.row.type.lower() else None
+
+    def best_match(self, nodes, current: str | None = None) -> str | None:
+        """The layer the text means: the best-ranked of ``nodes`` (model order), the ``current`` one on a tie."""
+        best, best_rank = None, None
+        for node in nodes:
+            rank = self.rank(node)
+            if rank is not None and (best_rank is None or rank < best_rank
+                                     or (rank == best_rank and node.name == current)):
+                best, best_rank = node.name, rank
+        return best
+
     def filterAcceptsRow(self, source_row, source_parent) -> bool:  # noqa: N802
         index = self.sourceModel().index(source_row, 0, source_parent)
         return index.isValid() and self.accepts(index.internalPointer())
