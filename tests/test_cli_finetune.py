@@ -146,3 +146,33 @@ def test_finetune_lite1_reloads_as_the_trained_network(capsys, tmp_path):
     loaded = load_model(out)
     assert type(loaded.module.conv_stem).__name__ == "Conv2dSame" and len(loaded.module.blocks[1]) == 3
     assert loaded.preprocess.input_size == 64 and loaded.preprocess.std[0] * 255 == pytest.approx(128)
+
+
+def test_second_run_reads_cached_features_and_imports_no_onnx(tmp_path):
+    """Run 1 computes every feature; run 2 (same folder) needs no backbone at all: neither onnx nor
+    onnxruntime is imported; run 3 (one new photo) uses the filled graph cached by run 1 (no onnx
+    import, 1.5 s) for that photo alone. Same accuracy every time."""
+    import shutil
+    import subprocess
+    import sys
+
+    data = make_folder(tmp_path / "data", per_class=6)
+    env = dict(os.environ, CONVVIZ_FEATURE_CACHE="1", CONVVIZ_CACHE_DIR=str(tmp_path / "cache"))
+    code = ("import json, sys; from convviz.cli import main; code = main([*sys.argv[1:], '--json']); "
+            "print(json.dumps({'onnx': 'onnx' in sys.modules, 'ort': 'onnxruntime' in sys.modules})); sys.exit(code)")
+
+    def finetune():
+        done = subprocess.run([sys.executable, "-c", code, "finetune", data, "--out", str(tmp_path / "m.pt")], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        summary, imported = (json.loads(line) for line in done.stdout.strip().splitlines())
+        return summary, imported
+
+    first, imported = finetune()
+    assert imported == {"onnx": True, "ort": True}
+    second, imported = finetune()
+    assert imported == {"onnx": False, "ort": False} and second["val_accuracy"] == first["val_accuracy"]
+    shutil.copy(os.path.join(data, "red", "0.jpg"), os.path.join(data, "red", "copy.jpg"))
+    Image.open(os.path.join(data, "red", "copy.jpg")).rotate(90).save(os.path.join(data, "red", "copy.jpg"))
+    third, imported = finetune()
+    assert imported == {"onnx": False, "ort": True} and third["train_images"] + third["val_images"] == 13
