@@ -107,7 +107,8 @@ def main() -> None:
         print(json.dumps({
             "figure": "head_choice", "data": os.path.basename(os.path.normpath(args.data)), "recipe": name,
             "splits": args.splits, "val_per_class": val_per_class, "features": recipes[name][0],
-            "mean_accuracy": round(statistics.mean(values), 4),
+            "mean_accuracy": round(statistics.mean(values), 4), "stdev": round(statistics.stdev(values), 4),
+            "min": round(min(values), 4), "max": round(max(values), 4),
             "paired_vs_last_layer": round(statistics.mean(diff), 4),
             "paired_se": round(statistics.stdev(diff) / math.sqrt(len(diff)), 4) if len(diff) > 1 else None,
             "won": sum(d > 0 for d in diff), "lost": sum(d < 0 for d in diff)}), flush=True)
