@@ -25,6 +25,18 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
 
+    @property
+    def scaling_text(self) -> str:
+        """How pixel values x (0…255) become the model's input, in words: TF's ``(x − 127) / 128``,
+        ImageNet's mean/std, or the numbers."""
+        mean, std = (round(m * 255, 3) for m in self.mean), (round(s * 255, 3) for s in self.std)
+        mean, std = tuple(mean), tuple(std)
+        if len(set(mean)) == 1 and len(set(std)) == 1:
+            return f"(x − {mean[0]:g}) / {std[0]:g}"
+        if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD):
+            return "(x/255 − ImageNet mean) / ImageNet std"
+        return f"(x/255 − {self.mean}) / {self.std}"
+
     def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
         """Centre square (left, top, right, bottom) in original pixels that becomes the input."""
         side = min(width, height) * self.crop_pct

@@ -34,7 +34,7 @@ SIDE_BY_SIDE_MIN_WIDTH = 940
 _DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")
 MOSAIC_KEY = "layers.mosaic"
 VECTOR_KEY = "layers.vector"
-COLUMN_WIDTHS = (110, 100, 92, 76, 40)
+COLUMN_WIDTHS = (110, 110, 92, 126, 40)  # k / s / p fits "5×5 / 2 / TF same 1/2"
 MAPS_MIN_HEIGHT = 300  #: the mosaic's least height when the tree is above it
 
 

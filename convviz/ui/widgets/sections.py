@@ -65,7 +65,7 @@ def model_card_text(info) -> str:
     lines = [
         f"<b>{html.escape(info.title)}</b>",
         f"Input {p.input_size}×{p.input_size}: short side resized to {resize}, centre crop "
-        f"({p.crop_pct:.1%}), {p.interpolation}",
+        f"({p.crop_pct:.1%}), {p.interpolation}; scaled {html.escape(p.scaling_text)}",
         f"{info.params / 1e6:.2f} M parameters · {len(info.rows)} module calls · {convs} Conv2d layers",
     ]
     if getattr(info, "head", ""):
