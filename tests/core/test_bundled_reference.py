@@ -54,7 +54,8 @@ def test_whole_pipeline_matches_the_reference(pair, sample, sample_path):
     path = sample_path(sample)
     x = ours.preprocess.to_tensor(load_image(path).rgb)
     assert torch.allclose(x, _reference_input(path, info), atol=1e-5)
-    assert ours.preprocess.scaling_text == "(x − 127) / 128"  # what the model card says    with torch.no_grad():
+    assert ours.preprocess.scaling_text == "(x − 127) / 128"  # what the model card says
+    with torch.no_grad():
         assert (ours.module(x).softmax(-1) - ref(x).softmax(-1)).abs().max().item() < 1e-4
 
 
