@@ -18,7 +18,9 @@ def add_finetune_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=None, metavar="X")
     p.add_argument("--batch-size", type=int, default=32, metavar="N")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda")
-    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="random seed of the validation split, the augmentation draws, the shuffling and the new head "
+                        "(recorded in the checkpoint; the app's Augment section sets the same seed, its split stays at 0)")
     p.add_argument("--input-size", type=int, default=None, metavar="N", help="square input side (default: the model's)")
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="F", help="held out per class without train/ val/ folders")
     p.add_argument("--graph", default="auto", choices=("auto", "cached", "eager"),

@@ -56,6 +56,8 @@ class AugmentPreview:
     grid: np.ndarray  #: the images tiled PREVIEW_COLS wide at PREVIEW_SIDE pixels, ready to show
     shift: object  #: convviz.core.finetune.ShiftDemo of the model-input image
     input_size: int
+    seed: int = 0  #: the run's seed the images were drawn with
+    first_epoch: bool = False  #: True: training images 1…n as epoch 1 draws them; False: n draws of one photo
 
 
 @dataclass(frozen=True)
@@ -201,12 +203,17 @@ def scan_job(root: str, seed: int = 0, cancel: CancelToken | None = None):
 def preview_job(source, spec, preprocess, count: int = PREVIEW_COUNT, seed: int = 0) -> AugmentPreview:
     """``count`` augmented versions of ``source`` + the one-pixel-shift numbers of its model input.
 
-    ``source`` is an image path (decoded exactly as training decodes it, so the grid shows epochs
-    0…count-1 of training sample 0 when it is ``scan.train[0]``) or an (H, W, 3) uint8 array.
+    ``source`` is a list of training samples (``scan.train``: the grid is epoch 1 of the first
+    ``count``, drawn by the training dataset itself with ``seed``), an image path or an (H, W, 3)
+    uint8 array (the grid is ``count`` draws of that one image).
     """
     from convviz.core.finetune import preview_grid, shift_by_one_pixel_demo
+    from convviz.core.finetune.augment import first_epoch_preview
     from convviz.core.finetune.features import decode_rgb, model_input_uint8
 
+    samples = list(source) if isinstance(source, (list, tuple)) else None
+    if samples:
+        source = samples[0].path  # the shift demo: training image 1
     if isinstance(source, str):
         try:
             rgb = decode_rgb(source, 2 * round(preprocess.input_size / preprocess.crop_pct))
@@ -214,10 +221,13 @@ def preview_job(source, spec, preprocess, count: int = PREVIEW_COUNT, seed: int 
             raise JobFailed(first_line(exc)) from None
     else:
         rgb = source
-    images = preview_grid(rgb, spec, preprocess, count, seed=seed)
+    if samples:
+        images, _errors = first_epoch_preview(samples, spec, preprocess, seed, count)
+    else:
+        images = preview_grid(rgb, spec, preprocess, count, seed=seed)
     model_input = model_input_uint8(rgb, preprocess).permute(1, 2, 0).numpy()
     return AugmentPreview(images, tile(images, PREVIEW_COLS, PREVIEW_SIDE), shift_by_one_pixel_demo(model_input),
-                          preprocess.input_size)
+                          preprocess.input_size, int(seed), bool(samples))
 
 
 def prepare_backbone_job(engine, config) -> str:

@@ -59,3 +59,62 @@ def test_shift_by_one_pixel_counts_changed_values():
     assert demo.max_abs_change == int(diff.max()) and demo.mean_abs_change == pytest.approx(float(diff.float().mean()))
     flat = shift_by_one_pixel_demo(np.full((8, 8, 3), 7, np.uint8))
     assert flat.changed_values == 0
+
+
+def test_the_preview_is_what_the_training_loader_draws_in_epoch_1(tmp_path, monkeypatch):
+    """A real (tiny) full-loop run with a seed: the batches its loader yields in epoch 1 hold exactly the
+    preview's images; the result and the checkpoint record the seed."""
+    from convviz.core.finetune import TrainConfig, fine_tune, preprocess_for
+    from convviz.core.finetune import train as train_module
+    from convviz.core.finetune.augment import first_epoch_preview
+    from convviz.workers.finetune_jobs import preview_job
+
+    from test_finetune_fixtures import tiny_model
+
+    scan = scan_folder(make_folder(tmp_path / "d", per_class=5, size=40), val_fraction=0.2)
+    loaded = tiny_model()
+    config = TrainConfig(epochs=1, batch_size=3, freeze="last:1", augment=SPEC, seed=7, workers=0)
+    drawn = {}
+
+    def spying_loader(dataset, *args, **kwargs):
+        loader = make_loader(dataset, *args, **kwargs)
+        if dataset.transform is None:  # the warm start's plain features
+            return loader
+        def batches():
+            for images, labels, indices, errors in loader:
+                drawn.update({(dataset.epoch, int(i)): img.permute(1, 2, 0).numpy() for img, i in zip(images, indices)})
+                yield images, labels, indices, errors
+        return batches()
+
+    make_loader = train_module.make_loader
+    monkeypatch.setattr(train_module, "make_loader", spying_loader)
+    result = list(fine_tune(loaded, scan, config))[-1].result
+    preprocess = preprocess_for(loaded.preprocess, config)
+    preview, errors = first_epoch_preview(scan.train, SPEC, preprocess, seed=7, count=6)
+    assert len(preview) == 6 and errors == [""] * 6 and preview[0].shape == (32, 32, 3)
+    for index, image in enumerate(preview):
+        assert np.array_equal(drawn[(0, index)], image), index
+    job = preview_job(scan.train[:6], SPEC, preprocess, count=6, seed=7)
+    assert job.first_epoch and job.seed == 7 and all(np.array_equal(a, b) for a, b in zip(job.images, preview))
+    other, _ = first_epoch_preview(scan.train, SPEC, preprocess, seed=8, count=6)
+    assert not all(np.array_equal(a, b) for a, b in zip(other, preview))  # another seed, other draws
+    assert result.config.seed == 7 and result.checkpoint()["training"]["seed"] == 7
+
+
+def test_previews_in_parallel_threads_draw_what_one_thread_draws():
+    """torchvision draws from torch's global generator: seeded draws in two threads must not mix."""
+    import threading
+
+    rgb = np.random.default_rng(3).integers(0, 255, (50, 60, 3), dtype=np.uint8)
+    alone = {seed: preview_grid(rgb, SPEC, PP, 6, seed=seed) for seed in (1, 2)}
+    got, threads = {}, []
+    for seed in (1, 2):
+        def work(seed=seed):
+            got[seed] = [preview_grid(rgb, SPEC, PP, 6, seed=seed) for _ in range(4)]
+        threads.append(threading.Thread(target=work))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed, runs in got.items():
+        assert all(np.array_equal(a, b) for run in runs for a, b in zip(run, alone[seed])), seed

@@ -106,6 +106,29 @@ def test_scan_report_lists_classes_counts_and_thumbnails(qtbot, panel, tiny_fold
     assert report.scan.classes[report.scan.train[0].label] in panel.augment.shift.text()
 
 
+def test_the_augment_seed_is_the_previews_and_the_runs(qtbot, panel, tiny_folder):
+    """The preview is epoch 1 of training with the seed on screen (the training dataset's own draws);
+    "New seed" draws another; the run's config carries it (the checkpoint records the config)."""
+    import numpy as np
+
+    from convviz.core.finetune.augment import first_epoch_preview
+
+    scan(qtbot, panel, tiny_folder)
+    panel.augment.set_spec(hflip=0.5, crop=0.3)
+    panel.augment.seed.setValue(42)
+    caption = panel.augment.preview_caption
+    qtbot.waitUntil(lambda: caption.text().startswith("Epoch 1 with seed 42: training images 1–6, exactly as training "
+                                                      "will draw them") and "hflip, crop" in caption.text(), timeout=STEP_MS)
+    assert panel.config().seed == 42 and panel.augment.shown_preview.seed == 42
+    want, _ = first_epoch_preview(panel.report.scan.train, panel.augment.spec(), panel.train_preprocess(), 42)
+    got = panel.augment.shown_preview.images
+    assert len(got) == len(want) == 6 and all(np.array_equal(a, b) for a, b in zip(got, want))
+    panel.augment.new_seed.click()
+    seed = panel.augment.seed_value()
+    assert seed != 42 and panel.config().seed == seed
+    qtbot.waitUntil(lambda: caption.text().startswith(f"Epoch 1 with seed {seed}:"), timeout=STEP_MS)
+
+
 def test_frozen_layers_match_what_training_leaves_unchanged(qtbot, panel, tiny_folder):
     """Strategy last:1 → the layers the panel announces as frozen keep their pretrained weights (torch
     compare of the saved checkpoint against the engine's model), and the head changes."""

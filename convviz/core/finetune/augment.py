@@ -1,10 +1,12 @@
 """Augmentations from a plain :class:`AugmentSpec` (torchvision transforms v2), seeded.
 
-The same (seed, epoch, index) gives the same augmented image in the preview grid and in
-training: :func:`augmented_input` forks the global torch RNG and seeds it per sample.
+The same (seed, epoch, index) gives the same augmented image in the preview and in training:
+:func:`augmented_input` forks the global torch RNG and seeds it per sample, and
+:func:`first_epoch_preview` reads the training dataset itself.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,10 +58,15 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 100_003 + index) % (2**63 - 1)
 
 
+#: torchvision's transforms draw from torch's one global generator: a preview job and training in
+#: other threads would reseed it under each other's feet, so seeded draws hold this lock.
+GLOBAL_RNG_LOCK = threading.RLock()
+
+
 def augmented_input(rgb: np.ndarray | torch.Tensor, transform: v2.Compose, seed: int) -> torch.Tensor:
     """One augmented uint8 (3, S, S) tensor; the same ``seed`` always gives the same result."""
     chw = rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.array(rgb, dtype=np.uint8, order="C", copy=not rgb.flags.writeable)).permute(2, 0, 1)
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return transform(chw).contiguous()
 
@@ -69,6 +76,19 @@ def preview_grid(rgb: np.ndarray, spec: AugmentSpec, preprocess: Preprocess, cou
     """``count`` augmented versions (epochs 0..count-1 of sample ``index``) as (S, S, 3) uint8 arrays."""
     transform = build_transform(spec, preprocess)
     return [augmented_input(rgb, transform, sample_seed(seed, e, index)).permute(1, 2, 0).numpy() for e in range(count)]
+
+
+def first_epoch_preview(samples, spec: AugmentSpec, preprocess: Preprocess, seed: int,
+                        count: int = 8) -> tuple[list[np.ndarray], list[str]]:
+    """What training with ``seed`` draws in epoch 1 for the first ``count`` of ``samples`` (``scan.train``,
+    in order): the training dataset's own items as (S, S, 3) uint8, and their decode errors ("" if none)."""
+    from .features import ImageDataset
+
+    transform = build_transform(spec, preprocess) if spec.active else None  # as the training loop builds it
+    dataset = ImageDataset(list(samples)[:count], preprocess, transform, seed=seed)
+    dataset.epoch = 0
+    items = [dataset[i] for i in range(len(dataset))]
+    return [image.permute(1, 2, 0).numpy() for image, *_ in items], [error for *_, error in items]
 
 
 @dataclass(frozen=True)

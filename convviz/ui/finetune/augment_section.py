@@ -1,9 +1,11 @@
-"""Section 3 of the Fine-tune tab: augmentation toggles with strengths, a live preview grid and the
-"shift by one pixel" example."""
+"""Section 3 of the Fine-tune tab: augmentation toggles with strengths, the run's seed, a live preview
+grid (epoch 1 exactly as training will draw it) and the "shift by one pixel" example."""
 from __future__ import annotations
 
+import random
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget
 
 from convviz.ui.finetune.thumbs import rgb_pixmap
 from convviz.ui.widgets.sections import heading, vstack
@@ -19,6 +21,7 @@ CONTROLS = (
     ("rotate", "Rotation", 90.0, "up to ±{:.0f}°"),
 )
 STEPS = 100
+SEED_MAX = 999_999
 
 
 class AugmentSection(QWidget):
@@ -54,14 +57,28 @@ class AugmentSection(QWidget):
             grid.addWidget(value, row, 2)
             self.checks[name], self.sliders[name], self.values[name] = check, slider, value
         grid.setColumnStretch(1, 1)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, SEED_MAX)
+        self.seed.setPrefix("seed ")
+        self.seed.setToolTip("The run's random seed: augmentation draws, shuffling, the new head's start. "
+                             "The preview shows what training draws with it; the checkpoint records it.")
+        self.new_seed = QPushButton("New seed")
+        self.new_seed.setToolTip("Draw another seed: other augmentations, other order")
+        self.new_seed.clicked.connect(self._new_seed)
+        self.seed.valueChanged.connect(self._changed)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed)
+        seed_row.addWidget(self.new_seed)
+        seed_row.addStretch(1)
         self.preview = QLabel("")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignLeft)
         self.preview_caption = QLabel("")
         self.preview_caption.setStyleSheet("color: #666;")
         self.preview_caption.setWordWrap(True)
+        self.shown_preview = None  #: the AugmentPreview on screen
         self.shift = QLabel("")
         self.shift.setWordWrap(True)
-        vstack(self, box, grid, self.preview_caption, self.preview, self.shift)
+        vstack(self, box, grid, seed_row, self.preview_caption, self.preview, self.shift)
         self._show_values()
 
     def strength(self, name: str) -> float:
@@ -72,6 +89,14 @@ class AugmentSection(QWidget):
         from convviz.core.finetune import AugmentSpec
 
         return AugmentSpec(**{n: (self.strength(n) if self.checks[n].isChecked() else 0.0) for n, *_ in CONTROLS})
+
+    def seed_value(self) -> int:
+        """The seed training will use (``TrainConfig.seed``) and the preview draws with."""
+        return self.seed.value()
+
+    def _new_seed(self) -> None:
+        drawn = random.randrange(SEED_MAX)  # 0 … SEED_MAX − 1, then skip the current seed
+        self.seed.setValue(drawn + 1 if drawn >= self.seed.value() else drawn)
 
     def set_spec(self, **strengths: float) -> None:
         """Switch the named augmentations on at these strengths (others off)."""
@@ -92,12 +117,23 @@ class AugmentSection(QWidget):
         self.spec_changed.emit(self.spec())
 
     def show_preview(self, preview, label: str | None) -> None:
-        """An :class:`~convviz.workers.finetune_jobs.AugmentPreview` of one training image."""
+        """An :class:`~convviz.workers.finetune_jobs.AugmentPreview` (``label``: training image 1's class)."""
+        self.shown_preview = preview
         self.preview.setPixmap(rgb_pixmap(preview.grid))  # tiled by the job, off the GUI thread
         spec = self.spec()
-        what = ", ".join(spec.names()) if spec.active else "no augmentation: every epoch sees the same input"
-        whose = "one training image" if label else "the current photo (choose a folder to see a training image)"
-        self.preview_caption.setText(f"{len(preview.images)} epochs of {whose}: {what}")
+        n = len(preview.images)
+        images = f"training image{'s 1–' if n > 1 else ' '}{n}"
+        if not spec.active:
+            whose = f"{images[:1].upper()}{images[1:]}" if preview.first_epoch else "The current photo"
+            them = "them" if preview.first_epoch and n > 1 else "it"
+            text = f"{whose} as the model sees {them}: no augmentation, every epoch the same input"
+        elif preview.first_epoch:
+            text = (f"Epoch 1 with seed {preview.seed}: {images}, exactly as training will draw "
+                    f"{'them' if n > 1 else 'it'} (each epoch draws anew): {', '.join(spec.names())}")
+        else:
+            text = (f"{n} draws of the current photo with seed {preview.seed} (choose a folder to see what "
+                    f"training will draw): {', '.join(spec.names())}")
+        self.preview_caption.setText(text)
         demo = preview.shift
         keep = f"the label is still <b>{label}</b>" if label else "the label does not change"
         self.shift.setText(

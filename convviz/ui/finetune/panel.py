@@ -260,9 +260,9 @@ class FinetunePanel(Panel):
     def _request_preview(self) -> None:
         if self.session is None or self.session.model_info is None:
             return
-        if self.report is not None and self.report.scan.train:
-            sample = self.report.scan.train[0]
-            source, label = sample.path, self.report.scan.classes[sample.label]
+        if self.report is not None and self.report.scan.train:  # epoch 1 of training, as it will be drawn
+            source = list(self.report.scan.train[:jobs.PREVIEW_COUNT])
+            label = self.report.scan.classes[source[0].label]
         elif self.session.image is not None:
             source, label = self.session.image.rgb, None
         else:
@@ -270,7 +270,7 @@ class FinetunePanel(Panel):
         self._gen["preview"] += 1
         gen = self._gen["preview"]
         handle = self.session.runner.submit(jobs.preview_job, source, self.augment.spec(), self.train_preprocess(),
-                                            name="Augmenting the preview…")
+                                            seed=self.augment.seed_value(), name="Augmenting the preview…")
         handle.finished.connect(lambda preview: gen == self._gen["preview"] and self.augment.show_preview(preview, label))
         handle.failed.connect(lambda message: gen == self._gen["preview"] and self.augment.preview_caption.setText(message))
 
@@ -280,7 +280,7 @@ class FinetunePanel(Panel):
         from convviz.core.finetune import TrainConfig
 
         return TrainConfig(freeze=self.freeze.strategy(), augment=self.augment.spec(), graph=self.graph_mode,
-                           workers=self.loader_workers, **self.training.settings())
+                           workers=self.loader_workers, seed=self.augment.seed_value(), **self.training.settings())
 
     def point_unit(self) -> str:
         """What one point of the curves is for the current settings: an epoch, or an L-BFGS iteration."""
