@@ -24,8 +24,8 @@ VIEWS = panel_names()
 LABS = ("relu", "pool", "dropout", "pointwise")  #: lab tabs of the Layers panel that ``--lab`` can name
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="main.py", description="convviz: see what a convolutional network does.")
+def _parser(prog: str = "main.py") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="convviz: see what a convolutional network does.")
     parser.add_argument("--image", metavar="PATH", help="photo to open (default: the last one, else the cat sample)")
     parser.add_argument("--model", metavar="SPEC",
                         help="'default' (bundled EfficientNet-Lite0), a torchvision name, timm:NAME, a model file, "
@@ -168,8 +168,11 @@ class _Screenshot:
         self.settle.stop()
 
 
-def main(argv: list[str] | None = None, started_at: float | None = None, exit_process: bool = False) -> int:
+def main(argv: list[str] | None = None, started_at: float | None = None, exit_process: bool = False,
+         prog: str = "main.py") -> int:
     """Run the app; returns the exit code (2 with ``error: …`` on stderr for bad input).
+
+    ``prog``: the command's name in usage lines (``convviz app`` from the command line).
 
     With ``exit_process`` (``main.py`` and the ``convviz`` command) the process ends as soon as the
     window is gone and the settings are saved, instead of spending a second or more tearing down
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
     started_at = time.perf_counter() if started_at is None else started_at
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = _parser().parse_args(args_list)
+        args = _parser(prog).parse_args(args_list)
     except SystemExit as exc:  # argparse printed the usage and the error
         return int(exc.code or 0)
     problem = _check_paths(args)
@@ -212,6 +215,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
     window = MainWindow(session=session, persist=not headless)
     if args.size:
         window.resize(*args.size)
+    elif not args.screenshot:  # the default or last size, inside this screen's available geometry
+        window.place_on_screen()
     if args.view:
         window.set_view(args.view)
     if args.conv:
@@ -221,6 +226,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
     screenshot = None
     if args.exit_after_paint:
         def report_paint():
+            frame = window.frameGeometry()
+            print(f"window {frame.width()}x{frame.height()}+{frame.x()}+{frame.y()}")
             print(f"first-paint {time.perf_counter() - started_at:.3f}", flush=True)
             app.quit()
 

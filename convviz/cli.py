@@ -144,6 +144,7 @@ def cmd_predict(args) -> int:
 def cmd_layers(args) -> int:
     from .core.errors import first_line
     from .core.layer_table import layer_table
+    from .core.layer_tree import build_tree
 
     if args.input_size is not None and not 1 <= args.input_size <= MAX_INPUT_SIZE:
         raise CliError(f"--input-size must be from 1 to {MAX_INPUT_SIZE} pixels")
@@ -154,6 +155,7 @@ def cmd_layers(args) -> int:
         rows = layer_table(loaded.module, (3, size, size))
     except RuntimeError as exc:
         raise CliError(f"{loaded.title} cannot take a {size}×{size} input ({first_line(exc)})") from None
+    rows = [node.row for node in build_tree(rows).order]  # the app's order: a container before its children
     if args.json:
         emit_json({"model": loaded.title, "spec": shown(loaded.spec), "input": [3, size, size],
                    "layers": [r.as_json() for r in rows]})
@@ -212,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] == "app" or (argv[0].startswith("--") and argv[0] not in ("--help", "-h")):
         from .app import main as app_main
 
-        return app_main(argv[1:] if argv and argv[0] == "app" else argv, exit_process=True)
+        sub = bool(argv) and argv[0] == "app"
+        return app_main(argv[1:] if sub else argv, exit_process=True, prog="convviz app" if sub else "convviz")
     args = _parser().parse_args(argv)
     from .core.images import ImageError
     from .core.model_files import ModelError

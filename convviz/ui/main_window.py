@@ -10,7 +10,7 @@ import html
 import os
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, QRect, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar
 
@@ -23,6 +23,7 @@ from convviz.ui.widgets.model_picker import ModelPicker, choose_model_file, conf
 from convviz.ui.widgets.sections import scrollable
 from convviz.ui.widgets.side_column import SideColumn
 from convviz.ui.widgets.status_bar import StatusFields
+from convviz.ui.window_geometry import fits, place_on_screen
 from convviz.workers.session import Session
 
 VIEWS = panel_names()
@@ -344,11 +345,19 @@ class MainWindow(QMainWindow):
             parts.append(self.session.model_info.title)
         self.setWindowTitle(" — ".join(parts))
 
+    def place_on_screen(self, area: QRect | None = None) -> None:
+        """Fit the window, frame included, into ``area`` (default: its screen's available geometry)."""
+        place_on_screen(self, area)
+
     # ------------------------------------------------------------ Qt overrides
     def _restore_window(self) -> None:
+        """The last size and place, only where it still fits the screen; and the last tab."""
         geometry = self.settings.value(KEY_GEOMETRY)
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
+            if not fits(self):  # a bigger screen then: start from the default, fitted by place_on_screen
+                self.setWindowState(Qt.WindowState.WindowNoState)
+                self.resize(*DEFAULT_SIZE)
         tab = self.settings.value(KEY_TAB, "", str)
         if tab in VIEWS:
             self.set_view(tab)

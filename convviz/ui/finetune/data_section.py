@@ -34,6 +34,7 @@ class DataSection(QWidget):
     """Choose a folder (one sub-folder per class); shows the scan report and a thumbnail row per class."""
 
     folder_chosen = Signal(str)
+    usable_changed = Signal(bool)  #: a scanned folder is (or is no longer) there to train on
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -53,6 +54,12 @@ class DataSection(QWidget):
         self.strips_box.setSpacing(2)
         vstack(self, box, row, self.report, self.strips_box)
         self.strips: list[tuple[QLabel, ThumbStrip]] = []
+        self.usable = False
+
+    def _set_usable(self, usable: bool) -> None:
+        if usable != self.usable:
+            self.usable = usable
+            self.usable_changed.emit(usable)
 
     def _ask(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of images, one sub-folder per class")
@@ -66,6 +73,7 @@ class DataSection(QWidget):
         scan = report.scan
         self.path.setText(scan.root)
         self.report.setText(report_html(scan))
+        self._set_usable(True)
         for label, strip in self.strips:
             label.deleteLater()
             strip.deleteLater()
@@ -82,3 +90,4 @@ class DataSection(QWidget):
     def show_failed(self, folder: str, previous) -> None:
         """A folder that cannot be used: the previous report (if any) stays."""
         self.path.setText(previous.scan.root if previous is not None else "no folder chosen")
+        self._set_usable(previous is not None)

@@ -15,6 +15,7 @@ from convviz.ui.widgets.sections import heading, vstack
 from convviz.workers.finetune_jobs import eta_text
 
 TRAIN_PEN, VAL_PEN = pg.mkPen("#1f77b4", width=2), pg.mkPen("#d62728", width=2)
+PROGRESS_HEIGHT = 10
 
 
 class _Plot(pg.PlotWidget):
@@ -88,11 +89,14 @@ class TrainingView(QWidget):
         self.train = QPushButton("Train")
         self.train.setDefault(True)
         self.train.setMinimumWidth(90)
+        self._has_data, self._running, self._following = False, False, False
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(PROGRESS_HEIGHT)  # a slim track: a full-height empty bar reads as a text field
+        self.progress.setToolTip("Progress of the run")
         self.eta = QLabel("")
         self.eta.setFixedWidth(70)
         self.status = QLabel("Choose a folder first.")
@@ -129,6 +133,35 @@ class TrainingView(QWidget):
         self.batch_caption.setFixedHeight(self.batch_caption.sizeHint().height() or 18)
         vstack(self, box, form, buttons, self.status, self.legend, plots, self.batch_caption, self.batch_view)
         self._x_epochs = 0
+        self._update_train()
+
+    # ------------------------------------------------------------------ data
+    def follow(self, data) -> None:
+        """Enable Train only while ``data`` (a DataSection) holds a usable folder (once; shown: its panel's)."""
+        if self._following:
+            return
+        self._following = True
+        data.usable_changed.connect(self.set_has_data)
+        self.set_has_data(data.usable)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._following:  # the folder section of the same panel
+            from convviz.ui.finetune.data_section import DataSection
+
+            parent = self.parentWidget()
+            while parent is not None and parent.findChild(DataSection) is None:
+                parent = parent.parentWidget()
+            if parent is not None:
+                self.follow(parent.findChild(DataSection))
+
+    def set_has_data(self, has: bool) -> None:
+        self._has_data = bool(has)
+        self._update_train()
+
+    def _update_train(self) -> None:
+        self.train.setEnabled(self._has_data and not self._running)
+        self.train.setToolTip("" if self._has_data else "Choose a folder of images first (section 1)")
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> dict:
@@ -146,7 +179,8 @@ class TrainingView(QWidget):
 
     # ------------------------------------------------------------------ a run
     def set_running(self, running: bool) -> None:
-        self.train.setEnabled(not running)
+        self._running = running
+        self._update_train()
         self.cancel.setEnabled(running)
         for w in (self.epochs, self.lr, self.batch, self.device):
             w.setEnabled(not running)

@@ -12,6 +12,7 @@ from .predictions_view import PredictionsView
 from .sections import heading, model_card_text
 
 PHOTO_HINT = "Open an image: File ▸ Open, drag one here, or paste (Ctrl+V)"
+ENLARGED_NOTE_AT = 2.0  #: say how enlarged the model sees a photo from this factor on
 
 
 class SideColumn(QWidget):
@@ -29,6 +30,7 @@ class SideColumn(QWidget):
         pred_head, self.pred_caption = heading("Top-5 predictions")
         model_head, self.model_caption = heading("Model")
         self.photo_text = PHOTO_HINT
+        self._photo_name, self._photo_size, self._preprocess = "", None, None
         self.photo_caption.setText(self.photo_text)
         self.pred_caption.setText("waiting for the model…")
         self.pred_title = ""
@@ -51,9 +53,22 @@ class SideColumn(QWidget):
     # ---- photo -------------------------------------------------------------------
     def set_image(self, image) -> None:
         self.photo.set_image(image.rgb)
-        width, height = image.size
-        self.photo_text = f"{image.name} · {width}×{height} px\nThe bright square is what the model sees."
+        self._photo_name, self._photo_size = image.name, image.size
+        self._update_photo_text()
         self.show_field(None)
+
+    def _update_photo_text(self) -> None:
+        """Name, size and what the model sees; a photo much smaller than the model's input says how enlarged."""
+        if self._photo_size is None:
+            return
+        width, height = self._photo_size
+        text = f"{self._photo_name} · {width}×{height} px\nThe bright square is what the model sees."
+        p = self._preprocess
+        zoom = p.input_size / (min(width, height) * p.crop_pct) if p is not None else 1.0
+        if zoom >= ENLARGED_NOTE_AT:
+            text += (f"\nMuch smaller than the model's {p.input_size}×{p.input_size} input: it sees this photo "
+                     f"enlarged {zoom:.3g}×, so fine detail is the resize's guess.")
+        self.photo_text = text
 
     def show_field(self, unit, info=None, image=None) -> None:
         """Draw the receptive field of ``unit`` = (layer, row, col) on the photo; None hides it."""
@@ -73,6 +88,8 @@ class SideColumn(QWidget):
     # ---- predictions and model -----------------------------------------------------
     def set_model(self, info) -> None:
         self.photo.set_preprocess(info.preprocess)
+        self._preprocess = info.preprocess
+        self._update_photo_text()
         self.model_caption.setText(info.spec)
         self.model_card.setText(model_card_text(info))
         random = "random weights" in info.note
