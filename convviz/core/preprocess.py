@@ -43,12 +43,17 @@ class Preprocess:
         left, top = (width - side) / 2, (height - side) / 2
         return left, top, left + side, top + side
 
+    def to_uint8(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3+) uint8 → the photo as the model sees it before scaling: the crop box resized to
+        (S, S, 3) uint8 with the model's own interpolation (the one home of photo → model pixels)."""
+        img = Image.fromarray(np.ascontiguousarray(rgb[..., :3]))
+        box = self.crop_box(img.width, img.height)
+        resample = _RESAMPLE.get(self.interpolation, Image.BILINEAR)
+        return np.asarray(img.resize((self.input_size, self.input_size), resample, box=box))
+
     def to_array(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 → normalised float32 (3, S, S)."""
-        img = Image.fromarray(rgb)
-        box = self.crop_box(img.width, img.height)
-        resized = img.resize((self.input_size, self.input_size), _RESAMPLE.get(self.interpolation, Image.BILINEAR), box=box)
-        arr = np.asarray(resized, dtype=np.float32) / 255.0
+        arr = self.to_uint8(rgb).astype(np.float32) / 255.0
         arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(arr.transpose(2, 0, 1))
 

@@ -101,3 +101,15 @@ def test_variants_describe_their_own_input():
         pp = info.preprocess
         assert pp["mean"][0] * 255 == pytest.approx(127) and pp["std"][0] * 255 == pytest.approx(128)
         assert dataclasses.is_dataclass(info) and pp["interpolation"] == "bicubic"
+
+
+def test_photo_to_model_pixels_has_one_home(sample_path):
+    """The fine-tune decoder, the exports and the views all take the model's pixels from Preprocess.to_uint8."""
+    from convviz.core.finetune.features import model_input_uint8
+
+    pp = load_model("default").preprocess
+    rgb = load_image(sample_path("cat")).rgb
+    pixels = pp.to_uint8(rgb)
+    assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
+    assert np.array_equal(model_input_uint8(rgb, pp).permute(1, 2, 0).numpy(), pixels)
+    np.testing.assert_allclose(pp.to_array(rgb), (pixels.transpose(2, 0, 1).astype(np.float32) - 127) / 128, atol=1e-5)

@@ -41,7 +41,6 @@ from .scan import Sample
 #: bump when what a cached graph or feature computes changes for the same weights (v2: timm's
 #: ``tf_`` Lite networks, TF "SAME" padding, replaced ``efficientnet_lite0`` as the bundled model)
 CACHE_VERSION = 2
-_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
 def decode_rgb(path: str, min_side: int | None = None) -> np.ndarray:
@@ -61,12 +60,8 @@ def decode_rgb(path: str, min_side: int | None = None) -> np.ndarray:
 
 
 def model_input_uint8(rgb: np.ndarray, preprocess: Preprocess) -> torch.Tensor:
-    """Centre crop + resize (like :meth:`Preprocess.to_array`) but kept as uint8 (3, S, S)."""
-    img = Image.fromarray(rgb)
-    box = preprocess.crop_box(img.width, img.height)
-    size = preprocess.input_size
-    out = img.resize((size, size), _RESAMPLE.get(preprocess.interpolation, Image.BILINEAR), box=box)
-    return torch.from_numpy(np.asarray(out, dtype=np.uint8).copy()).permute(2, 0, 1)
+    """Centre crop + resize (:meth:`Preprocess.to_uint8`) kept as uint8 (3, S, S)."""
+    return torch.from_numpy(preprocess.to_uint8(rgb).copy()).permute(2, 0, 1)
 
 
 def normalize(batch: torch.Tensor, preprocess: Preprocess, device: str | torch.device = "cpu") -> torch.Tensor:

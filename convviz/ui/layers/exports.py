@@ -18,11 +18,9 @@ CHANNEL_MIN_SIDE = 224
 
 
 def model_input_rgb(rgb: np.ndarray, preprocess) -> np.ndarray:
-    """The photo as the model sees it: the centre crop resized to the input size, RGB uint8."""
-    image = Image.fromarray(np.ascontiguousarray(rgb[..., :3]))
-    size = preprocess.input_size
-    box = preprocess.crop_box(image.width, image.height)
-    return np.asarray(image.resize((size, size), Image.BILINEAR, box=box))
+    """The photo as the model sees it: the centre crop resized to the input size with the model's own
+    interpolation, RGB uint8 (:meth:`~convviz.core.preprocess.Preprocess.to_uint8`)."""
+    return preprocess.to_uint8(rgb)
 
 
 def channel_rgb(values: np.ndarray, lut: np.ndarray, min_side: int = CHANNEL_MIN_SIDE) -> np.ndarray:
