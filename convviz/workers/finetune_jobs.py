@@ -200,13 +200,23 @@ def scan_job(root: str, seed: int = 0, cancel: CancelToken | None = None):
     return ScanReport(scan, thumbs)
 
 
+_RNG_LOCK = threading.RLock()
+
+
+def _share_rng_lock() -> None:
+    """Seeded augmentation in preview and training threads takes turns on torch's global generator."""
+    from convviz.core.finetune import augment
+
+    augment.rng_guard = _RNG_LOCK
+
+
 def preview_job(source, spec, preprocess, count: int = PREVIEW_COUNT, seed: int = 0) -> AugmentPreview:
     """``count`` augmented versions of ``source`` + the one-pixel-shift numbers of its model input.
 
-    ``source`` is a list of training samples (``scan.train``: the grid is epoch 1 of the first
-    ``count``, drawn by the training dataset itself with ``seed``), an image path or an (H, W, 3)
-    uint8 array (the grid is ``count`` draws of that one image).
+    ``source``: training samples (the grid: epoch 1 of the first ``count``, drawn by the training
+    dataset itself with ``seed``), an image path or an (H, W, 3) uint8 array (``count`` draws of it).
     """
+    _share_rng_lock()
     from convviz.core.finetune import preview_grid, shift_by_one_pixel_demo
     from convviz.core.finetune.augment import first_epoch_preview
     from convviz.core.finetune.features import decode_rgb, model_input_uint8
@@ -321,6 +331,7 @@ def gui_friendly(interval_s: float = SWITCH_INTERVAL_S):
 
 
 def _train(engine, scan, config, path, stop, gate=None):
+    _share_rng_lock()
     from convviz.core.finetune import fine_tune
 
     yield Progress(0.0, "Preparing a copy of the model…")

@@ -101,16 +101,18 @@ def test_the_preview_is_what_the_training_loader_draws_in_epoch_1(tmp_path, monk
     assert result.config.seed == 7 and result.checkpoint()["training"]["seed"] == 7
 
 
-def test_previews_in_parallel_threads_draw_what_one_thread_draws():
-    """torchvision draws from torch's global generator: seeded draws in two threads must not mix."""
+def test_preview_jobs_in_parallel_threads_draw_what_one_thread_draws():
+    """torchvision draws from torch's global generator: seeded draws of two job threads must not mix."""
     import threading
+
+    from convviz.workers.finetune_jobs import preview_job
 
     rgb = np.random.default_rng(3).integers(0, 255, (50, 60, 3), dtype=np.uint8)
     alone = {seed: preview_grid(rgb, SPEC, PP, 6, seed=seed) for seed in (1, 2)}
     got, threads = {}, []
     for seed in (1, 2):
         def work(seed=seed):
-            got[seed] = [preview_grid(rgb, SPEC, PP, 6, seed=seed) for _ in range(4)]
+            got[seed] = [preview_job(rgb, SPEC, PP, 6, seed=seed).images for _ in range(4)]
         threads.append(threading.Thread(target=work))
     for t in threads:
         t.start()

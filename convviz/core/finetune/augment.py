@@ -6,7 +6,7 @@ The same (seed, epoch, index) gives the same augmented image in the preview and 
 """
 from __future__ import annotations
 
-import threading
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,15 +58,16 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 100_003 + index) % (2**63 - 1)
 
 
-#: torchvision's transforms draw from torch's one global generator: a preview job and training in
-#: other threads would reseed it under each other's feet, so seeded draws hold this lock.
-GLOBAL_RNG_LOCK = threading.RLock()
+#: Held around every seeded draw. torchvision's transforms draw from torch's one global generator, so
+#: a preview and training in two threads would reseed it under each other's feet: the package that runs
+#: them in threads (:mod:`convviz.workers.finetune_jobs`) installs a lock here.
+rng_guard: contextlib.AbstractContextManager = contextlib.nullcontext()
 
 
 def augmented_input(rgb: np.ndarray | torch.Tensor, transform: v2.Compose, seed: int) -> torch.Tensor:
     """One augmented uint8 (3, S, S) tensor; the same ``seed`` always gives the same result."""
     chw = rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.array(rgb, dtype=np.uint8, order="C", copy=not rgb.flags.writeable)).permute(2, 0, 1)
-    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+    with rng_guard, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return transform(chw).contiguous()
 
