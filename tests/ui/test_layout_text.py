@@ -16,7 +16,8 @@ from ui_helpers import LOAD_MS, STEP_MS
 
 SIZES = [(1280, 720), (1024, 700)]
 VIEWS = ["convolution", "layers", "finetune"]
-LAYER_TABS = ["channel", "filters"]  #: the Layers view's own tabs under the maps, checked in its case
+#: each view's own tabs, all checked in its case: the Convolution toy and real layer, the Layers maps' tabs
+SUB_TABS = {"convolution": ["toy", "real"], "layers": ["channel", "filters"]}
 LABS = ["relu", "pool", "dropout", "pointwise"]
 CASES = [(size, kind, name) for size in SIZES for kind, names in (("view", VIEWS), ("lab", LABS)) for name in names]
 
@@ -63,6 +64,16 @@ def show_case(qtbot, win, kind: str, name: str) -> None:
     assert lab.error is None, lab.error
 
 
+def show_sub_tab(qtbot, win, tab: str) -> None:
+    conv = win.conv_panel
+    if tab in ("toy", "real"):
+        (conv.show_toy if tab == "toy" else conv.show_real)()
+        qtbot.waitUntil(conv.is_ready, timeout=STEP_MS)  # the real layer's view is in
+    else:
+        assert win.layers_panel.labs.select(tab)
+    settle()
+
+
 @pytest.mark.parametrize("size,kind,name", CASES, ids=[f"{w}x{h}-{n}" for (w, h), _k, n in CASES])
 def test_no_text_over_plots_and_no_cut_labels(qtbot, window, size, kind, name):
     window.resize(*size)
@@ -70,10 +81,9 @@ def test_no_text_over_plots_and_no_cut_labels(qtbot, window, size, kind, name):
     show_case(qtbot, window, kind, name)
     settle()
     assert (window.width(), window.height()) == size
-    for tab in LAYER_TABS if name == "layers" else [None]:
+    for tab in SUB_TABS.get(name, [None]):
         if tab is not None:
-            assert window.layers_panel.labs.select(tab)
-            settle()
+            show_sub_tab(qtbot, window, tab)
         texts, plots = checked_count(window)
         assert texts > 20 and plots >= 2, (texts, plots)
         problems = text_over_plots(window) + short_labels(window) + cut_off(window)
