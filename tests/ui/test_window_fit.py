@@ -12,7 +12,7 @@ from convviz.core.images import image_from_array
 from convviz.ui.main_window import DEFAULT_SIZE
 from convviz.ui.window_geometry import available_area
 
-from layout_check import settle
+from layout_check import settle, short_labels, text_over_plots
 from ui_helpers import STEP_MS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -87,6 +87,9 @@ def test_a_tiny_photo_says_how_much_the_model_enlarges_it(qtbot, ready):
         ready.session.set_image(image_from_array(np.zeros((1, 1, 3), np.uint8)))
     caption = ready.side.photo_caption.text()
     assert "1×1 px" in caption and "enlarged 256×" in caption and "224×224" in caption
+    ready.resize(1024, 700)
+    settle()
+    assert not short_labels(ready) and not text_over_plots(ready) and ready.height() == 700
     with qtbot.waitSignal(ready.session.image_loaded, timeout=STEP_MS):
         ready.session.set_image(image_from_array(np.zeros((300, 400, 3), np.uint8)))
     assert "enlarged" not in ready.side.photo_caption.text()
