@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..models import DEFAULT_SPEC, LoadedModel, predicted_scores
 from ..taps import add_taps, default_taps, taps_of
 from ..model_files import ModelError, is_convviz_checkpoint, read_weights
+from . import augment
 from .augment import build_transform
 from .augment_spec import AugmentSpec
 from .evaluate import evaluate_logits
@@ -198,8 +199,9 @@ def _full(model, scan, config, preprocess, stop, started, arch):
             if len(targets):
                 if grid is None:
                     grid = _grid(images)
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(config.seed * 7919 + epoch * 1009 + b)  # dropout etc.: reproducible
+                # dropout etc.: reproducible; the guard keeps a preview drawn meanwhile off torch's global RNG
+                with augment.rng_guard, torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(config.seed * 7919 + epoch * 1009 + b)
                     logits = model(normalize(images, preprocess, device))
                     loss = F.cross_entropy(logits, targets.to(device))
                     opt.zero_grad()
