@@ -99,3 +99,27 @@ def assert_lab_in_view(panel) -> None:
     bottom = top + panel.labs.height()
     fits = panel.labs.height() <= viewport.height()
     assert top >= 0 and (bottom <= viewport.height() if fits else top == 0), (top, bottom, viewport.height())
+
+
+def test_clicking_a_lab_tab_brings_the_lab_into_view(qtbot, window):
+    """At 1024×700 the stacked Layers view is taller than its tab: a click on a lab's tab scrolls to it."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window.resize(1024, 700)
+    window.set_view("layers")
+    layers = window.layers_panel
+    qtbot.waitUntil(lambda: bool(layers.model.rows), timeout=LOAD_MS)
+    layers.select_layer("blocks.0.0.conv_pw")
+    layers.labs.select("channel")
+    settle()
+    bar = layers.parentWidget().parentWidget().verticalScrollBar()
+    bar.setValue(0)
+    assert layers.labs.mapTo(layers.parentWidget(), QPoint(0, 0)).y() > layers.parentWidget().height() // 2
+    lab = layers.labs.lab("pointwise")
+    tabs = layers.labs.tabBar()
+    QTest.mouseClick(tabs, Qt.MouseButton.LeftButton, pos=tabs.tabRect(layers.labs.indexOf(lab)).center())
+    assert layers.labs.currentWidget() is lab
+    qtbot.waitUntil(lambda: lab.is_ready() and lab.data is not None, timeout=STEP_MS)
+    settle()
+    assert_lab_in_view(layers)

@@ -7,14 +7,13 @@ layer's filters, and the labs added with :meth:`LayersPanel.add_lab`.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QPoint, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
-    QScrollArea, QSplitter, QStackedWidget, QTreeView, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSplitter, QStackedWidget,
+    QVBoxLayout, QWidget,
 )
 
-from convviz.core.layer_tree import build_tree
 from convviz.core.layer_views import is_vector_shape
 from convviz.ui.labs import LAB_WIDGETS
 from convviz.ui.panel import Panel
@@ -24,28 +23,17 @@ from convviz.ui.widgets.reflow import Reflow
 from .exports import Exports, model_input_rgb
 from .filters_view import FiltersView
 from .lab_host import LabHost
-from .tree_model import LayerFilter, LayerListModel, LayerTreeModel
+from .reveal import Reveal
+from .tree_model import LayerFilter, LayerListModel, LayerTreeModel, default_layer, tree_view
 from .vector_view import VectorView
 
 #: Below this width (of the tab's viewport) the tree goes above the maps instead of beside them.
 SIDE_BY_SIDE_MIN_WIDTH = 940
 
-#: Types whose output is worth showing first when a model arrives.
-_DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")
 MOSAIC_KEY = "layers.mosaic"
 VECTOR_KEY = "layers.vector"
 COLUMN_WIDTHS = (110, 110, 92, 126, 40)  # k / s / p fits "5×5 / 2 / TF same 1/2"
 MAPS_MIN_HEIGHT = 300  #: the mosaic's least height when the tree is above it
-
-
-def default_layer(rows) -> str | None:
-    """The first convolution with a spatial output in model order (else the first spatial layer)."""
-    ordered = [node.row for node in build_tree(rows).order]
-    spatial = [r for r in ordered if len(r.out_shape) == 3]
-    for row in spatial:
-        if row.type in _DEFAULT_TYPES:
-            return row.name
-    return spatial[0].name if spatial else (ordered[0].name if ordered else None)
 
 
 class LayersPanel(Panel):
@@ -84,7 +72,8 @@ class LayersPanel(Panel):
         self.hide_box.toggled.connect(self._on_hide)
         self.count = QLabel("no model")
         self.count.setStyleSheet("color: #666;")
-        self.tree = self._make_tree()
+        self.tree = tree_view(self.proxy, COLUMN_WIDTHS)
+        self.tree.selectionModel().currentRowChanged.connect(self._on_row_changed)
 
         self.mosaic = MosaicView()
         self.vector = VectorView()
@@ -101,6 +90,7 @@ class LayersPanel(Panel):
             lab.ready.connect(lambda: self._emit_ready())
         self.labs.tabBarClicked.connect(self._on_lab_tab_clicked)
         self.exports = Exports(self)
+        self.reveal = Reveal(self, self.labs)
         self._build_layout()
         self.mosaic.unit_hovered.connect(self.unit_hovered)
         self.labs.unit_hovered.connect(self.unit_hovered)
@@ -112,23 +102,6 @@ class LayersPanel(Panel):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(lambda s=step: self.step_layer(s))
-
-    def _make_tree(self) -> QTreeView:
-        tree = QTreeView()
-        tree.setModel(self.proxy)
-        tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        tree.setAlternatingRowColors(True)
-        tree.setUniformRowHeights(True)
-        tree.setIndentation(12)
-        tree.setWordWrap(False)
-        header = tree.header()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(False)
-        for column, width in enumerate(COLUMN_WIDTHS):
-            tree.setColumnWidth(column, width)
-        tree.selectionModel().currentRowChanged.connect(self._on_row_changed)
-        return tree
 
     def _build_layout(self) -> None:
         left = QWidget()
@@ -215,40 +188,8 @@ class LayersPanel(Panel):
             self.reveal_labs()
 
     def reveal_labs(self) -> None:
-        """Scroll the tab to the lab tabs (all of them if they fit, else from their top), and keep them
-        there while their size settles, until the user scrolls or picks another layer."""
-        self._pinned = True
-        area = self._scroll_area()
-        if area is not None and not self._watching:
-            self._watching = True
-            area.verticalScrollBar().actionTriggered.connect(self._unpin)
-            area.verticalScrollBar().rangeChanged.connect(lambda *_: self._pinned and self._scroll_to_labs())
-            self.labs.installEventFilter(self)
-            self.installEventFilter(self)
-        self._scroll_to_labs()
-
-    def _unpin(self, *_args) -> None:
-        self._pinned = False
-
-    def _scroll_area(self) -> QScrollArea | None:
-        parent = self.parentWidget()
-        area = parent.parentWidget() if parent is not None else None
-        return area if isinstance(area, QScrollArea) and area.widget() is self else None
-
-    def _scroll_to_labs(self) -> None:
-        area = self._scroll_area()
-        if area is None or not self.labs.isVisible():
-            return
-        if self.labs.height() > area.viewport().height():
-            area.verticalScrollBar().setValue(self.labs.mapTo(self, QPoint(0, 0)).y())
-        else:
-            area.ensureWidgetVisible(self.labs, 0, 0)
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
-        if self._pinned and event.type() in (QEvent.Type.Move, QEvent.Type.Resize, QEvent.Type.Show) and (
-                watched is self.labs or watched is self):
-            self._scroll_to_labs()
-        return False
+        """Scroll the tab to the lab tabs and keep them in view while they settle (see :mod:`.reveal`)."""
+        self.reveal.reveal()
 
     # ---- session --------------------------------------------------------------------
     def bind(self, session) -> None:
@@ -384,7 +325,7 @@ class LayersPanel(Panel):
         return self.current_row is not None and is_vector_shape(self.current_row.out_shape)
 
     def _request(self, name: str) -> None:
-        self._pinned = False
+        self.reveal.unpin()
         self.current = name
         node = self.model.tree.node(name)
         self.current_row = node.row if node is not None else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractItemModel, QAbstractListModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
 from convviz.core.layer_tree import DROPOUT_NOTE, LayerTree, build_tree, is_dropout, short_name
 
@@ -244,3 +245,35 @@ class LayerFilter(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row, source_parent) -> bool:  # noqa: N802
         index = self.sourceModel().index(source_row, 0, source_parent)
         return index.isValid() and self.accepts(index.internalPointer())
+
+
+def tree_view(proxy, column_widths) -> QTreeView:
+    """The layer tree's view on ``proxy``: whole rows, one selected, columns of these widths."""
+    tree = QTreeView()
+    tree.setModel(proxy)
+    tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    tree.setAlternatingRowColors(True)
+    tree.setUniformRowHeights(True)
+    tree.setIndentation(12)
+    tree.setWordWrap(False)
+    header = tree.header()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(False)
+    for column, width in enumerate(column_widths):
+        tree.setColumnWidth(column, width)
+    return tree
+
+
+#: Types whose output is worth showing first when a model arrives.
+_DEFAULT_TYPES = ("Conv2d", "Conv2dSame", "Conv2dNormActivation")
+
+
+def default_layer(rows) -> str | None:
+    """The first convolution with a spatial output in model order (else the first spatial layer)."""
+    ordered = [node.row for node in build_tree(rows).order]
+    spatial = [r for r in ordered if len(r.out_shape) == 3]
+    for row in spatial:
+        if row.type in _DEFAULT_TYPES:
+            return row.name
+    return spatial[0].name if spatial else (ordered[0].name if ordered else None)
