@@ -87,6 +87,7 @@ class FinetunePanel(Panel):
         self.freeze = FreezeSection()
         self.augment = AugmentSection()
         self.training = TrainingView()
+        self.training.follow(self.data)  # Train is enabled only once a folder is usable
         self.results = ResultsView()
 
         left = QVBoxLayout()

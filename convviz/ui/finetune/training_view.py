@@ -137,23 +137,12 @@ class TrainingView(QWidget):
 
     # ------------------------------------------------------------------ data
     def follow(self, data) -> None:
-        """Enable Train only while ``data`` (a DataSection) holds a usable folder (once; shown: its panel's)."""
+        """Enable Train only while ``data`` (the panel's DataSection) holds a usable folder."""
         if self._following:
             return
         self._following = True
         data.usable_changed.connect(self.set_has_data)
         self.set_has_data(data.usable)
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        super().showEvent(event)
-        if not self._following:  # the folder section of the same panel
-            from convviz.ui.finetune.data_section import DataSection
-
-            parent = self.parentWidget()
-            while parent is not None and parent.findChild(DataSection) is None:
-                parent = parent.parentWidget()
-            if parent is not None:
-                self.follow(parent.findChild(DataSection))
 
     def set_has_data(self, has: bool) -> None:
         self._has_data = bool(has)
