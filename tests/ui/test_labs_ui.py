@@ -256,7 +256,9 @@ def test_pointwise_lab_sum_is_the_layers_output(qtbot, session):
     np.testing.assert_allclose(shown(lab.total), y[0].numpy(), atol=1e-4)
     for i, channel in enumerate(d.top_channels):
         np.testing.assert_allclose(shown(lab.tiles[i]), (weight[0, channel] * x[channel]).numpy(), atol=1e-5)
-        assert lab.tiles[i].label.text.endswith(f"{float(weight[0, channel]):+.3f} × in[{channel}]")
+        w = float(weight[0, channel])
+        sign = ("−" if w < 0 else "") if i == 0 else ("− " if w < 0 else "+ ")
+        assert lab.tiles[i].label.text == f"{sign}{abs(w):.3f} × in[{channel}]"  # one sign, never "+ +0.8"
     contributions = (weight[0][:, None, None] * x).abs().mean(dim=(1, 2))
     assert set(d.top_channels) == set(torch.topk(contributions, len(d.top_channels)).indices.tolist())
     assert "56×56×96 → 56×56×24" in lab.shapes.text()

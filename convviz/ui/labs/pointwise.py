@@ -101,17 +101,18 @@ class PointwiseLab(LabWidget):
             tile.set_visible(shown)
             if shown:
                 tile.set_map(d.top_maps[i], top_levels, DIVERGING)
-                tile.set_title(f"{'+ ' if i else ''}{d.top_weights[i]:+.3f} × in[{d.top_channels[i]}]")
+                tile.set_title(_term(d.top_weights[i], f" × in[{d.top_channels[i]}]", 3, first=not i))
         rest = c_in - len(d.top_channels)
         self.rest.set_map(d.rest_map, levels, DIVERGING)
         self.rest.set_title(f"+ rest ({rest} channels)")
         self.total.set_map(d.weighted_sum, levels, DIVERGING)
-        self.total.set_title(f"+ bias {d.bias_value:+.3f} = sum" if d.bias is not None else "= sum (no bias)")
+        self.total.set_title(f"{_term(d.bias_value, '', 3, first=False)} (bias) = sum" if d.bias is not None
+                             else "= sum (no bias)")
         self.model.set_map(d.model_output, levels, DIVERGING)
         self.model.set_title(f"model's output, ch {o}")
         self.equation.setText(
-            f"out[{o}] = {' + '.join(f'{w:+.3f}·in[{c}]' for w, c in zip(d.top_weights, d.top_channels))}"
-            f" + (the other {rest}){f' + {d.bias_value:+.4f}' if d.bias is not None else ''}<br>"
+            f"out[{o}] = {' '.join(_term(w, f'·in[{c}]', 3, first=not i) for i, (w, c) in enumerate(zip(d.top_weights, d.top_channels)))}"
+            f" + (the other {rest}){' ' + _term(d.bias_value, '', 4, first=False) if d.bias is not None else ''}<br>"
             f"max |sum − model's output| = <b>{d.max_abs_error:.2g}</b> · blue negative, white 0, red positive: "
             f"contributions ±{fmt(top_levels[1])}, rest / sum / output ±{fmt(levels[1])}")
         self.shapes.setText(f"<b>{d.shape_text}</b>: at every pixel (stride {d.stride}) the {c_in} input values "
@@ -139,3 +140,10 @@ class PointwiseLab(LabWidget):
         self.hover.setText(f"pixel ({r}, {c}): {value}")
         self.hover_unit((r, c))
 
+
+def _term(value: float, what: str, digits: int, first: bool) -> str:
+    """One term of a written sum: ``−0.123 × x`` first, then ``+ 0.829 × y`` / ``− 0.829 × y`` (one sign each)."""
+    sign = "−" if value < 0 else "+"
+    if first:
+        return f"{'−' if value < 0 else ''}{abs(value):.{digits}f}{what}"
+    return f"{sign} {abs(value):.{digits}f}{what}"
