@@ -37,7 +37,7 @@ def test_the_wheel_carries_every_module_sample_and_licence(wheel):
     assert "convviz/resources/samples/LICENSES.md" in samples and len(samples) >= 5
     assert not samples - names, sorted(samples - names)
     assert {"convviz/resources/__init__.py", "convviz/py.typed"} <= names
-    assert "convviz/resources/graphs/efficientnet_lite0-224.onnx" in names  # the bundled backbone's graph
+    assert "convviz/resources/graphs/tf_efficientnet_lite0-224.onnx" in names  # the bundled backbone's graph
     assert not any(name.startswith(("tests/", "resources/")) for name in names)  # nothing at the top level
 
 
