@@ -10,8 +10,11 @@ computes a layer's padding asks :func:`real_padding`, never ``module.padding`` a
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # pragma: no cover - torch is not imported here: the Convolution panel paints without it
+    from torch import nn
 
 
 def tf_same_total(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
@@ -29,6 +32,7 @@ def _pair(value) -> tuple[int, int]:
     return (int(value[0]), int(value[-1])) if isinstance(value, (tuple, list)) else (int(value), int(value))
 
 
+@lru_cache(maxsize=1)
 def dynamic_same_classes() -> tuple[type, ...]:
     """timm's layers that pad TF-"SAME" in their forward (empty when timm is not installed)."""
     try:
@@ -46,13 +50,13 @@ def dynamic_same_classes() -> tuple[type, ...]:
     return tuple(classes)
 
 
-def is_dynamic_same(module: nn.Module) -> bool:
+def is_dynamic_same(module: "nn.Module") -> bool:
     """True for a layer that pads TF "SAME" itself (its ``padding`` attribute is then 0)."""
     classes = dynamic_same_classes()
     return bool(classes) and isinstance(module, classes)
 
 
-def real_padding(module: nn.Module, in_hw: tuple[int, int] | None) -> tuple[int, int, int, int]:
+def real_padding(module: "nn.Module", in_hw: tuple[int, int] | None) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) cells ``module`` pads an input of ``in_hw`` (H, W) with.
 
     Symmetric ``padding`` for ordinary layers, ``'same'`` split as torch splits it (the extra
