@@ -33,9 +33,10 @@ def _parser(prog: str = "main.py") -> argparse.ArgumentParser:
     parser.add_argument("--view", choices=VIEWS, help="panel to show first")
     parser.add_argument("--screenshot", metavar="PNG",
                         help="load everything offscreen, save the window as PNG and exit")
-    parser.add_argument("--conv", metavar="W,K,S,P[,D][,C=n,F=n,mode=conv|max|avg|l2,ceil]", type=_conv_settings,
+    parser.add_argument("--conv", metavar="W,K,S,P[,D][,C=n,F=n,mode=conv|max|avg|l2,ceil,pad=tf]", type=_conv_settings,
                         help="toy grid settings of the Convolution panel, e.g. 7,3,3,0 (input, kernel, stride, "
-                             "padding, dilation) or 32,5,1,2,C=3,F=3 (channels, filters) or 7,3,2,0,mode=max,ceil")
+                             "padding, dilation) or 32,5,1,2,C=3,F=3 (channels, filters) or 7,3,2,0,mode=max,ceil "
+                             "or 8,3,2,0,pad=tf (TF / ONNX SAME padding instead of P)")
     parser.add_argument("--gif", metavar="GIF", help="with --screenshot: also save the toy animation as a GIF")
     parser.add_argument("--layer", metavar="NAME",
                         help="with --view layers: the layer to show, by module path (e.g. blocks.2.0.conv_dw)")
@@ -50,7 +51,7 @@ def _parser(prog: str = "main.py") -> argparse.ArgumentParser:
 
 def _conv_settings(text: str) -> dict:
     """``"7,3,3,0[,1][,C=3,F=2,mode=max,ceil]"`` → ``{"W": 7, "K": 3, "S": 3, "P": 0, "D": 1, "C": 3, …}``."""
-    usage = "expected integers W,K,S,P[,D], then optional C=n, F=n, mode=conv|max|avg|l2, ceil"
+    usage = "expected integers W,K,S,P[,D], then optional C=n, F=n, mode=conv|max|avg|l2, ceil, pad=sym|tf"
     numbers, named = [], {}
     for item in (part.strip() for part in text.split(",")):
         key, eq, value = item.partition("=")
@@ -61,6 +62,8 @@ def _conv_settings(text: str) -> dict:
                 named[key] = int(value)
             elif eq and key == "mode" and value in ("conv", "max", "avg", "l2"):
                 named["mode"] = value
+            elif eq and key == "pad" and value in ("sym", "tf"):
+                named["pad"] = value
             elif not eq and not named:
                 numbers.append(int(item))
             else:

@@ -238,6 +238,36 @@ def same_padding(kernel: int, stride: int = 1, dilation: int = 1, size: int | No
     return SamePadding(total // 2, f"P = D·(K−1)/2 = {total // 2} keeps the output the size of the input.")
 
 
+def pool_same_padding(kernel: int, stride: int, dilation: int = 1, size: int = 1, pool: str = "max",
+                      ceil_mode: bool = False) -> SamePadding:
+    """Pooling has no ``padding='same'``: the smallest padding torch *allows* for this pooling layer
+    (0 … K/2; none for LPPool2d) that keeps the output at ``size``, or None with the reason."""
+    layer = LAYER_NAMES[pool]
+    allowed = [0] if pool == "l2" else list(range(kernel // 2 + 1))
+    limit = ("LPPool2d cannot pad at all" if pool == "l2" else
+             f"torch lets {layer} pad at most K/2 = {kernel // 2} per side")
+    head = f"Pooling has no padding='same' (only Conv2d has it, and only at stride 1); {limit}."
+    for pad in allowed:
+        geom = analyse_axis(AxisSpec(size, kernel, stride, pad, None, dilation, POOL, ceil_mode, pool))
+        if geom.ok and geom.output == size:
+            return SamePadding(pad, f"{head} Here P = {pad} keeps {size}×{size}.")
+    outs = [g.output for g in (analyse_axis(AxisSpec(size, kernel, stride, p, None, dilation, POOL, ceil_mode, pool))
+                               for p in allowed) if g.ok]
+    got = f" (allowed paddings give {', '.join(f'{o}×{o}' for o in sorted(set(outs)))})" if outs else ""
+    why = (f"pooling with stride {stride} shrinks the map on purpose" if stride > 1 else
+           f"a window spanning {effective_kernel(kernel, dilation)} cells needs more padding than torch allows")
+    return SamePadding(None, f"{head} No allowed P keeps {size}×{size} here{got}: {why}.")
+
+
+def tf_same_spec(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> AxisSpec:
+    """A Conv2d axis padded as TensorFlow / ONNX "SAME" (:func:`convviz.core.padding.tf_same_split`):
+    uneven for an odd total, the extra cell after."""
+    from .padding import tf_same_split
+
+    before, after = tf_same_split(size, kernel, stride, dilation)
+    return AxisSpec(size, kernel, stride, before, after, dilation, CONV)
+
+
 def fraction_text(value: Fraction, digits: int = 2) -> str:
     """``7/3`` → ``'2.33'``; whole numbers without decimals."""
     if value.denominator == 1:

@@ -22,9 +22,21 @@ def _n(value) -> str:
 
 
 def textbook_numbers(spec: AxisSpec) -> str:
-    """``(7 − 3 + 2·0)/3 + 1`` with the live numbers (effective kernel when D > 1)."""
+    """``(7 − 3 + 2·0)/3 + 1`` with the live numbers (effective kernel when D > 1); uneven padding
+    (TF "SAME") as ``+ 0 + 1``."""
     k = spec.span
-    return f"({spec.size} {MINUS} {k} + 2·{spec.pad_lo})/{spec.stride} + 1"
+    pad = f"2·{spec.pad_lo}" if spec.pad_lo == spec.padding_end else f"{spec.pad_lo} + {spec.padding_end}"
+    return f"({spec.size} {MINUS} {k} + {pad})/{spec.stride} + 1"
+
+
+def window_place(spec: AxisSpec, start: int) -> str:
+    """Where a window starting at padded index ``start`` (past the input and its left padding) begins:
+    in the right padding, or past the end of the (padded) input."""
+    if start < spec.size + spec.pad_lo:
+        return "inside the input or its left padding"
+    if start < spec.padded:
+        return "in the right padding"
+    return "past the end of the padded input" if spec.padding_end else "past the end of the input (there is no padding)"
 
 
 WORD_JOINER = "\u2060"  # invisible; forbids the line break Qt would otherwise allow after a "/"
@@ -55,21 +67,23 @@ def formula_html(geom: AxisGeometry, channels: int = 1, filters: int = 1) -> str
                      f"{_keep(f'{s.dilation}·({s.kernel} {MINUS} 1) + 1 = <b>{s.span}</b>')} "
                      f"(the {s.kernel} taps sit {s.dilation} cells apart)")
     exact = _n(fraction_text(geom.exact))
-    lines.append(f"{_keep(f'O = (W {MINUS} {k_name} + 2P)/S + 1')} = "
+    p_sym = "2P" if s.pad_lo == s.padding_end else "P<sub>before</sub> + P<sub>after</sub>"
+    lines.append(f"{_keep(f'O = (W {MINUS} {k_name} + {p_sym})/S + 1')} = "
                  f"{_keep(f'{textbook_numbers(s)} = <b>{exact}</b>')}")
-    inner = (f"({s.size} + 2·{s.pad_lo} {MINUS} {s.dilation}·({s.kernel} {MINUS} 1) {MINUS} 1)/{s.stride}")
+    pads = f"2·{s.pad_lo}" if s.pad_lo == s.padding_end else f"{s.pad_lo} + {s.padding_end}"
+    inner = (f"({s.size} + {pads} {MINUS} {s.dilation}·({s.kernel} {MINUS} 1) {MINUS} 1)/{s.stride}")
     result = f" = <b>{geom.output}</b>" if geom.ok else " → <b>refused</b>"
     if s.ceil_mode:
         rule = (f"{_keep(f'PyTorch, ceil_mode=True: O = ⌈(W + 2P {MINUS} D·(K{MINUS}1) {MINUS} 1)/S⌉ + 1')} = "
                 f"{_keep(f'⌈{inner}⌉ + 1')}")
         raw = math.ceil((s.padded - s.span) / s.stride) + 1
         if geom.ok and raw != geom.output:
-            rule += f" = {raw}, minus the window that would start in the right padding"
+            rule += f" = {raw}, minus the window that would start {window_place(s, (raw - 1) * s.stride)}"
             lines.append(rule + result)
         else:
             lines.append(rule[:-len("</nobr>")] + result + "</nobr>")
     else:
-        lines.append(f"{_keep(f'PyTorch: O = ⌊(W + 2P {MINUS} D·(K{MINUS}1) {MINUS} 1)/S⌋ + 1')} = "
+        lines.append(f"{_keep(f'PyTorch: O = ⌊(W + {p_sym} {MINUS} D·(K{MINUS}1) {MINUS} 1)/S⌋ + 1')} = "
                      f"{_keep(f'⌊{inner}⌋ + 1{result}')}")
     if geom.ok:
         o = geom.output
@@ -97,7 +111,8 @@ def output_caption(geom: AxisGeometry, depth: int = 1) -> tuple[str, str]:
     if geom.spec.ceil_mode:
         raw = _ceil_raw(geom)
         if raw != o:
-            return title, f"⌈{fraction}⌉ = {raw}, last window starts in the padding: dropped → {o}"
+            where = window_place(geom.spec, (raw - 1) * geom.spec.stride).replace(" (there is no padding)", "")
+            return title, f"⌈{fraction}⌉ = {raw}, its last window would start {where}: dropped → {o}"
         return title, f"⌈{fraction}⌉ = {o}, ceil_mode"
     return title, f"⌊{fraction}⌋ = {o}, floored"
 
@@ -110,17 +125,72 @@ def _cells(indices) -> str:
 
 
 def _advice(geom: AxisGeometry) -> str:
-    """What to change when torch refuses: depends on which rule failed."""
+    """What to change when torch refuses: only changes the layer can make, and that help."""
     s, error = geom.spec, geom.error
     if "half the kernel" in error:
         return f" Make P at most K/2 = {s.kernel // 2}, or K larger."
     if any(word in error for word in ("whole number", "no dilation", "no padding", "ceil_mode exists", "unknown")):
         return ""
+    options = ["W larger"]
     if s.kind == POOL:
-        more_p = f", P larger (up to K/2 = {s.kernel // 2})" if max(s.pad_lo, s.padding_end) < s.kernel // 2 else ""
-        ceil = "" if s.ceil_mode else " (or ceil_mode=True, if it keeps a partial window)"
-        return f" Make W larger{more_p}, or K or D smaller{ceil}."
-    return " Make W or P larger, or K or D smaller."
+        if s.pool != "l2" and max(s.pad_lo, s.padding_end) < s.kernel // 2:
+            options.append(f"P larger (up to K/2 = {s.kernel // 2})")
+    else:
+        options.append("P larger")
+    if s.kernel > 1:
+        options.append("K smaller")
+    if s.dilation > 1:
+        options.append("D smaller")
+    text = " Make " + ", ".join(options[:-1]) + (" or " if len(options) > 1 else "") + options[-1]
+    if s.kind == POOL and not s.ceil_mode:
+        ceil = analyse_axis(AxisSpec(s.size, s.kernel, s.stride, s.pad_lo, s.pad_hi, s.dilation, POOL, True, s.pool))
+        if ceil.ok:
+            text += f", or set ceil_mode=True (it keeps a partial window: {ceil.output}×{ceil.output})"
+    return text + "."
+
+
+def unread_parts(geom: AxisGeometry) -> dict[str, tuple[int, ...]]:
+    """The input cells no tap reads, by where they lie: ``between_windows`` (no window's span covers
+    them: the stride is longer than the window), ``between_taps`` (inside a window's span, between its
+    dilated taps) and ``after_last`` (past the last window's end)."""
+    s = geom.spec
+    if not geom.ok or not geom.uncovered:
+        return {}
+    spans = [(start, start + s.span - 1) for start in geom.starts]
+    end = spans[-1][1]
+    parts: dict[str, list[int]] = {"between_windows": [], "between_taps": [], "after_last": []}
+    for i in geom.uncovered:
+        padded = i + s.pad_lo
+        if padded > end:
+            parts["after_last"].append(i)
+        elif any(lo <= padded <= hi for lo, hi in spans):
+            parts["between_taps"].append(i)
+        else:
+            parts["between_windows"].append(i)
+    return {k: tuple(v) for k, v in parts.items() if v}
+
+
+def _verb(cells, verb: str) -> str:
+    """``lie`` for several cells, ``lies`` for one."""
+    return verb if len(cells) > 1 else verb + "s"
+
+
+def _unread_text(geom: AxisGeometry, hatched: bool = True) -> str:
+    """``input rows and columns 1, 3 are never read (hatched): …`` with each group's computed reason."""
+    s, parts = geom.spec, unread_parts(geom)
+    reasons = []
+    if "between_windows" in parts:
+        cells = parts["between_windows"]
+        reasons.append(f"{ranges_text(cells)} {_verb(cells, 'lie')} between windows (stride {s.stride} &gt; window "
+                       f"span {s.span})")
+    if "between_taps" in parts:
+        cells = parts["between_taps"]
+        reasons.append(f"{ranges_text(cells)} {_verb(cells, 'fall')} between the dilated taps (D = {s.dilation})")
+    if "after_last" in parts:
+        cells = parts["after_last"]
+        reasons.append(f"{ranges_text(cells)} {_verb(cells, 'come')} after the last window ends")
+    return (f"input {_cells(geom.uncovered)} are <b>never read</b>{' (hatched)' if hatched else ''}: "
+            + "; ".join(reasons) + ".")
 
 
 def note_html(geom: AxisGeometry) -> tuple[str, str]:
@@ -131,11 +201,8 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
     o = geom.output
     starts = ", ".join(str(v) for v in geom.starts[:8]) + (", …" if len(geom.starts) > 8 else "")
     if geom.is_whole:
-        if geom.gaps:
-            why = (f"stride {s.stride} is larger than the window ({s.span})" if s.stride > s.span
-                   else "the dilated taps leave holes")
-            return INFO, (f"{textbook_numbers(s)} = {o} is a whole number, but {why}: input "
-                          f"{_cells(geom.gaps)} fall between taps and are <b>never read</b> (hatched).")
+        if geom.uncovered:
+            return INFO, f"{textbook_numbers(s)} = {o} is a whole number, but {_unread_text(geom)}"
         if s.stride == s.span:
             how = "the windows tile the padded input exactly, side by side"
         elif s.stride < s.span and o > 1:
@@ -156,11 +223,11 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
                      f"(dashed): its taps at {ranges_text(outside)} do not exist and are ignored; "
                      f"{_partial_rule(s)} ")
             if geom.uncovered:
-                story += f"Still never read: {_cells(geom.uncovered)}. "
+                story += f"Still, {_unread_text(geom)} "
             return WARN, head + story + f"Without ceil_mode (and in every Conv2d) {floor}"
         raw, dropped = _ceil_raw(geom), (_ceil_raw(geom) - 1) * s.stride
-        story = (f"<b>ceil_mode=True would round up to {raw}</b>, but that last window would start at {dropped}, in "
-                 f"the right padding (the input and its left padding end at {s.size + s.pad_lo - 1}). Torch keeps a "
+        story = (f"<b>ceil_mode=True would round up to {raw}</b>, but that last window would start at {dropped}, "
+                 f"{window_place(s, dropped)} (the input and its left padding end at {s.size + s.pad_lo - 1}). Torch keeps a "
                  f"window only if it starts inside the input or the left padding, so it is dropped: the output "
                  f"stays {o}×{o}, as without ceil_mode. {_loss(geom)}")
         return WARN, head + story
@@ -170,8 +237,9 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
     if not ceil.ok:
         alt = f"{layer}'s ceil_mode is not available here: {ceil.error}"
     elif ceil.output == o:
-        alt = (f"{layer} with ceil_mode=True would not help: its extra window would start in the right padding, "
-               f"and torch drops such a window.")
+        extra = (_ceil_raw(ceil) - 1) * s.stride
+        alt = (f"{layer} with ceil_mode=True would not help: its extra window would start at {extra}, "
+               f"{window_place(s, extra)}, and torch drops such a window.")
     else:
         alt = (f"<b>{layer} with ceil_mode=True</b> would keep a partial last window instead: "
                f"{ceil.output}×{ceil.output}" + (", nothing dropped." if not ceil.uncovered else
@@ -201,14 +269,32 @@ def _floor_story(geom: AxisGeometry) -> str:
 
 
 def _loss(floor_geom: AxisGeometry, shown: AxisGeometry | None = None) -> str:
-    """Which input cells the floored windows never reach (hatched when that geometry is the one shown)."""
+    """Which input cells the floored windows never read (hatched when that geometry is the one shown)."""
     shown = floor_geom if shown is None else shown
-    if floor_geom.trailing:
-        shaded = " (hatched)" if floor_geom is shown else ""
-        text = (f"Input {_cells(floor_geom.trailing)} are <b>never reached</b>{shaded} — "
-                f"those pixels are silently dropped.")
+    if not floor_geom.uncovered:
+        return "Every input cell is still read: only padding is left out."
+    text = _unread_text(floor_geom, hatched=floor_geom is shown)
+    return text[0].upper() + text[1:]
+
+
+def tf_same_html(spec: AxisSpec) -> str:
+    """The TF / ONNX SAME rule with the live numbers, and what PyTorch does about it."""
+    w, k, s, d = spec.size, spec.kernel, spec.stride, spec.dilation
+    o = -(-w // s)
+    total = spec.pad_lo + spec.padding_end
+    rule = (f"<b>TF / ONNX SAME</b>: output ⌈W/S⌉ = ⌈{w}/{s}⌉ = <b>{o}</b>; total padding = "
+            f"max((⌈W/S⌉ {MINUS} 1)·S + D·(K {MINUS} 1) + 1 {MINUS} W, 0) = "
+            f"max({o - 1}·{s} + {d}·{k - 1} + 1 {MINUS} {w}, 0) = <b>{total}</b>; before = ⌊{total}/2⌋ = "
+            f"<b>{spec.pad_lo}</b>, after = the rest = <b>{spec.padding_end}</b>.")
+    if spec.pad_lo != spec.padding_end:
+        shape = "uneven: the extra cell goes after (bottom / right)"
     else:
-        text = "Only padding is left out, so no input pixel is lost."
-    if floor_geom.gaps:
-        text += f" Between taps, {_cells(floor_geom.gaps)} are skipped as well."
-    return text
+        shape = f"even here: {spec.pad_lo} on each side"
+    if s > 1:
+        torch_says = (f"PyTorch's Conv2d(padding='same') is refused for stride &gt; 1; to get this, pad first: "
+                      f"nn.ZeroPad2d(({spec.pad_lo}, {spec.padding_end}, {spec.pad_lo}, {spec.padding_end})) then "
+                      f"Conv2d(padding=0), as timm's Conv2dSame does for TensorFlow-trained weights.")
+    else:
+        torch_says = ("At stride 1 PyTorch's Conv2d(padding='same') pads exactly this (the odd cell after); the "
+                      "article's symmetric (K − 1)/2 exists only when the total is even.")
+    return f"{rule} The ring is {shape}. {torch_says}"

@@ -10,8 +10,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
                                QSpinBox, QVBoxLayout, QWidget)
 from superqt import QLabeledSlider
 
-from convviz.core.geometry import (CONV, LAYER_NAMES, AxisSpec, analyse_axis, same_padding, sliding_output,
-                                   toy_bias, toy_input, toy_kernel_bank, toy_spec)
+from convviz.core.geometry import (CONV, LAYER_NAMES, AxisSpec, analyse_axis, pool_same_padding, same_padding,
+                                   sliding_output, tf_same_spec, toy_bias, toy_input, toy_kernel_bank, toy_spec)
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
 from convviz.ui.widgets.stage_view import grab_stage
@@ -19,7 +19,7 @@ from convviz.ui.widgets.stage_layout import Stage, caption_html, hex_color, labe
 from convviz.ui.convolution.toy_layout import MAX_CELL, ToyLayout
 from convviz.ui.convolution.toy_paint import CURRENT, ToyPaint
 from convviz.ui.convolution.arithmetic import num, toy_input_html, toy_window_html
-from convviz.ui.convolution.text import formula_html, note_html, output_caption
+from convviz.ui.convolution.text import formula_html, note_html, output_caption, tf_same_html
 
 SLIDERS = (  # key, label, minimum, maximum, default
     ("W", "Input size W", 1, 64, 7), ("K", "Kernel K", 1, 11, 3), ("S", "Stride S", 1, 8, 1),
@@ -92,6 +92,13 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
         form.addRow("Filters F", self.filters)
         form.addRow("Show channel", self.channel_spin)
         form.addRow("Show filter", self.filter_spin)
+        self.pad_rule = QComboBox()
+        self.pad_rule.addItem("P on each side", "sym")
+        self.pad_rule.addItem("TF / ONNX SAME", "tf")
+        self.pad_rule.setToolTip("P on each side: PyTorch's padding (symmetric). TF / ONNX SAME: the padding "
+                                 "TensorFlow's 'SAME' computes from W, K, S and D, the extra cell after (Conv2d only)")
+        self.pad_rule.currentIndexChanged.connect(self._rebuild)
+        form.insertRow(5, "Padding rule", self.pad_rule)
         self.ceil_check = QCheckBox("ceil_mode=True")
         self.ceil_check.setToolTip("Pooling only: round the output size up; a partial last window is kept "
                                    "if it starts inside the input or the left padding")
@@ -145,10 +152,10 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
 
     def set_values(self, **values) -> None:
         """Set several settings at once, then rebuild once: sliders ``W K S P D``, ``C`` (channels),
-        ``F`` (filters), ``mode`` (conv / max / avg / l2), ``ceil`` (bool), ``channel`` and ``filter``
-        (which one is shown)."""
+        ``F`` (filters), ``mode`` (conv / max / avg / l2), ``ceil`` (bool), ``pad`` (``sym`` or ``tf``:
+        TF / ONNX SAME), ``channel`` and ``filter`` (which one is shown)."""
         spins = {"C": self.channels, "F": self.filters, "channel": self.channel_spin, "filter": self.filter_spin}
-        widgets = [*self.sliders.values(), *spins.values(), self.mode_combo, self.ceil_check]
+        widgets = [*self.sliders.values(), *spins.values(), self.mode_combo, self.ceil_check, self.pad_rule]
         for widget in widgets:
             widget.blockSignals(True)
         try:
@@ -169,6 +176,11 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
                     self.mode_combo.setCurrentIndex(index)
                 elif key == "ceil":
                     self.ceil_check.setChecked(bool(value))
+                elif key == "pad":
+                    index = self.pad_rule.findData(value)
+                    if index < 0:
+                        raise ValueError(f"unknown padding rule {value!r} (sym or tf)")
+                    self.pad_rule.setCurrentIndex(index)
                 elif key not in spins:
                     raise ValueError(f"unknown toy setting {key!r}")
         finally:
@@ -181,13 +193,26 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
         """``conv``, ``max``, ``avg`` or ``l2``."""
         return self.mode_combo.currentData()
 
+    @property
+    def tf_same(self) -> bool:
+        """True when the toy pads TF / ONNX SAME (Conv2d only)."""
+        return self.mode == CONV and self.pad_rule.currentData() == "tf"
+
     def spec(self) -> AxisSpec:
+        if self.tf_same:
+            return tf_same_spec(self.value("W"), self.value("K"), self.value("S"), self.value("D"))
         return toy_spec(self.mode, self.value("W"), self.value("K"), self.value("S"), self.value("P"),
                         self.value("D"), self.ceil_check.isChecked())
 
     def apply_same_padding(self) -> None:
-        """Set P = D·(K−1)/2, or explain why no symmetric padding keeps the size."""
-        same = same_padding(self.value("K"), self.value("S"), self.value("D"), size=self.value("W"))
+        """Set P = D·(K−1)/2 (Conv2d) or the smallest padding pooling allows that keeps the size, or explain
+        why none does."""
+        if self.mode != CONV:
+            same = pool_same_padding(self.value("K"), self.value("S"), self.value("D"), self.value("W"), self.mode,
+                                     self.ceil_check.isChecked())
+        else:
+            self.set_values(pad="sym")
+            same = same_padding(self.value("K"), self.value("S"), self.value("D"), size=self.value("W"))
         if same.padding is None:
             self.same_label.setText(f"<span style='color:{hex_color(cv.VERMILLION)}'>No same padding:</span> "
                                     f"{same.reason}")
@@ -200,7 +225,7 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
         self._same_for = self._settings()
 
     def _settings(self) -> tuple:
-        return tuple(self.value(k) for k in "WKSPD") + (self.mode,)
+        return tuple(self.value(k) for k in "WKSPD") + (self.mode, self.pad_rule.currentData(), self.ceil_check.isChecked())
 
     # ---- model → pictures --------------------------------------------------------
     def _rebuild(self) -> None:
@@ -219,6 +244,11 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
             spin.blockSignals(False)
         self.filters.setEnabled(conv)
         self.ceil_check.setEnabled(not conv)
+        self.pad_rule.setEnabled(conv)
+        self.sliders["P"].setEnabled(not self.tf_same)
+        if self.tf_same:
+            self.same_label.setText(tf_same_html(spec))
+            self._same_for = self._settings()
         self.shown_channel, self.shown_filter = self.channel_spin.value(), self.filter_spin.value() if conv else 0
         self.values = toy_input(channels, spec.size)
         self.weights = toy_kernel_bank(filters, channels, spec.kernel) if conv else None

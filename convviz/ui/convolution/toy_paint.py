@@ -47,10 +47,13 @@ class ToyPaint:
         self.input_canvas.set_grid(rgba, labels, inner=(s.pad_lo, s.pad_lo, s.pad_lo + s.size - 1,
                                                         s.pad_lo + s.size - 1), stack=min(channels - 1, 2),
                                    hatch=hatch)
-        pads = {"max": ", pads with −∞", "avg": ", zeros counted in the mean"}.get(s.mode, "") if s.pad_lo else ""
+        padded = s.pad_lo or s.padding_end
+        pads = {"max": ", pads with −∞", "avg": ", zeros counted in the mean"}.get(s.mode, "") if padded else ""
+        ring = (f"padding P&nbsp;=&nbsp;{s.pad_lo}" if s.pad_lo == s.padding_end else
+                f"TF SAME padding: {s.pad_lo}&nbsp;before, {s.padding_end}&nbsp;after")
         self.input_caption.setText(caption_html(
             f"<b>Input</b> {s.size}×{s.size}" + (f"×{channels} · channel {self.shown_channel}" if channels > 1 else ""),
-            f"padding P&nbsp;=&nbsp;{s.pad_lo} → {s.padded}×{s.padded}{pads}"))
+            f"{ring} → {s.padded}×{s.padded}{pads}"))
 
     def _paint_output(self, geom, depth: int) -> None:
         """The shown filter's / channel's output values (revealed frame by frame) over empty white cells."""
@@ -88,7 +91,7 @@ class ToyPaint:
     def _legend(self, spec, geom) -> str:
         items = [(cv.WHITE, "input"), (cv.SKY, "window taps"), (cv.BLUE, "window"), (FILLED, "output computed"),
                  (CURRENT, "current output"), (cv.ORANGE, "hovered")]
-        if spec.pad_lo:
+        if spec.pad_lo or spec.padding_end:
             items.insert(1, (cv.PAD_GREY, "padding (−∞)" if spec.mode == "max" else "padding (zeros)"))
         if geom.ok and geom.uncovered:
             items.insert(1, (UNREAD, "never read (hatched)"))
