@@ -54,6 +54,7 @@ class ConvLayerData:
     rf: tuple[float, float] | None = None
     jump: tuple[float, float] | None = None
     start: tuple[float, float] | None = None
+    image_hw: tuple[int, int] | None = None  #: the model input (H, W) the field is measured on
 
     @property
     def in_channels(self) -> int:
@@ -172,7 +173,7 @@ def _numpy(tensor: torch.Tensor, batch_item: bool = False) -> np.ndarray:
 
 
 def conv_layer_data(module: nn.Conv2d, name: str, layer_input: torch.Tensor, layer_output: torch.Tensor,
-                    rf=None, jump=None, start=None) -> ConvLayerData:
+                    rf=None, jump=None, start=None, image_hw=None) -> ConvLayerData:
     """Plain-numpy copy of ``module`` and the (1, C, H, W) input / (1, O, H', W') output it saw."""
     if module.padding_mode not in PADDING_MODES:
         raise ValueError(f"{name}: padding_mode {module.padding_mode!r} is not one of {PADDING_MODES}")
@@ -188,7 +189,8 @@ def conv_layer_data(module: nn.Conv2d, name: str, layer_input: torch.Tensor, lay
         name=name, input=_numpy(layer_input, True), output=_numpy(layer_output, True), weight=_numpy(module.weight),
         bias=bias, kernel_size=tuple(module.kernel_size), stride=tuple(module.stride),
         padding=padding, dilation=tuple(module.dilation), groups=int(module.groups),
-        padding_mode=module.padding_mode, padding_text=padding_text, rf=rf, jump=jump, start=start)
+        padding_mode=module.padding_mode, padding_text=padding_text, rf=rf, jump=jump, start=start,
+        image_hw=None if image_hw is None else tuple(int(n) for n in image_hw))
 
 
 def probe_module(module: nn.Conv2d, layer_input: torch.Tensor, layer_output: torch.Tensor, out_channel: int,

@@ -68,5 +68,6 @@ def conv_layer(ctx: ViewContext):
     if ctx.module is None or name not in ctx.capture.inputs:
         raise ValueError(f"{name}: not a convolution of this model")
     row = ctx.row
-    field = dict(rf=row.rf, jump=row.jump, start=row.start) if row is not None else {}
+    size = int(ctx.model.preprocess.input_size)
+    field = dict(rf=row.rf, jump=row.jump, start=row.start, image_hw=(size, size)) if row is not None else {}
     return conv_layer_data(ctx.module, name, ctx.capture.inputs[name], ctx.capture.outputs[name], **field)

@@ -4,6 +4,8 @@ and a short hint per layer for the layer list.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from convviz.core.conv_probe import ConvLayerData
@@ -53,9 +55,7 @@ def layer_summary(data: ConvLayerData) -> str:
     o, oh, ow = data.output.shape
     lines = [f"<b>Conv2d</b> {c} → {o} channels, kernel {kh}×{kw}, stride {sh}×{sw}, "
              f"dilation {dh}×{dw}, groups {data.groups}",
-             f"padding {data.padding_text or data.padding} → top/bottom {data.padding[0]}/{data.padding[1]}, "
-             f"left/right {data.padding[2]}/{data.padding[3]}" +
-             (f" ({data.padding_mode})" if data.padding_mode != "zeros" else ""),
+             padding_line(data),
              f"input {c}×{h}×{w} → output <b>{o}×{oh}×{ow}</b>",
              (f"input = the normalised photo, (pixel/255 − mean)/std per RGB channel: {value_range(data.input)}"
               if c == 3 else f"input {value_range(data.input)}; output {value_range(data.output)}")]
@@ -69,9 +69,51 @@ def layer_summary(data: ConvLayerData) -> str:
             text += f"; input {axis} {ranges_text(geom.uncovered)} never read"
         lines.append(text)
     if data.rf is not None:
-        jump = f", neighbours {data.jump[0]:g} px apart" if data.jump is not None else ""
-        lines.append(f"one output unit sees {data.rf[0]:g}×{data.rf[1]:g} image pixels{jump}")
+        lines.append(field_line(data))
     return "<br>".join(lines)
+
+
+def padding_line(data: ConvLayerData) -> str:
+    """The padding the layer really applies, per side, and whether it is uneven (TF "SAME")."""
+    top, bottom, left, right = data.padding
+    text = (f"padding {data.padding_text or data.padding} → top/bottom {top}/{bottom}, left/right {left}/{right}"
+            + (f" ({data.padding_mode})" if data.padding_mode != "zeros" else ""))
+    if (top, left) != (bottom, right):
+        text += (" — <b>uneven</b>: the extra row/column goes after (bottom / right), as TensorFlow's 'SAME' pads; "
+                 "the ring below is drawn so")
+    return text
+
+
+def seen_extent(size: float, jump: float, start: float, units: int, image: int) -> tuple[int, int]:
+    """(fewest, most) real pixels along one axis that one of ``units`` output units' field covers on an
+    ``image``-pixel input."""
+    seen = []
+    for index in range(units):
+        centre = start + index * jump
+        lo = max(0, math.ceil(centre - (size - 1) / 2 - 1e-9))
+        hi = min(image - 1, math.floor(centre + (size - 1) / 2 + 1e-9))
+        seen.append(max(0, hi - lo + 1))
+    return min(seen), max(seen)
+
+
+def field_line(data: ConvLayerData) -> str:
+    """The theoretical field and the real pixels a unit can see (never more than the input has)."""
+    (fh, fw), jump = data.rf, data.jump
+    neighbours = f", neighbours {jump[0]:g} px apart" if jump is not None else ""
+    text = f"theoretical receptive field of one output unit: {fh:g}×{fw:g} image pixels{neighbours}"
+    if data.image_hw is None or jump is None or data.start is None:
+        return text
+    (h, w), (_, oh, ow) = data.image_hw, data.output.shape
+    (lh, sh), (lw, sw) = seen_extent(fh, jump[0], data.start[0], oh, h), seen_extent(fw, jump[1], data.start[1], ow, w)
+    if (sh, sw) == (h, w) and (fh > h or fw > w):
+        return text + (f"; larger than the {h}×{w} input, so a unit sees at most the whole input "
+                       f"({h}×{w} real pixels) and the rest of its field is padding")
+    if (lh, lw) == (fh, fw):
+        return text + "; every unit sees all of it (no field reaches into padding)"
+    if (sh, sw) == (fh, fw):
+        return text + (f"; units away from the border see all of it, units at the border as few as {lh}×{lw} "
+                       f"real pixels (the rest is padding)")
+    return text + f"; on this {h}×{w} input a unit sees at most {sh}×{sw} real pixels, the rest is padding"
 
 
 def groups_summary(data: ConvLayerData, out_channel: int) -> str:
