@@ -17,7 +17,7 @@ def _linearised(model: nn.Module) -> nn.Module:
     """
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
-            if isinstance(child, (nn.ReLU, nn.ReLU6)):
+            if isinstance(child, (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)):
                 setattr(module, child_name, nn.Identity())
             elif isinstance(child, nn.MaxPool2d):
                 setattr(module, child_name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode))

@@ -13,20 +13,9 @@ from torch import nn
 from convviz.core.layer_table import layer_table
 from convviz.core.unit_field import UnitField, field_sentence, unit_field
 
+from test_receptive_field import _linearised
+
 HW = (112, 144)
-
-
-def _linearised(model: nn.Module) -> nn.Module:
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish)):
-                setattr(module, child_name, nn.Identity())
-            elif isinstance(child, nn.MaxPool2d):
-                setattr(module, child_name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(p.abs() + 0.01)
-    return model.eval()
 
 
 def _units(h: int, w: int) -> list[tuple[int, int]]:
