@@ -67,7 +67,7 @@ def test_the_preview_is_what_the_training_loader_draws_in_epoch_1(tmp_path, monk
     from convviz.core.finetune import TrainConfig, fine_tune, preprocess_for
     from convviz.core.finetune import train as train_module
     from convviz.core.finetune.augment import first_epoch_preview
-    from convviz.workers.finetune_jobs import preview_job
+    from convviz.workers.scan_jobs import preview_job
 
     from test_finetune_fixtures import tiny_model
 
@@ -105,7 +105,7 @@ def test_preview_jobs_in_parallel_threads_draw_what_one_thread_draws():
     """torchvision draws from torch's global generator: seeded draws of two job threads must not mix."""
     import threading
 
-    from convviz.workers.finetune_jobs import preview_job
+    from convviz.workers.scan_jobs import preview_job
 
     rgb = np.random.default_rng(3).integers(0, 255, (50, 60, 3), dtype=np.uint8)
     alone = {seed: preview_grid(rgb, SPEC, PP, 6, seed=seed) for seed in (1, 2)}

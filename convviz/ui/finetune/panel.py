@@ -1,7 +1,7 @@
 """The Fine-tune tab: folder → what trains → augmentation → train → results → use the new model.
 
 The panel only displays and forwards intent: every step is a job of
-:mod:`convviz.workers.finetune_jobs` on ``session.runner`` (scan, preview, parameter count,
+:mod:`convviz.workers.finetune_jobs` / :mod:`~convviz.workers.scan_jobs` on ``session.runner`` (scan, preview, parameter count,
 training, save). Training works on a clean copy of the current model; "Use this model" loads the
 saved checkpoint through the normal model path (``session.load_model``), so every tab then shows
 the new classes, and re-opening the file later restores them.
@@ -22,6 +22,7 @@ from convviz.ui.panel import Panel
 from convviz.ui.widgets.reflow import Reflow
 from convviz.ui.widgets.sections import rule
 from convviz.workers import finetune_jobs as jobs
+from convviz.workers import scan_jobs
 
 
 #: a training job goes on once the plots have not been repainted for this long (pyqtgraph repaints an
@@ -191,7 +192,7 @@ class FinetunePanel(Panel):
         if self.session is None:
             return
         self.data.show_scanning(folder)
-        handle = self.session.runner.submit(jobs.scan_job, folder, name="Scanning images…")
+        handle = self.session.runner.submit(scan_jobs.scan_job, folder, name="Scanning images…")
         handle.finished.connect(self._on_scanned)
         handle.failed.connect(lambda message: self._on_scan_failed(folder, message))
 
@@ -262,7 +263,7 @@ class FinetunePanel(Panel):
         if self.session is None or self.session.model_info is None:
             return
         if self.report is not None and self.report.scan.train:  # epoch 1 of training, as it will be drawn
-            source = list(self.report.scan.train[:jobs.PREVIEW_COUNT])
+            source = list(self.report.scan.train[:scan_jobs.PREVIEW_COUNT])
             label = self.report.scan.classes[source[0].label]
         elif self.session.image is not None:
             source, label = self.session.image.rgb, None
@@ -270,7 +271,7 @@ class FinetunePanel(Panel):
             return
         self._gen["preview"] += 1
         gen = self._gen["preview"]
-        handle = self.session.runner.submit(jobs.preview_job, source, self.augment.spec(), self.train_preprocess(),
+        handle = self.session.runner.submit(scan_jobs.preview_job, source, self.augment.spec(), self.train_preprocess(),
                                             seed=self.augment.seed_value(), name="Augmenting the preview…")
         handle.finished.connect(lambda preview: gen == self._gen["preview"] and self.augment.show_preview(preview, label))
         handle.failed.connect(lambda message: gen == self._gen["preview"] and self.augment.preview_caption.setText(message))
