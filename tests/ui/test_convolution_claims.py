@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convviz.core.geometry import analyse_axis, pool_same_padding, ranges_text, tf_same_spec, toy_spec
-from convviz.ui.convolution.text import formula_html, note_html, output_caption, tf_same_html, unread_parts
+from convviz.ui.convolution.text import MINUS, formula_html, note_html, output_caption, tf_same_html, unread_parts
 
 WS, KS, SS, PS, DS = range(1, 13), range(1, 8), range(1, 5), range(0, 4), range(1, 4)
 MODES = ("conv", "max", "avg", "l2")
@@ -92,13 +92,7 @@ def _check(case, mode, w, k, s, p, d, ceil, facts):
     assert geom.output == size and geom.uncovered == unread, case  # the geometry that the words come from
     if "every input cell is read" in note or "Every input cell is still read" in note:
         assert not unread, case
-    if unread:
-        assert f"{ranges_text(unread)} are <b>never read" in note, case
-        parts = unread_parts(geom)
-        if "between_windows" in parts:
-            assert s > d * (k - 1) + 1 and "between windows (stride" in note, case
-        if "between_taps" in parts:
-            assert d > 1 and "between the dilated taps" in note, case
+    _check_read_claims(case, geom, note, unread)
     for text in (note, detail, formula):
         if "in the right padding" in text:
             start = _dropped_start(w, k, s, p, d)
@@ -109,7 +103,43 @@ def _check(case, mode, w, k, s, p, d, ceil, facts):
             assert p > 0 and _dropped_start(w, k, s, p, d) >= w + 2 * p, case
     if "dropped" in detail:
         assert ceil and math.ceil(geom.exact) > size, case
+    kept = re.search(r"the last window starts at (\d+), (in the left padding|inside the input),", note)
+    if kept:  # ceil_mode's partial window: where torch's last window really starts
+        start = (size - 1) * s
+        assert int(kept.group(1)) == start and (start < p) == (kept.group(2) == "in the left padding"), case
+    if ceil and size > math.floor(geom.exact):
+        assert kept, case
     return "unread" if unread else "all read"
+
+
+def _check_read_claims(case, geom, note, unread):
+    """The read / never-read sentences and how the windows lie, against torch's unread cells."""
+    s = geom.spec
+    o, span, stride = geom.output, s.span, s.stride
+    if "every input cell is read" in note or "Every input cell is still read" in note:
+        assert not unread, case
+    if unread:
+        assert f"{ranges_text(unread)} are <b>never read</b> (hatched)" in note, case
+        parts = unread_parts(geom)
+        assert sorted(i for cells in parts.values() for i in cells) == list(unread), case
+        if "between_windows" in parts:
+            assert stride > span and "between windows (stride" in note, case
+        if "between_taps" in parts:
+            assert s.dilation > 1 and "between the dilated taps" in note, case
+        if "after_last" in parts:  # past the end of torch's last window
+            assert min(parts["after_last"]) + s.pad_lo >= (o - 1) * stride + span, case
+    else:
+        assert "(hatched)" not in note, case  # only cells of the shown geometry are hatched
+    if "is a whole number" in note:
+        assert geom.is_whole and (o - 1) * stride + span == s.padded, case
+    if "tile the padded input exactly" in note:
+        assert stride == span and o * stride == s.padded, case
+    if "the windows overlap" in note:
+        assert stride < span and o > 1, case
+    if "skip cells between them" in note:
+        assert stride > span and o > 1, case
+    if "the window covers the padded input exactly" in note:
+        assert o == 1 and span == s.padded, case
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -158,6 +188,18 @@ def test_tf_same_rule_is_what_pad_then_conv_does():
         timm_same = Conv2dSame(1, 1, (k, 1), (s, 1), dilation=(d, 1), bias=False)
         with torch.no_grad():
             assert timm_same(_one_hot(w)).shape[2] == geom.output, case
+        level, note = note_html(geom)
+        title, detail = output_caption(geom)
+        assert level != "error" and f"{geom.output}×{geom.output}" in title, case
+        _check_read_claims(case, geom, note, tuple(i for i in range(w) if i not in facts[1]))
+        formula = formula_html(geom).replace("\u2060", "")
+        pads = f"2·{spec.pad_lo}" if spec.pad_lo == spec.padding_end else f"{spec.pad_lo} + {spec.padding_end}"
+        assert f"({w} {MINUS} {spec.span} + {pads})/{s} + 1" in formula, case
+        assert f"({w} + {pads} {MINUS} {d}·({k} {MINUS} 1) {MINUS} 1)/{s}⌋ + 1 = <b>{facts[0]}</b>" in formula, case
+        if s == 1:  # PyTorch's padding='same' pads the same split at stride 1
+            same = nn.Conv2d(1, 1, (k, 1), 1, "same", (d, 1), bias=False)
+            nn.init.ones_(same.weight)
+            assert torch_facts(same, w) == facts, case
         text = tf_same_html(spec)
         assert f"before = ⌊{spec.pad_lo + spec.padding_end}/2⌋ = <b>{spec.pad_lo}</b>" in text, case
         assert f"after = the rest = <b>{spec.padding_end}</b>" in text, case

@@ -4,12 +4,11 @@ and a short hint per layer for the layer list.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from convviz.core.conv_probe import ConvLayerData
 from convviz.core.geometry import fraction_text, ranges_text
+from convviz.core.unit_field import unit_field
 
 
 def value_range(values: np.ndarray) -> str:
@@ -74,26 +73,33 @@ def layer_summary(data: ConvLayerData) -> str:
 
 
 def padding_line(data: ConvLayerData) -> str:
-    """The padding the layer really applies, per side, and whether it is uneven (TF "SAME")."""
+    """The padding the layer really applies, per side, and when it is uneven which side gets more:
+    ``TF SAME: 0 before, 1 after`` (timm's Conv2dSame; PyTorch's 'same' splits an odd total so too)."""
     top, bottom, left, right = data.padding
     text = (f"padding {data.padding_text or data.padding} → top/bottom {top}/{bottom}, left/right {left}/{right}"
             + (f" ({data.padding_mode})" if data.padding_mode != "zeros" else ""))
-    if (top, left) != (bottom, right):
-        text += (" — <b>uneven</b>: the extra row/column goes after (bottom / right), as TensorFlow's 'SAME' pads; "
-                 "the ring below is drawn so")
-    return text
+    if (top, left) == (bottom, right):
+        return text
+    axes = {"rows": (top, bottom), "columns": (left, right)}
+    if len(set(axes.values())) == 1:
+        split = f"{top} before, {bottom} after"
+    else:
+        split = "; ".join(f"{name} {a} before, {b} after" for name, (a, b) in axes.items())
+    tf_like = all(b - a in (0, 1) for a, b in axes.values())  # TF SAME: before = ⌊total/2⌋, after = the rest
+    rule = "TF SAME" if tf_like else "uneven"
+    where = ("the extra row/column goes after (bottom / right)" if tf_like else
+             "not TensorFlow's 'SAME' split, which puts at most one extra cell after")
+    return text + f" — <b>{rule}: {split}</b>: {where}; the ring below is drawn so"
 
 
-def seen_extent(size: float, jump: float, start: float, units: int, image: int) -> tuple[int, int]:
-    """(fewest, most) real pixels along one axis that one of ``units`` output units' field covers on an
-    ``image``-pixel input."""
-    seen = []
-    for index in range(units):
-        centre = start + index * jump
-        lo = max(0, math.ceil(centre - (size - 1) / 2 - 1e-9))
-        hi = min(image - 1, math.floor(centre + (size - 1) / 2 + 1e-9))
-        seen.append(max(0, hi - lo + 1))
-    return min(seen), max(seen)
+def seen_extent(data: ConvLayerData) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(fewest, most) real pixels, rows and columns, that the field of one of the layer's output units
+    covers on the model input (:func:`convviz.core.unit_field.unit_field`: the field clipped to the input)."""
+    (_, oh, ow), seen = data.output.shape, []
+    for index in range(max(oh, ow)):
+        seen.append(unit_field(data, min(index, oh - 1), min(index, ow - 1), data.image_hw).seen_hw)
+    rows, cols = [s[0] for s in seen], [s[1] for s in seen]
+    return (min(rows), min(cols)), (max(rows), max(cols))
 
 
 def field_line(data: ConvLayerData) -> str:
@@ -103,8 +109,8 @@ def field_line(data: ConvLayerData) -> str:
     text = f"theoretical receptive field of one output unit: {fh:g}×{fw:g} image pixels{neighbours}"
     if data.image_hw is None or jump is None or data.start is None:
         return text
-    (h, w), (_, oh, ow) = data.image_hw, data.output.shape
-    (lh, sh), (lw, sw) = seen_extent(fh, jump[0], data.start[0], oh, h), seen_extent(fw, jump[1], data.start[1], ow, w)
+    h, w = data.image_hw
+    (lh, lw), (sh, sw) = seen_extent(data)
     if (sh, sw) == (h, w) and (fh > h or fw > w):
         return text + (f"; larger than the {h}×{w} input, so a unit sees at most the whole input "
                        f"({h}×{w} real pixels) and the rest of its field is padding")

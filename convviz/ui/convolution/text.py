@@ -30,10 +30,12 @@ def textbook_numbers(spec: AxisSpec) -> str:
 
 
 def window_place(spec: AxisSpec, start: int) -> str:
-    """Where a window starting at padded index ``start`` (past the input and its left padding) begins:
+    """Where a window starting at padded index ``start`` begins: in the left padding, inside the input,
     in the right padding, or past the end of the (padded) input."""
+    if start < spec.pad_lo:
+        return "in the left padding"
     if start < spec.size + spec.pad_lo:
-        return "inside the input or its left padding"
+        return "inside the input"
     if start < spec.padded:
         return "in the right padding"
     return "past the end of the padded input" if spec.padding_end else "past the end of the input (there is no padding)"
@@ -208,6 +210,9 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
         elif s.stride < s.span and o > 1:
             how = (f"the windows overlap (stride {s.stride} &lt; window {s.span}) and the last one ends exactly at "
                    f"the end of the padded input")
+        elif s.stride > s.span and o > 1:
+            how = (f"the windows skip cells between them (stride {s.stride} &gt; window {s.span}), only padding "
+                   f"cells here, and the last one ends exactly at the end of the padded input")
         else:
             how = "the window covers the padded input exactly"
         return OK, f"{textbook_numbers(s)} = {o} is a whole number: {how}, and every input cell is read."
@@ -218,8 +223,8 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
         if o == _ceil_raw(geom):
             last = geom.starts[-1]
             outside = [int(t) for t in geom.taps(len(geom.starts) - 1) if t >= s.padded]
-            story = (f"<b>ceil_mode=True rounds up to {o}×{o}</b>: the last window starts at {last}, inside the "
-                     f"input or its left padding, and runs past the padded input — a <b>partial window</b> "
+            story = (f"<b>ceil_mode=True rounds up to {o}×{o}</b>: the last window starts at {last}, "
+                     f"{window_place(s, last)}, and runs past the padded input — a <b>partial window</b> "
                      f"(dashed): its taps at {ranges_text(outside)} do not exist and are ignored; "
                      f"{_partial_rule(s)} ")
             if geom.uncovered:
@@ -227,7 +232,7 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
             return WARN, head + story + f"Without ceil_mode (and in every Conv2d) {floor}"
         raw, dropped = _ceil_raw(geom), (_ceil_raw(geom) - 1) * s.stride
         story = (f"<b>ceil_mode=True would round up to {raw}</b>, but that last window would start at {dropped}, "
-                 f"{window_place(s, dropped)} (the input and its left padding end at {s.size + s.pad_lo - 1}). Torch keeps a "
+                 f"{window_place(s, dropped)} ({_left_end(s)}). Torch keeps a "
                  f"window only if it starts inside the input or the left padding, so it is dropped: the output "
                  f"stays {o}×{o}, as without ceil_mode. {_loss(geom)}")
         return WARN, head + story
@@ -245,6 +250,12 @@ def note_html(geom: AxisGeometry) -> tuple[str, str]:
                f"{ceil.output}×{ceil.output}" + (", nothing dropped." if not ceil.uncovered else
                                                 f", still missing {_cells(ceil.uncovered)}."))
     return WARN, head + f"<b>PyTorch floors</b>: {floor} " + alt
+
+
+def _left_end(spec: AxisSpec) -> str:
+    """``the input and its left padding end at 8`` (``the input ends at 6`` without padding)."""
+    last = spec.size + spec.pad_lo - 1
+    return f"the input and its left padding end at {last}" if spec.pad_lo else f"the input ends at {last}"
 
 
 def _partial_rule(spec: AxisSpec) -> str:
@@ -265,7 +276,7 @@ def _floor_story(geom: AxisGeometry) -> str:
     o = floor_geom.output
     nxt = o * s.stride
     return (f"the output is {o}×{o}; the next window would start at {nxt} and need up to "
-            f"{nxt + s.span - 1}, past the padded input (last index {s.padded - 1}). " + _loss(floor_geom, geom))
+            f"{nxt + s.span - 1}, past the {'padded input' if s.pad_lo + s.padding_end else 'input'} (last index {s.padded - 1}). " + _loss(floor_geom, geom))
 
 
 def _loss(floor_geom: AxisGeometry, shown: AxisGeometry | None = None) -> str:
