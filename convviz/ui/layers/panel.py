@@ -32,7 +32,7 @@ SIDE_BY_SIDE_MIN_WIDTH = 940
 
 MOSAIC_KEY = "layers.mosaic"
 VECTOR_KEY = "layers.vector"
-COLUMN_WIDTHS = (110, 110, 92, 126, 40)  # k / s / p fits "5×5 / 2 / TF same 1/2"
+COLUMN_WIDTHS = (110, 140, 92, 126, 40)  # k / s / p fits "5×5 / 2 / TF same 1/2"
 MAPS_MIN_HEIGHT = 300  #: the mosaic's least height when the tree is above it
 
 
