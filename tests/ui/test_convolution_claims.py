@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convviz.core.geometry import analyse_axis, pool_same_padding, ranges_text, tf_same_spec, toy_spec
+from convviz.ui.convolution.arithmetic import UNREAD_REASONS, unread_reason
 from convviz.ui.convolution.text import MINUS, formula_html, note_html, output_caption, tf_same_html, unread_parts
 
 WS, KS, SS, PS, DS = range(1, 13), range(1, 8), range(1, 5), range(0, 4), range(1, 4)
@@ -128,6 +129,9 @@ def _check_read_claims(case, geom, note, unread):
             assert s.dilation > 1 and "between the dilated taps" in note, case
         if "after_last" in parts:  # past the end of torch's last window
             assert min(parts["after_last"]) + s.pad_lo >= (o - 1) * stride + span, case
+        reasons = {key: UNREAD_REASONS[key] for key in parts}  # the hover readout of an unread cell
+        assert all(unread_reason(geom, i, i) == reasons[next(k for k, c in parts.items() if i in c)]
+                   for i in unread), case
     else:
         assert "(hatched)" not in note, case  # only cells of the shown geometry are hatched
     if "is a whole number" in note:
@@ -205,5 +209,12 @@ def test_tf_same_rule_is_what_pad_then_conv_does():
         assert f"after = the rest = <b>{spec.padding_end}</b>" in text, case
         assert ("uneven" in text) == (spec.pad_lo != spec.padding_end), case
         assert (f"nn.ZeroPad2d(({spec.pad_lo}, {spec.padding_end}" in text) == (s > 1), case
+        code = re.search(r"nn\.ZeroPad2d\(\((\d+), (\d+), (\d+), (\d+)\)\) \+ Conv2d\(padding=0\)", text)
+        if code:  # the code the sentence gives, run: same size, same cells read
+            pad = nn.ZeroPad2d(tuple(int(v) for v in code.groups()))
+            with torch.no_grad():
+                out = conv(pad(_one_hot(w)))
+            assert out.shape[2] == facts[0], case
+            assert tuple(i for i in range(w) if bool((out[i] > 0).any())) == facts[1], case
     with pytest.raises(ValueError):
         nn.Conv2d(1, 1, 3, stride=2, padding="same")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from convviz.core.geometry import CONV, AxisGeometry
+from convviz.ui.convolution.text import unread_parts
 
 MINUS = "−"
 FULL_PRODUCTS = 25  # a channel's products are written out up to this many taps (5×5)
@@ -103,11 +104,26 @@ def _pool_text(geom: AxisGeometry, values: np.ndarray, keep: np.ndarray, result:
     return f"√({squares}) = √{total:g} = <b>{num(result)}</b>"
 
 
+UNREAD_REASONS = {"between_windows": "it lies between two windows (stride &gt; window)",
+                  "between_taps": "it falls between a window's dilated taps",
+                  "after_last": "it comes after the last window ends"}
+
+
+def unread_reason(geom: AxisGeometry, row: int, col: int) -> str:
+    """Why no tap reads input (row, col): the computed cause along the row or column axis."""
+    parts = unread_parts(geom)
+    for index in (row, col):
+        for key, cells in parts.items():
+            if index in cells:
+                return UNREAD_REASONS[key]
+    return "no window's tap lands on it"
+
+
 def toy_input_html(geom: AxisGeometry, row: int, col: int, value: float, readers: list) -> str:
     """Readout for a hovered toy input cell: which outputs read it (or that none does)."""
     if not readers:
-        return (f"<b>Input ({row}, {col})</b> = {value:g} is <b>never read</b> by any window — "
-                f"PyTorch drops it.")
+        return (f"<b>Input ({row}, {col})</b> = {value:g} is <b>never read</b>: {unread_reason(geom, row, col)}; "
+                f"no output depends on it.")
     shown = ", ".join(f"({r}, {c})" for r, c in readers[:8]) + (", …" if len(readers) > 8 else "")
     cells = f"output cell{'s' * (len(readers) > 1)}"
     return f"<b>Input ({row}, {col})</b> = {value:g} is read by {len(readers)} {cells}: {shown}"

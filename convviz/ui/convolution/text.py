@@ -298,14 +298,14 @@ def tf_same_html(spec: AxisSpec) -> str:
             f"max({o - 1}·{s} + {d}·{k - 1} + 1 {MINUS} {w}, 0) = <b>{total}</b>; before = ⌊{total}/2⌋ = "
             f"<b>{spec.pad_lo}</b>, after = the rest = <b>{spec.padding_end}</b>.")
     if spec.pad_lo != spec.padding_end:
-        shape = "uneven: the extra cell goes after (bottom / right)"
+        shape = "uneven: the extra cell after (bottom / right)"
     else:
-        shape = f"even here: {spec.pad_lo} on each side"
+        shape = f"even here: {spec.pad_lo} each side"
     if s > 1:
-        torch_says = (f"PyTorch's Conv2d(padding='same') is refused for stride &gt; 1; to get this, pad first: "
-                      f"nn.ZeroPad2d(({spec.pad_lo}, {spec.padding_end}, {spec.pad_lo}, {spec.padding_end})) then "
-                      f"Conv2d(padding=0), as timm's Conv2dSame does for TensorFlow-trained weights.")
+        torch_says = (f"PyTorch refuses Conv2d(padding='same') at stride &gt; 1; pad first: nn.ZeroPad2d(("
+                      f"{spec.pad_lo}, {spec.padding_end}, {spec.pad_lo}, {spec.padding_end})) + Conv2d(padding=0), "
+                      f"as timm's Conv2dSame does.")
     else:
-        torch_says = ("At stride 1 PyTorch's Conv2d(padding='same') pads exactly this (the odd cell after); the "
-                      "article's symmetric (K − 1)/2 exists only when the total is even.")
-    return f"{rule} The ring is {shape}. {torch_says}"
+        torch_says = ("At stride 1 PyTorch's Conv2d(padding='same') pads just this; the article's symmetric "
+                      "D·(K − 1)/2 per side exists only when the total is even.")
+    return f"{rule} Ring {shape}. {torch_says}"

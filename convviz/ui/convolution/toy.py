@@ -214,8 +214,9 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
             self.set_values(pad="sym")
             same = same_padding(self.value("K"), self.value("S"), self.value("D"), size=self.value("W"))
         if same.padding is None:
+            tf = " The padding rule 'TF / ONNX SAME' pads unevenly to keep ⌈W/S⌉." if self.mode == CONV else ""
             self.same_label.setText(f"<span style='color:{hex_color(cv.VERMILLION)}'>No same padding:</span> "
-                                    f"{same.reason}")
+                                    f"{same.reason}{tf}")
             self._same_for = self._settings()
             return
         self.set_values(P=same.padding)
