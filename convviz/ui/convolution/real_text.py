@@ -89,7 +89,7 @@ def padding_line(data: ConvLayerData) -> str:
     rule = "TF SAME" if tf_like else "uneven"
     where = ("the extra row/column goes after (bottom / right)" if tf_like else
              "not TensorFlow's 'SAME' split, which puts at most one extra cell after")
-    return text + f" — <b>{rule}: {split}</b>: {where}; the ring below is drawn so"
+    return text + f" — <b>{rule}: {split}</b>: {where}; the input's padding ring is drawn so"
 
 
 def seen_extent(data: ConvLayerData) -> tuple[tuple[int, int], tuple[int, int]]:
