@@ -72,6 +72,12 @@ def _conv_settings(text: str) -> dict:
             raise argparse.ArgumentTypeError(f"{text!r}: {usage} (C 1–16, F 1–64)") from None
     if len(numbers) not in (4, 5) or min(numbers) < 0 or 0 in numbers[:3] + numbers[4:]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected W,K,S,P[,D] with W, K, S, D ≥ 1 and P ≥ 0")
+    pooling = named.get("mode", "conv") != "conv"
+    if named.get("pad") == "tf" and pooling:
+        raise argparse.ArgumentTypeError(f"{text!r}: pad=tf (TF / ONNX SAME) is a Conv2d padding rule; "
+                                         f"pooling pads P on each side")
+    if named.get("ceil") and not pooling:
+        raise argparse.ArgumentTypeError(f"{text!r}: ceil is for pooling (mode=max|avg|l2); Conv2d always rounds down")
     return {**dict(zip("WKSPD", numbers)), **named}
 
 

@@ -1,4 +1,5 @@
 """``python main.py``: screenshots, bad arguments, and a start-up that does not wait for torch."""
+import argparse
 import json
 import os
 import subprocess
@@ -81,3 +82,12 @@ def test_the_window_modules_do_not_import_torch():
                          env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_conv_option_reaches_tf_same_and_refuses_settings_the_panel_would_ignore():
+    from convviz.app import _conv_settings
+
+    assert _conv_settings("8,3,2,0,pad=tf") == {"W": 8, "K": 3, "S": 2, "P": 0, "pad": "tf"}
+    for text, needle in (("7,3,2,0,mode=max,pad=tf", "Conv2d padding rule"), ("7,3,2,0,ceil", "ceil is for pooling")):
+        with pytest.raises(argparse.ArgumentTypeError, match=needle):
+            _conv_settings(text)

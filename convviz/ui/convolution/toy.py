@@ -32,6 +32,9 @@ MODES = (("conv", "Convolution", "Conv2d: a filter of weights, summed over all i
          ("max", "Max pooling", "MaxPool2d: the largest value of each window, channel by channel"),
          ("avg", "Average pooling", "AvgPool2d: the mean of each window, channel by channel"),
          ("l2", "L2 pooling", "LPPool2d with p = 2: √(sum of squares) of each window, channel by channel"))
+SAME_TIPS = {True: "Set P = D·(K−1)/2 so the output keeps the input's size, or say why no symmetric P does",
+             False: "Pooling has no padding='same': find the smallest P torch allows (P ≤ K/2; LPPool2d none) that "
+                    "keeps the input's size, or say that none does"}
 POOL_OPERATION = {"max": "takes the max", "avg": "takes the mean", "l2": "takes √Σx²"}
 
 
@@ -106,7 +109,6 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
         form.addRow("Rounding", self.ceil_check)
         column.addWidget(box)
         self.same_button = QPushButton("Same padding")
-        self.same_button.setToolTip("Set P so that the output has the size of the input (P = D·(K−1)/2 at stride 1)")
         self.same_button.clicked.connect(self.apply_same_padding)
         self.same_label = QLabel()
         self.same_label.setWordWrap(True)
@@ -246,6 +248,7 @@ class ToyView(ToyPaint, ToyLayout, QWidget):
         self.filters.setEnabled(conv)
         self.ceil_check.setEnabled(not conv)
         self.pad_rule.setEnabled(conv)
+        self.same_button.setToolTip(SAME_TIPS[conv])
         self.sliders["P"].setEnabled(not self.tf_same)
         if self.tf_same:
             self.same_label.setText(tf_same_html(spec))
