@@ -275,8 +275,9 @@ def _floor_story(geom: AxisGeometry) -> str:
         return f"torch refuses these settings: {floor_geom.error}"
     o = floor_geom.output
     nxt = o * s.stride
+    past = "padded input" if s.pad_lo + s.padding_end else "input"
     return (f"the output is {o}×{o}; the next window would start at {nxt} and need up to "
-            f"{nxt + s.span - 1}, past the {'padded input' if s.pad_lo + s.padding_end else 'input'} (last index {s.padded - 1}). " + _loss(floor_geom, geom))
+            f"{nxt + s.span - 1}, past the {past} (last index {s.padded - 1}). " + _loss(floor_geom, geom))
 
 
 def _loss(floor_geom: AxisGeometry, shown: AxisGeometry | None = None) -> str:
