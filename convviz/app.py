@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
         def report_paint():
             frame = window.frameGeometry()
             print(f"window {frame.width()}x{frame.height()}+{frame.x()}+{frame.y()}")
-            print(f"first-paint {time.perf_counter() - started_at:.3f}", flush=True)
+            print(f"first-paint {time.perf_counter() - started_at:.3f} torch-loaded={'torch' in sys.modules}", flush=True)
             app.quit()
 
         window.first_painted.connect(report_paint)

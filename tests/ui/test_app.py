@@ -68,11 +68,13 @@ def test_bad_files_in_screenshot_mode_exit_2(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_exit_after_paint_reports_the_first_paint():
+def test_exit_after_paint_reports_the_first_paint_before_torch_loads():
+    """The window paints first; torch (3 s to import here) loads after, in the background."""
     result = run_main("--exit-after-paint", timeout=120)
     assert result.returncode == 0, result.stderr
     line = [ln for ln in result.stdout.splitlines() if ln.startswith("first-paint ")]
     assert line and 0 < float(line[0].split()[1]) < 60
+    assert line[0].split()[2] == "torch-loaded=False", line[0]
 
 
 def test_the_window_modules_do_not_import_torch():

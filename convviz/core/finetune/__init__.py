@@ -41,7 +41,7 @@ _WHERE = {
     'Skipped': 'scan',
     'scan_folder': 'scan',
     'FineTuneResult': 'train_types',
-    'TrainConfig': 'train_types',
+    'TrainConfig': 'train_config',
     'TrainProgress': 'train_types',
     'arch_of': 'train',
     'fine_tune': 'train',

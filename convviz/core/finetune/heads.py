@@ -13,6 +13,7 @@ from torch import nn
 
 from ..model_files import ModelError
 from ..taps import head_features, taps_of
+from .train_config import parse_freeze
 
 _HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")
 _BLOCK_CONTAINERS = ("blocks", "features", "stages", "layers")
@@ -103,17 +104,6 @@ class FreezeReport:
     total_params: int
     frozen_modules: list[str]  # module paths whose parameters are all frozen (for the Layers tree)
     trainable_blocks: list[str]
-
-
-def parse_freeze(strategy: str) -> tuple[str, int]:
-    """``"head"`` / ``"none"`` / ``"last:N"`` → (kind, N); ValueError otherwise."""
-    strategy = (strategy or "head").strip()
-    if strategy in ("head", "none"):
-        return strategy, 0
-    kind, _, n = strategy.partition(":")
-    if kind == "last" and n.isdigit() and int(n) >= 1:
-        return "last", int(n)
-    raise ValueError(f"unknown freeze strategy {strategy!r} (use head, last:N or none)")
 
 
 def apply_freeze(model: nn.Module, strategy: str = "head") -> FreezeReport:
