@@ -71,7 +71,10 @@ def test_filled_graph_equals_eager_torch_on_real_photos(lite0, tapped, state):
     assert runner is not None
     pp = preprocess_for(lite0.preprocess, TrainConfig())
     assert pp.input_size == SIZE
-    scan = scan_folder(os.path.join(ROOT, "..", "shared", "data", "cats-dogs-60"))
+    photos = os.path.join(ROOT, "..", "shared", "data", "cats-dogs-60")
+    if not os.path.isdir(photos):  # CI always has ../shared: there a missing folder is a failure, not a skip
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("../shared/data/cats-dogs-60 is not here")
+    scan = scan_folder(photos)
     dataset = ImageDataset(scan.train[:3] + scan.val[:2], pp)
     x = normalize(torch.stack([dataset[i][0] for i in range(len(dataset))]), pp)
     with torch.no_grad():
