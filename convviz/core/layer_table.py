@@ -81,9 +81,7 @@ def window_settings(module: nn.Module, in_hw: tuple[int, int] | None = None) -> 
     is_conv = isinstance(module, nn.modules.conv._ConvNd)
     if not (is_conv or isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d))):
         return {}
-    if is_dynamic_same(module) and in_hw is None:
-        raise ValueError("TF 'SAME' padding depends on the input size")
-    pads = real_padding(module, in_hw)
+    pads = real_padding(module, in_hw)  # ValueError for TF "SAME" without in_hw
     padding = (pads[0], pads[2]) if pads[0] == pads[1] and pads[2] == pads[3] else pads
     same = "tf" if is_dynamic_same(module) else "torch" if getattr(module, "padding", 0) == "same" else ""
     settings = dict(kernel=_pair(module.kernel_size), stride=_pair(module.stride or module.kernel_size), padding=padding,

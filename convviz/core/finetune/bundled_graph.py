@@ -65,8 +65,7 @@ def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int |
         from onnx import numpy_helper
 
         model = onnx.load(path, load_external_data=False)
-        meta = {p.key: p.value for p in model.metadata_props}
-        if meta.get("convviz.taps") != ",".join(map(str, TAPS)) or meta.get("convviz.source") != SOURCE:
+        if not _is_ours({p.key: p.value for p in model.metadata_props}):
             return None
         for init in model.graph.initializer:
             if init.data_location != onnx.TensorProto.EXTERNAL:
@@ -84,12 +83,17 @@ def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int |
     return runner
 
 
+def _is_ours(meta: dict) -> bool:
+    """True for metadata of the graph this code ships (same network, same taps)."""
+    return meta.get("convviz.taps") == ",".join(map(str, TAPS)) and meta.get("convviz.source") == SOURCE
+
+
 def _checked(model: str | bytes, threads, reference, input_size: int) -> OnnxBackbone | None:
     """A session on ``model`` whose probe features equal ``reference``'s or the stored ones, else None."""
     try:
         runner = OnnxBackbone(new_session(model, threads))
         meta = runner.session.get_modelmeta().custom_metadata_map
-        if meta.get("convviz.taps") != ",".join(map(str, TAPS)) or meta.get("convviz.source") != SOURCE:
+        if not _is_ours(meta):
             return None
         want = torch.tensor(json.loads(meta["convviz.probe_features"]), dtype=torch.float32) if reference is None \
             else eager_features(reference, probe(input_size))

@@ -267,7 +267,7 @@ def extract_features(backbone, samples: Sequence[Sample], preprocess: Preprocess
     digests = [file_digest(s.path) if stores[0] is not None else None for s in samples]
     known = [store.get(digests) if store is not None else {} for store in stores]
     cached = [i for i in range(len(samples)) if all(i in k for k in known)]
-    todo = [i for i in range(len(samples)) if i not in set(cached)]
+    todo = sorted(set(range(len(samples))) - set(cached))
     rows: list[dict[int, torch.Tensor]] = [{i: torch.from_numpy(k[i]) for i in cached} for k in known]
     labels = torch.tensor([s.label for s in samples], dtype=torch.long)
     ok, errors = torch.ones(len(samples), dtype=torch.bool), {}
@@ -291,11 +291,10 @@ def extract_features(backbone, samples: Sequence[Sample], preprocess: Preprocess
                     fresh.append(index)
             if len(rows[0]) < len(samples):
                 yield len(rows[0]), {"labels": labels, "ok": ok, "errors": errors}
-        state = {"features": torch.stack([rows[0][i] for i in range(len(samples))]) if samples else torch.zeros(0, 0),
-                 "labels": labels, "ok": ok, "errors": errors}
+        stacked = [torch.stack([r[i] for i in range(len(samples))]) if samples else torch.zeros(0, 0) for r in rows]
+        state = {"features": stacked[0], "labels": labels, "ok": ok, "errors": errors}
         if mirror:
-            state["mirror_features"] = torch.stack([rows[1][i] for i in range(len(samples))]) if samples \
-                else torch.zeros(0, 0)
+            state["mirror_features"] = stacked[1]
         yield len(samples), state
     finally:  # what was computed is kept, a cancelled run's too
         for store, view_rows in zip(stores, rows):
