@@ -12,31 +12,31 @@ import difflib
 import os
 import sys
 import time
-import warnings
 
 from .cli_io import (
-    CliError, TimeLimitExceeded, collected_warnings, emit_json, quiet_broken_pipe, safe_stdout, shown, time_limit,
+    CliError, TimeLimitExceeded, collected_warnings, emit_json, load_model_arg as _load, decode_image as _decode, model_options, quiet_broken_pipe, safe_stdout, shown,
     write_all_atomic,
 )
 
 EXIT_USAGE = 2
-#: Seconds one image may take to decode before the command gives up on it.
-DECODE_SECONDS = 60
 #: Largest ``layers --input-size``.
 MAX_INPUT_SIZE = 4096
 
 
+#: Modules that add sub-commands: each has ``add_parsers(sub)`` and ``COMMANDS`` (name → function).
+COMMAND_MODULES = ("convviz.cli_finetune",)
+
+
+def _command_modules():
+    import importlib
+
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convviz", description="See what a convolutional network does.")
-    sub = parser.add_subparsers(dest="command", metavar="{predict,layers,activations,finetune,app}")
-
-    def model_options(p):
-        p.add_argument("--model", default="default", metavar="SPEC",
-                       help="'default' (bundled EfficientNet-Lite0), a torchvision name, timm:NAME, "
-                            "a model file, or ARCH=STATE_DICT_FILE")
-        p.add_argument("--allow-pickle", "--trust-code", dest="allow_pickle", action="store_true",
-                       help="allow a model file that is code (a fully pickled model or TorchScript): "
-                            "it runs code from the file, use it only if you trust the file's source")
+    names = ["predict", "layers", "activations"] + [n for m in _command_modules() for n in m.COMMANDS] + ["app"]
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(names) + "}")
 
     p = sub.add_parser("predict", help="top-k classes for one or more images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -60,20 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="the layer's output (default) or the input it received (convolution, pooling, "
                         "activation, dropout and linear layers record it)")
 
-    from .cli_finetune import add_finetune_parser
-
-    add_finetune_parser(sub)
+    for module in _command_modules():
+        module.add_parsers(sub)
     sub.add_parser("app", help="launch the desktop app (the default without a command)")
     return parser
-
-
-def _load(args, require_weights: bool):
-    from .core.models import load_model
-
-    loaded = load_model(args.model, require_weights=require_weights, allow_pickle=args.allow_pickle)
-    if loaded.note:
-        warnings.warn(loaded.note, UserWarning, stacklevel=2)
-    return loaded
 
 
 def _report(message: str) -> None:
@@ -81,14 +71,6 @@ def _report(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"error: {shown(message)}", file=sys.stderr)
-
-
-def _decode(path: str):
-    """Decode one image within :data:`DECODE_SECONDS`."""
-    from .core.images import load_image
-
-    with time_limit(DECODE_SECONDS, shown(os.path.basename(path) or path)):
-        return load_image(path)
 
 
 def _no_hooks(loaded, command: str) -> None:
@@ -225,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
 
     safe_stdout()
     keep_freed_memory()
-    from .cli_finetune import cmd_finetune
-
-    commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations, "finetune": cmd_finetune}
+    commands = {"predict": cmd_predict, "layers": cmd_layers, "activations": cmd_activations}
+    for module in _command_modules():
+        commands.update(module.COMMANDS)
     started = time.perf_counter()
     try:
         with collected_warnings() as held:

@@ -6,7 +6,7 @@ import os
 import sys
 
 
-def add_finetune_parser(sub) -> None:
+def add_parsers(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune a model on a folder with one sub-folder per class")
     p.add_argument("data", metavar="DATA_DIR", help="DATA_DIR/<class>/<image> (optionally DATA_DIR/train/ and DATA_DIR/val/)")
     p.add_argument("--model", default="default", metavar="SPEC", help="model to start from (default: bundled EfficientNet-Lite0)")
@@ -45,7 +45,7 @@ def cmd_finetune(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .cli import CliError
+    from .cli_io import CliError
     from .core.finetune import AugmentSpec, TrainConfig, check_writable, fine_tune, scan_folder
     from .core.finetune.heads import apply_freeze, parse_freeze
     from .core.model_files import ModelError
@@ -119,3 +119,6 @@ def cmd_finetune(args) -> int:
             print(f"  misclassified {m.path}: {m.true} → {m.predicted} ({m.prob * 100:.0f}%)")
         print(f"saved {os.path.abspath(out)} ({summary['seconds']:.1f} s); try: convviz predict IMAGE --model {out}")
     return 0
+
+
+COMMANDS = {"finetune": cmd_finetune}

@@ -21,12 +21,44 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 
+#: Seconds one image may take to decode before the command gives up on it.
+DECODE_SECONDS = 60
+
+
 class CliError(Exception):
     """A user-facing failure: printed as ``error: …``, exit code 2."""
 
 
 class TimeLimitExceeded(BaseException):
     """Raised by :func:`time_limit` (a BaseException, so no ``except Exception`` swallows it)."""
+
+
+def model_options(p) -> None:
+    """``--model SPEC`` and the explicit opt-in for model files that are code."""
+    p.add_argument("--model", default="default", metavar="SPEC",
+                   help="'default' (bundled EfficientNet-Lite0), a torchvision name, timm:NAME, "
+                        "a model file, or ARCH=STATE_DICT_FILE")
+    p.add_argument("--allow-pickle", "--trust-code", dest="allow_pickle", action="store_true",
+                   help="allow a model file that is code (a fully pickled model or TorchScript): "
+                        "it runs code from the file, use it only if you trust the file's source")
+
+
+def load_model_arg(args, require_weights: bool):
+    """The model ``--model`` names (its note, if any, becomes a warning line)."""
+    from .core.models import load_model
+
+    loaded = load_model(args.model, require_weights=require_weights, allow_pickle=args.allow_pickle)
+    if loaded.note:
+        warnings.warn(loaded.note, UserWarning, stacklevel=2)
+    return loaded
+
+
+def decode_image(path: str):
+    """Decode one image within :data:`DECODE_SECONDS` (a :class:`~convviz.core.images.LoadedImage`)."""
+    from .core.images import load_image
+
+    with time_limit(DECODE_SECONDS, shown(os.path.basename(path) or path)):
+        return load_image(path)
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -157,3 +189,25 @@ def quiet_broken_pipe() -> int:
     except (OSError, ValueError, AttributeError):
         pass
     return 128 + getattr(signal, "SIGPIPE", 13)
+
+
+@contextmanager
+def task_progress(desc: str):
+    """A core :class:`~convviz.core.tasks.TaskState` whose progress draws a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    from .core.tasks import TaskState
+
+    bar = tqdm(total=100, desc=desc, unit="%", file=sys.stderr, leave=False,
+               bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
+
+    def report(progress) -> None:
+        if progress.fraction is not None:
+            bar.update(round(100 * progress.fraction, 1) - bar.n)
+        if progress.text:
+            bar.set_postfix_str(progress.text, refresh=False)
+
+    try:
+        yield TaskState(report)
+    finally:
+        bar.close()
