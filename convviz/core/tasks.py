@@ -8,7 +8,7 @@ knows when to drop or replay it and what to hand it, and the CLI runs the same f
 :class:`TaskState` whose progress goes to tqdm. Nothing here knows about threads or Qt
 (the shapes of Orange3's ``TaskState`` and superqt's ``GeneratorWorker``).
 
-Register a task with :func:`task`; :func:`get_task` finds it by name.
+Register a task with :func:`task`; :func:`get_task` finds it by name (``module:function``).
 """
 from __future__ import annotations
 
@@ -106,26 +106,29 @@ class Task:
 
 _TASKS: dict[str, Task] = {}
 
-#: Core modules whose ``@task`` functions are registered on first lookup.
-TASK_MODULES: tuple[str, ...] = ()
 
-
-def task(name: str, scope: Scope, needs: tuple = (), title: str = ""):
-    """Register the decorated ``run(inputs, state)`` as the task ``name``."""
+def task(scope: Scope, needs: tuple = (), title: str = ""):
+    """Register the decorated ``run(inputs, state)`` as a task named ``module:function``, where
+    ``module`` is its path under ``convviz.core`` (``where.gradcam:gradcam_task``)."""
 
     def register(func):
-        _TASKS[name] = Task(name, func, scope, frozenset(needs), title or f"{name}…")
+        name = f"{func.__module__.removeprefix('convviz.core.')}:{func.__name__}"
+        _TASKS[name] = Task(name, func, scope, frozenset(needs), title or f"{func.__name__}…")
+        func.task = _TASKS[name]
         return func
 
     return register
 
 
 def get_task(name: str) -> Task:
-    if name not in _TASKS:
+    """The task ``module:function`` (its module is imported on first use)."""
+    if name not in _TASKS and ":" in name:
         import importlib
 
-        for module in TASK_MODULES:
-            importlib.import_module(module)
+        try:
+            importlib.import_module("convviz.core." + name.split(":")[0])
+        except ImportError:
+            pass
     try:
         return _TASKS[name]
     except KeyError:
