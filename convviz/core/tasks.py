@@ -88,6 +88,7 @@ class TaskInputs:
     rgb: Any = None  #: (H, W, 3) uint8 of the current image (IMAGE)
     second: Any = None  #: the second :class:`LoadedModel` (SECOND_MODEL)
     rows: tuple = ()  #: the current model's layer-table rows, when known
+    preprocess: Any = None  #: the current model's :class:`~convviz.core.preprocess.Preprocess`, when known
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ class Task:
     scope: Scope
     needs: frozenset = frozenset()
     title: str = ""  #: what the busy line says while it runs ("Computing Grad-CAM…")
+    #: when cancelled it still returns what it has (training keeps the best model so far); otherwise
+    #: it raises :class:`Cancelled` and its result is dropped
+    graceful: bool = False
 
     def __call__(self, inputs: TaskInputs, state: TaskState | None = None):
         return self.run(inputs, state or TaskState())
@@ -107,13 +111,13 @@ class Task:
 _TASKS: dict[str, Task] = {}
 
 
-def task(scope: Scope, needs: tuple = (), title: str = ""):
+def task(scope: Scope, needs: tuple = (), title: str = "", graceful: bool = False):
     """Register the decorated ``run(inputs, state)`` as a task named ``module:function``, where
     ``module`` is its path under ``convviz.core`` (``where.gradcam:gradcam_task``)."""
 
     def register(func):
         name = f"{func.__module__.removeprefix('convviz.core.')}:{func.__name__}"
-        _TASKS[name] = Task(name, func, scope, frozenset(needs), title or f"{func.__name__}…")
+        _TASKS[name] = Task(name, func, scope, frozenset(needs), title or f"{func.__name__}…", graceful)
         func.task = _TASKS[name]
         return func
 

@@ -125,15 +125,21 @@ class Engine:
         """How many forward passes filled the activation cache so far."""
         return self._cache.computed if self._cache is not None else 0
 
-    def clean_model(self):
-        """A fresh copy of the current model for long jobs (training): rebuilt from its spec, no hooks.
+    def model_copy(self):
+        """A private copy of the current model for long work that may change it (training).
 
-        Call it without holding :attr:`lock`: the copy is built from the file or zoo again, so
-        the views keep working meanwhile and never read weights that change.
+        The one way to get a copy: a deep copy made under :attr:`lock` (tens of milliseconds), so
+        the views keep the live model and never read weights that change.
         """
-        from convviz.core.models import load_model
+        import copy
+        from dataclasses import replace
 
-        loaded, trusted = self.loaded, self.trusted
-        if loaded is None:
-            raise ValueError("no model is loaded")
-        return load_model(loaded.spec, require_weights=False, allow_pickle=trusted)
+        with self.lock:
+            loaded = self.loaded
+            if loaded is None:
+                raise ValueError("no model is loaded")
+            return replace(loaded, module=copy.deepcopy(loaded.module))
+
+    def clean_model(self):
+        """The fine-tune jobs' copy (being replaced by :meth:`model_copy`)."""
+        return self.model_copy()

@@ -2,7 +2,8 @@
 
 A job is a plain function or a generator function. It runs on the runner's pool (superqt
 workers); what it yields is progress (:class:`Progress`, or a string), what it returns is
-the result, and both reach the GUI thread as signals of its :class:`JobHandle`. Results are
+the result, and both reach the GUI thread as signals of its :class:`JobHandle`. A plain function
+that takes a ``report`` parameter gets a callable that sends a :class:`Progress` the same way. Results are
 plain data (numpy arrays, dataclasses), never live tensors or widgets.
 
 Cancellation is cooperative (never ``QThread.terminate``): :meth:`JobHandle.cancel` sets
@@ -18,24 +19,20 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThreadPool, Signal, Slot
 from superqt.utils import GeneratorWorker
 
 from convviz.core.errors import first_line
+from convviz.core.tasks import TaskProgress
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Progress:
-    """How far a job is: ``fraction`` in [0, 1] (None: unknown), a line of text, optional partial results."""
-
-    fraction: float | None = None
-    text: str = ""
-    partial: Any = None
+#: How far a job is: ``fraction`` in [0, 1] (None: unknown), a line of text, optional partial results
+#: (the same type a core task reports).
+Progress = TaskProgress
 
 
 class CancelToken:
@@ -177,8 +174,11 @@ class JobRunner(QObject):
         if self.closed:
             handle.ended_at = time.perf_counter()
             return handle
-        if "cancel" in inspect.signature(func).parameters:
+        parameters = inspect.signature(func).parameters
+        if "cancel" in parameters:
             kwargs["cancel"] = token
+        if "report" in parameters:
+            kwargs["report"] = lambda value, h=handle: h._worker.yielded.emit(value)
         if inspect.isgeneratorfunction(func):
             worker = _Worker(_guarded, func, *args, **kwargs)
         else:

@@ -8,10 +8,12 @@ model changes (announced first by ``views_stale``), so what a panel shows never 
 an older image or model. Every request gets a ticket; a stale result is dropped in the
 worker (before computing) and again on the GUI thread (before emitting). All work runs
 through one :class:`~convviz.workers.jobs.JobRunner`.
+
+Long work (a folder, gradients, a second model, training) is a core task run by key
+(``session.run_task``): see :mod:`.session_tasks`.
 """
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -24,7 +26,9 @@ from convviz.core.images import ImageError, LoadedImage, load_image
 
 from .engine import Engine
 from .jobs import JobRunner
+from .process import freeze_long_lived
 from .results import Generations, ModelInfo, Ticket
+from .session_tasks import IMAGE_CHANGE, MODEL_CHANGE, SessionTasks
 
 #: Image keys are unique across sessions, so sessions sharing an engine never share a cache entry.
 _image_keys = itertools.count(1)
@@ -96,8 +100,8 @@ def _view_job(engine: Engine, gens: Generations, ticket: Ticket, sub: Subscripti
             return Failure(first_line(exc))
 
 
-class Session(QObject):
-    """Current model, image and view subscriptions; results arrive as signals on the GUI thread."""
+class Session(QObject, SessionTasks):
+    """Current model, image, view subscriptions and tasks; results arrive as signals on the GUI thread."""
 
     busy = Signal(str)
     idle = Signal()
@@ -110,6 +114,11 @@ class Session(QObject):
     views_stale = Signal()  #: the image or model changed; every shown view is being recomputed
     view_ready = Signal(str, object)  #: key, frozen view data
     view_failed = Signal(str, str)  #: key, one-line message
+    task_progress = Signal(str, object)  #: key, core TaskProgress (text, fraction, maybe a partial result)
+    task_ready = Signal(str, object)  #: key, the task's plain result
+    task_failed = Signal(str, str)  #: key, one-line message
+    task_cancelled = Signal(str)  #: key: it stopped on request, without a result
+    task_stale = Signal(str)  #: key: its image or model changed; what it showed no longer applies
 
     def __init__(self, parent: QObject | None = None, engine: Engine | None = None,
                  runner: JobRunner | None = None):
@@ -125,6 +134,7 @@ class Session(QObject):
         self.model_trusted = False
         self._image_key = 0
         self._subs: dict[str, Subscription] = {}
+        self._init_tasks()
 
     # ----------------------------------------------------------------- requests
     def load_model(self, spec: str, allow_pickle: bool = False) -> None:
@@ -235,16 +245,11 @@ class Session(QObject):
         self.model_trusted = trusted
         names = {row.name for row in result.rows}
         self._subs = {k: s for k, s in self._subs.items() if s.layer is None or s.layer in names}
-        # Everything alive now (torch, timm, Qt, the model) is long-lived: move it to the collector's
-        # permanent generation so a full collection never rescans it. Without this, a full collection
-        # of the ~500 000 objects a session holds took 250-290 ms with the GIL held, and one landing in
-        # a job (building a model copy at the start of training) froze the GUI as long (measured with
-        # gc.callbacks). Freezing is O(1); cyclic garbage alive at this moment is never collected
-        # (reference counting still frees the rest).
-        gc.freeze()
+        freeze_long_lived()  # torch, timm, Qt and the model live as long as the session
         self.model_loaded.emit(result)
         self.layers_ready.emit(list(result.rows))
         self._replay()
+        self._scope_changed(MODEL_CHANGE)
 
     def _on_image(self, ticket: Ticket, result) -> None:
         if result is None or not self.gens.is_current(ticket):
@@ -259,3 +264,4 @@ class Session(QObject):
         self._image_key = next(_image_keys)
         self.image_loaded.emit(image)
         self._replay()
+        self._scope_changed(IMAGE_CHANGE)
