@@ -15,7 +15,6 @@ import time
 
 from .cli_io import (
     CliError, TimeLimitExceeded, collected_warnings, emit_json, load_model_arg as _load, decode_image as _decode, model_options, quiet_broken_pipe, safe_stdout, shown,
-    write_all_atomic,
 )
 
 EXIT_USAGE = 2
@@ -157,6 +156,7 @@ def cmd_activations(args) -> int:
     from PIL import Image
 
     from .core.activations import Capturer
+    from .core.atomic import atomic_write_all
     from .core.colormaps import lookup_table
     from .core.mosaic import channel_mosaic, to_rgb8
 
@@ -186,7 +186,7 @@ def cmd_activations(args) -> int:
     outputs = [(args.out, lambda h: Image.fromarray(rgb).save(h, format="PNG"))]
     if args.npy:
         outputs.append((args.npy, lambda h: np.save(h, array)))
-    write_all_atomic(outputs)  # both files or neither
+    atomic_write_all(outputs)  # both files or neither
     print(f"{args.layer}: {args.stage} {'×'.join(map(str, array.shape))} → {shown(args.out)}", file=sys.stderr)
     return 0
 
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         sub = bool(argv) and argv[0] == "app"
         return app_main(argv[1:] if sub else argv, exit_process=True, prog="convviz app" if sub else "convviz")
     args = _parser().parse_args(argv)
+    from .core.atomic import WriteError
     from .core.images import ImageError
     from .core.model_files import ModelError
 
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         with collected_warnings() as held:
             code = commands[args.command](args)
             sys.stdout.flush()
-    except (CliError, ImageError, ModelError, TimeLimitExceeded) as exc:
+    except (CliError, ImageError, ModelError, WriteError, TimeLimitExceeded) as exc:
         print(f"error: {shown(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

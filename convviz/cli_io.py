@@ -2,8 +2,6 @@
 
 * :func:`emit_json` — always valid JSON: non-finite floats become ``null``;
 * :func:`shown` — a path printable on any terminal (undecodable bytes as ``\\xNN``);
-* :func:`write_atomic` — output files written under a temporary name and renamed: all
-  of them or none of them, nothing partial left behind;
 * :func:`time_limit` — a SIGALRM deadline for one step (main thread only, else no limit);
 * :func:`collected_warnings` — warnings held back, printed as one ``warning:`` line each
   only when the command succeeds.
@@ -18,7 +16,7 @@ import sys
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 
 #: Seconds one image may take to decode before the command gives up on it.
@@ -82,52 +80,6 @@ def emit_json(obj, stream=None) -> None:
     """Print ``obj`` as one line of strict JSON (non-finite numbers written as ``null``)."""
     stream = stream or sys.stdout
     print(json.dumps(finite_or_none(obj), allow_nan=False), file=stream, flush=True)
-
-
-def write_atomic(path: str, save: Callable[[object], None]) -> None:
-    """Write one file atomically; see :func:`write_all_atomic`."""
-    write_all_atomic([(path, save)])
-
-
-def write_all_atomic(outputs: list[tuple[str, Callable[[object], None]]]) -> None:
-    """Write every ``(path, save(handle))`` to a temp file beside it, then rename them all.
-
-    If any write fails, no output is left behind (temp files removed, files already renamed
-    in this call removed); raises :class:`CliError` naming the path.
-    """
-    temps: list[tuple[str, str]] = []
-    done: list[str] = []
-    try:
-        for path, save in outputs:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder):
-                raise CliError(f"cannot write {shown(path)}: folder {shown(folder)} does not exist")
-            tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.part")
-            temps.append((tmp, path))
-            try:
-                with open(tmp, "wb") as handle:
-                    save(handle)
-            except OSError as exc:
-                raise CliError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
-        for tmp, path in temps:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise CliError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
-            done.append(path)
-    except BaseException:
-        for tmp, _ in temps:
-            _remove(tmp)
-        for path in done:
-            _remove(path)
-        raise
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 @contextmanager

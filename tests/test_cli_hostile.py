@@ -6,12 +6,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from convviz import cli_io
 from convviz.cli import main
-from convviz.cli_io import CliError, TimeLimitExceeded, emit_json, time_limit, write_all_atomic
+from convviz.cli_io import TimeLimitExceeded, emit_json, time_limit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile_corpus as corpus  # noqa: E402
@@ -100,19 +99,6 @@ def test_outputs_are_both_or_neither(capsys, tmp_path, sample_path):
                        "--npy", str(tmp_path / "no" / "a.npy"))
     assert code == 2 and "does not exist" in one_error_line(err)
     assert os.listdir(tmp_path) == [], "no PNG and no temp file left behind"
-
-
-def test_write_all_atomic_removes_everything_on_failure(tmp_path):
-    def fails(handle):
-        handle.write(b"half")
-        raise OSError(28, "No space left on device")
-
-    first = tmp_path / "a.png"
-    with pytest.raises(CliError, match="No space left"):
-        write_all_atomic([(str(first), lambda h: h.write(b"png")), (str(tmp_path / "b.npy"), fails)])
-    assert os.listdir(tmp_path) == []
-    write_all_atomic([(str(first), lambda h: np.save(h, np.zeros(2)))])
-    assert os.listdir(tmp_path) == ["a.png"]
 
 
 def test_time_limit_stops_a_step_and_leaves_nothing_running():

@@ -5,7 +5,8 @@ are refused with :class:`PickledModelError` unless the caller opts in (``allow_p
 "trust code"): a fully pickled ``nn.Module`` and a TorchScript archive (detected by content,
 whatever its name). Zip archives are checked before torch reads them: compressed entries
 may not declare more than :data:`MAX_INFLATED_BYTES`. Checkpoint fields are validated by
-:func:`checkpoint_fields` before anything is built.
+:func:`checkpoint_fields` before anything is built; :func:`checkpoint_dict` and
+:func:`save_checkpoint` write them (the one home of the checkpoint format, both ways).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .errors import first_line
 
 CHECKPOINT_FORMAT = "convviz-checkpoint-1"
@@ -233,21 +235,42 @@ def head_classes(state: dict[str, torch.Tensor]) -> int | None:
     return None
 
 
-def save_checkpoint(path: str, *, arch: str, state_dict: dict, labels: list[str], preprocess: dict,
-                    training: dict | None = None) -> None:
-    """Write a convviz checkpoint atomically (temp file + rename); loadable weights-only."""
-    payload = {
+def checkpoint_dict(model: nn.Module | dict, *, arch: str, labels: list[str], preprocess, training: dict,
+                    taps: tuple[int, ...] = (), mirror: bool = False) -> dict:
+    """A convviz checkpoint (what :func:`checkpoint_fields` reads back): plain types and CPU tensors only.
+
+    ``model``: a module or its state dict; ``preprocess``: a :class:`~convviz.core.preprocess.Preprocess`;
+    ``taps``/``mirror``: how the head reads the network and how it predicts (:class:`CheckpointFields`).
+    """
+    state = model if isinstance(model, dict) else model.state_dict()
+    return {
+        "head": {"taps": [int(t) for t in taps], "mirror": bool(mirror)},
         "format": CHECKPOINT_FORMAT,
         "arch": arch,
-        "labels": list(labels),
-        "preprocess": dict(preprocess),
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "labels": [str(label) for label in labels],
+        "preprocess": {"input_size": int(preprocess.input_size), "crop_pct": float(preprocess.crop_pct),
+                       "mean": [float(v) for v in preprocess.mean], "std": [float(v) for v in preprocess.std],
+                       "interpolation": str(preprocess.interpolation)},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
+        "training": _as_plain(training),
     }
-    if training is not None:
-        payload["training"] = dict(training)
-    tmp = f"{path}.part"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+
+
+def _as_plain(value):
+    """``value`` with every leaf that is not a bool, number, string or None written as a string."""
+    if isinstance(value, dict):
+        return {str(k): _as_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_plain(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def save_checkpoint(path: str, payload: dict) -> None:
+    """Write ``payload`` (from :func:`checkpoint_dict`) atomically (:func:`convviz.core.atomic.atomic_write`);
+    ``torch.load(weights_only=True)`` reads it back."""
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def is_convviz_checkpoint(obj) -> bool:

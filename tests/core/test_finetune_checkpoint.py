@@ -1,22 +1,21 @@
-"""Atomic save: a writer killed mid-write leaves the previous file intact; weights-only loadable."""
+"""Atomic writes (convviz.core.atomic, the one home): a writer killed mid-write leaves the previous file
+intact; a failed write leaves nothing; several files are written all or none; weights-only loadable."""
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from convviz.core.finetune import atomic_write, check_writable
-from convviz.core.model_files import ModelError
+from convviz.core.atomic import WriteError, atomic_write, atomic_write_all, check_writable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SLOW_WRITER = r'''
 import sys, time
 sys.path.insert(0, sys.argv[2])
-from convviz.core.finetune import atomic_write
+from convviz.core.atomic import atomic_write
 def write(handle):
     handle.write(b"NEW" * 1000); handle.flush()
     print("writing", flush=True)
@@ -57,9 +56,30 @@ def test_failed_write_removes_temp_and_keeps_old(tmp_path):
 
 
 def test_unwritable_paths(tmp_path):
-    with pytest.raises(ModelError, match="does not exist"):
+    with pytest.raises(WriteError, match="does not exist"):
         check_writable(str(tmp_path / "missing" / "x.pt"))
-    with pytest.raises(ModelError, match="is a folder"):
+    with pytest.raises(WriteError, match="is a folder"):
         check_writable(str(tmp_path))
-    with pytest.raises(ModelError, match="does not exist"):
+    with pytest.raises(WriteError, match="does not exist"):
         atomic_write(str(tmp_path / "missing" / "x.pt"), lambda h: None)
+    assert issubclass(WriteError, ValueError)  # callers that report a ValueError in one line report it too
+
+
+def test_write_all_removes_everything_on_failure(tmp_path):
+    def fails(handle):
+        handle.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    first = tmp_path / "a.png"
+    with pytest.raises(WriteError, match="No space left"):
+        atomic_write_all([(str(first), lambda h: h.write(b"png")), (str(tmp_path / "b.npy"), fails)])
+    assert os.listdir(tmp_path) == []
+    atomic_write_all([(str(first), lambda h: h.write(b"png")), (str(tmp_path / "b.npy"), lambda h: h.write(b"npy"))])
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.npy"] and first.read_bytes() == b"png"
+
+
+def test_outputs_get_the_mode_a_plain_open_gives(tmp_path):
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    atomic_write(str(tmp_path / "atomic.bin"), lambda h: h.write(b"x"))
+    assert (tmp_path / "atomic.bin").stat().st_mode == plain.stat().st_mode

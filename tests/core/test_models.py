@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from convviz.core.lite import STAGE_DEPTHS, bundled_weights_path, remap_key, remap_keys
-from convviz.core.model_files import save_checkpoint
+from convviz.core.model_files import checkpoint_dict, save_checkpoint
+from convviz.core.preprocess import Preprocess
 from convviz.core.models import ModelError, PickledModelError, load_model
 
 
@@ -168,9 +169,9 @@ def test_convviz_checkpoint_round_trip(tmp_path):
 
     model = torchvision.models.squeezenet1_1(num_classes=2)
     path = tmp_path / "tuned.pt"
-    save_checkpoint(str(path), arch="squeezenet1_1", state_dict=model.state_dict(),
-                    labels=["cat", "dog"], preprocess={"input_size": 192})
-    assert not os.path.exists(f"{path}.part")
+    save_checkpoint(str(path), checkpoint_dict(model, arch="squeezenet1_1", labels=["cat", "dog"],
+                                               preprocess=Preprocess(input_size=192), training={}))
+    assert os.listdir(tmp_path) == ["tuned.pt"]
     loaded = load_model(str(path))
     assert loaded.labels == ("cat", "dog") and loaded.preprocess.input_size == 192
     assert torch.equal(loaded.module.classifier[1].weight, model.classifier[1].weight)

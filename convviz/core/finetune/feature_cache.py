@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..preprocess import Preprocess
-from .checkpoint import atomic_write
+from ..atomic import atomic_write
 
 MAX_SHARDS = 16  #: more shards than this are merged into one on the next write
 _CHUNK = 1 << 20
