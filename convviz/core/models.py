@@ -131,7 +131,7 @@ def build_architecture(arch: str, *, num_classes: int | None = None, require_wei
     ``taps``: a multi-layer head reading those stages too (:mod:`.taps`), sized for ``num_classes``.
     """
     if taps:
-        from .finetune.heads import replace_head
+        from .head import replace_head
         from .taps import add_taps
 
         module, preprocess, pretrained, note = build_architecture(arch, num_classes=num_classes, require_weights=require_weights)
