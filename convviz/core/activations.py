@@ -15,8 +15,8 @@ and in train mode the buffers batch norm updates and the random state — is set
 duration of one call and restored in a ``finally``, even when the forward raises. Between
 calls the model has no hook of ours and its flags are the caller's, so it can be copied,
 saved or trained at any time. ``close()`` (or leaving a ``with`` block) ends the
-capturer's use; it has nothing left to undo on the model. The cache of recent captures,
-:class:`~convviz.core.activation_cache.ActivationCache`, is importable from here too.
+capturer's use; it has nothing left to undo on the model. The cache of recent captures is
+:class:`~convviz.core.activation_cache.ActivationCache`, built on this module.
 """
 from __future__ import annotations
 
@@ -365,11 +365,3 @@ def predict_top(logits: torch.Tensor, labels, k: int = 5, index: int = 0) -> lis
         for p, i in zip(values.tolist(), indices.tolist())
     ]
 
-
-def __getattr__(name: str):
-    """``ActivationCache`` lives in :mod:`convviz.core.activation_cache`; old imports keep working."""
-    if name == "ActivationCache":
-        from .activation_cache import ActivationCache
-
-        return ActivationCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

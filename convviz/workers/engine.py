@@ -31,9 +31,9 @@ class Engine:
 
     @property
     def cache(self):
-        """The :class:`~convviz.core.activations.ActivationCache` (created on first use)."""
+        """The :class:`~convviz.core.activation_cache.ActivationCache` (created on first use)."""
         if self._cache is None:
-            from convviz.core.activations import ActivationCache
+            from convviz.core.activation_cache import ActivationCache
 
             self._cache = ActivationCache(self._cache_items)
         return self._cache

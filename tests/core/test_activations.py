@@ -6,7 +6,8 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from convviz.core.activations import ActivationCache, Capturer, predict_top
+from convviz.core.activation_cache import ActivationCache
+from convviz.core.activations import Capturer, predict_top
 from convviz.core.mosaic import channel_mosaic, tile_origin
 
 

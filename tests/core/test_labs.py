@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convviz.core import labs
-from convviz.core.activations import ActivationCache
+from convviz.core.activation_cache import ActivationCache
 from convviz.core.images import load_image
 from convviz.core.layer_table import layer_table
 from convviz.core.views import ViewContext, get_view, view_kinds
