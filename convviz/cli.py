@@ -105,17 +105,19 @@ def cmd_predict(args) -> int:
             _report(str(exc))
             failed += 1
             continue
-        with torch.no_grad():
-            logits = loaded.class_scores(loaded.preprocess.to_tensor(image.rgb))
-        if not torch.isfinite(logits).all():
+        with torch.no_grad():  # the model's one scoring function, as every view uses it (mirror included)
+            scores = loaded.class_scores(loaded.preprocess.to_tensor(image.rgb))
+        if not torch.isfinite(scores).all():
             _report(f"{os.path.basename(path)}: the model's output is not finite (NaN or infinite weights?)")
             failed += 1
             continue
-        top = predict_top(logits, loaded.label_names(logits.shape[-1]), args.topk)
+        top = predict_top(scores, loaded.label_names(scores.shape[-1]), args.topk)
         if args.json:
-            emit_json({"model": loaded.title, "spec": shown(loaded.spec), "image": shown(path), "top": top})
+            emit_json({"model": loaded.title, "spec": shown(loaded.spec), "image": shown(path), "top": top,
+                       "mirror": loaded.mirror})
         else:
-            print(f"{shown(path)}  ({shown(loaded.title)})")
+            mirror = ", averaged with its mirror image" if loaded.mirror else ""
+            print(f"{shown(path)}  ({shown(loaded.title)}{mirror})")
             for t in top:
                 print(f"  {t['prob'] * 100:6.2f}%  {t['label']}  [{t['index']}]")
             sys.stdout.flush()

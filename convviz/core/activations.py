@@ -356,9 +356,10 @@ class Capturer:
 
 
 def predict_top(logits: torch.Tensor, labels, k: int = 5, index: int = 0) -> list[dict]:
-    """Top-``k`` softmax entries of batch item ``index`` of (N, classes) logits: ``{"label","index","prob"}``."""
+    """Top-``k`` softmax entries of batch item ``index`` of (N, classes) logits or class scores
+    (:meth:`~convviz.core.models.LoadedModel.class_scores`): ``{"label","index","prob"}``."""
     row = logits[index] if logits.dim() > 1 else logits
-    probs = torch.softmax(row.float().reshape(-1), dim=0)
+    probs = torch.softmax(row.float().reshape(-1), dim=0)  # as models.class_probabilities
     values, indices = probs.topk(min(k, probs.numel()))
     return [
         {"label": labels[int(i)], "index": int(i), "prob": float(p)}

@@ -2,7 +2,9 @@
 
 Global pooling leaves one number per channel and the classifier one logit per class; tiles
 of 1×1 would all look alike, so these layers are shown as a bar chart. When the vector is
-the model's output, every entry gets its class name, its softmax probability and its rank.
+the model's output, every entry gets its class name, the model's probability for it and its
+rank in the prediction: the same numbers as the Predictions view (``ViewContext.class_scores``,
+which averages with the mirror image for a model that predicts so).
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ class LayerVector:
     values: np.ndarray  #: (N,) float32
     ranks: np.ndarray  #: (N,) 1 = largest
     labels: tuple[str, ...] | None = None  #: class names when ``values`` are the model's logits
-    probs: np.ndarray | None = None  #: softmax of the logits (same condition)
+    probs: np.ndarray | None = None  #: the model's probabilities (same condition; ``ranks`` then follow them)
+    mirrored: bool = False  #: ``probs`` average the image and its mirror image (``LoadedModel.mirror``)
 
     @property
     def is_logits(self) -> bool:
@@ -45,17 +48,19 @@ class LayerVector:
 
 @view("vector")
 def layer_vector(ctx: ViewContext) -> LayerVector:
-    """The layer's output as a vector; if it is the model's output, with class names and probabilities."""
+    """The layer's output as a vector; if it is the model's output, with class names and the model's
+    probabilities (:meth:`ViewContext.class_scores`, as the Predictions view shows them)."""
+    from .models import class_probabilities
+
     out = ctx.output()
     shape = tuple(int(n) for n in out.shape)
     if not is_vector_shape(shape):
         raise ValueError(f"{ctx.layer}: output {shape} has a spatial map; use the mosaic")
     values = np.ascontiguousarray(out.reshape(-1), dtype=np.float32)
-    logits = ctx.capture.logits.detach().float().reshape(-1).cpu().numpy()
-    labels = probs = None
-    if logits.shape == values.shape and np.array_equal(logits, values):
-        labels = tuple(ctx.model.label_names(len(values)))
-        shifted = np.exp(values.astype(np.float64) - values.max())
-        probs = (shifted / shifted.sum()).astype(np.float32)
-    return LayerVector(layer=ctx.layer, shape=shape, values=values, ranks=descending_ranks(values),
-                       labels=labels, probs=probs)
+    logits = ctx.capture.logits[:1].detach().float().reshape(-1).cpu().numpy()
+    if not (logits.shape == values.shape and np.array_equal(logits, values)):
+        return LayerVector(layer=ctx.layer, shape=shape, values=values, ranks=descending_ranks(values))
+    scores = ctx.class_scores().reshape(-1)
+    probs = class_probabilities(scores).cpu().numpy()  # ranked by the scores: no ties where probabilities underflow
+    return LayerVector(layer=ctx.layer, shape=shape, values=values, ranks=descending_ranks(scores.float().cpu().numpy()),
+                       labels=tuple(ctx.model.label_names(len(values))), probs=probs, mirrored=bool(ctx.model.mirror))

@@ -45,8 +45,10 @@ SUGGESTED_SPECS = (
     "mobilenet_v3_small", "squeezenet1_1", "efficientnet_b0", "timm:resnet18",
 )
 _MODEL_FILE_SUFFIXES = (".pt", ".pth", ".pth.tar", ".ckpt", ".bin", ".safetensors", ".ts", ".jit", ".zip")
-__all__ = ["DEFAULT_SPEC", "SUGGESTED_SPECS", "LoadedModel", "ModelError", "PickledModelError", "load_model",
-           "torchvision_names"]
+__all__ = ["DEFAULT_SPEC", "MIRROR_NOTE", "SUGGESTED_SPECS", "LoadedModel", "ModelError", "PickledModelError",
+           "class_probabilities", "load_model", "torchvision_names"]
+#: The model card's words for a model that predicts from the image and its mirror image.
+MIRROR_NOTE = "it predicts from the photo and its mirror image (averaged)"
 
 
 @dataclass
@@ -67,20 +69,27 @@ class LoadedModel:
         """True for TorchScript: it runs, but takes no hooks (no activations, no layer table)."""
         return isinstance(self.module, torch.jit.ScriptModule)
 
-    def class_scores(self, x: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+    def class_scores(self, x: torch.Tensor | None, logits: torch.Tensor | None = None) -> torch.Tensor:
         """(N, classes) scores whose softmax is the prediction for batch ``x`` (``logits``: the
-        model's output on ``x`` when already computed). With :attr:`mirror` they are the mean of
-        the log-softmax of the image and of its mirror image, as the fine-tune evaluated them."""
+        model's output on ``x`` when already computed; then ``x`` may be None unless :attr:`mirror`).
+        With :attr:`mirror` they are the mean of the log-softmax of the image and of its mirror
+        image, as the fine-tune evaluated them. The one function every view and command that
+        scores an image uses (the Predictions and Layers views, ``convviz predict``)."""
         return predicted_scores(self.module, x, self.mirror, logits)
+
+    def probabilities(self, x: torch.Tensor | None, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, classes) float32 probabilities: :func:`class_probabilities` of :meth:`class_scores`."""
+        return class_probabilities(self.class_scores(x, logits))
 
     @property
     def head_note(self) -> str:
-        """One line on how the classifier reads the network (:mod:`.taps`) and predicts; "" when plainly."""
+        """One line on how the classifier reads the network (:mod:`.taps`) and predicts; "" when plainly.
+        The model card shows it, so a model that averages with the mirror image says so."""
         from .taps import taps_of
 
         taps = taps_of(self.module) if isinstance(self.module, nn.Module) else ()
         parts = ([f"the head reads the pooled outputs of the last layer, {', '.join(f'blocks.{t}' for t in taps)}"]
-                 if taps else []) + (["it predicts from the photo and its mirror image (averaged)"] if self.mirror else [])
+                 if taps else []) + ([MIRROR_NOTE] if self.mirror else [])
         return "; ".join(parts).capitalize() if parts else ""
 
     def label_names(self, num_outputs: int) -> tuple[str, ...]:
@@ -89,9 +98,12 @@ class LoadedModel:
 
 
 @torch.no_grad()
-def predicted_scores(module: nn.Module, x: torch.Tensor, mirror: bool, logits: torch.Tensor | None = None) -> torch.Tensor:
+def predicted_scores(module: nn.Module, x: torch.Tensor | None, mirror: bool,
+                     logits: torch.Tensor | None = None) -> torch.Tensor:
     """``module``'s class scores for batch ``x``: its logits, or with ``mirror`` :func:`mirror_scores`
     of ``x`` and ``x`` flipped left-right (``logits``: the module's output on ``x`` when already computed)."""
+    if x is None and (mirror or logits is None):
+        raise ValueError("the model's input is needed to score an image" + (" and its mirror image" if mirror else ""))
     logits = module(x) if logits is None else logits
     return mirror_scores(logits, module(x.flip(3))) if mirror else logits
 
@@ -99,6 +111,11 @@ def predicted_scores(module: nn.Module, x: torch.Tensor, mirror: bool, logits: t
 def mirror_scores(logits: torch.Tensor, mirror_logits: torch.Tensor) -> torch.Tensor:
     """Mean log-softmax of an image's and its mirror image's logits (their softmax: the geometric mean)."""
     return (torch.log_softmax(logits.float(), -1) + torch.log_softmax(mirror_logits.float(), -1)) / 2
+
+
+def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis of class scores (:meth:`LoadedModel.class_scores`), float32."""
+    return torch.softmax(scores.float(), dim=-1)
 
 
 def torchvision_names() -> list[str]:

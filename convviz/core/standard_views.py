@@ -36,13 +36,11 @@ class LayerMosaic:
 
 @view("predictions")
 def predictions(ctx: ViewContext, k: int = 5) -> Predictions:
-    """Top-``k`` softmax classes of the captured logits (for a model that predicts from the image and
-    its mirror image, of both: ``LoadedModel.class_scores``)."""
-    logits = ctx.capture.logits
-    if ctx.model.mirror and ctx.make_input is not None:
-        logits = ctx.model.class_scores(ctx.make_input(), logits[:1])
-    labels = ctx.model.label_names(int(logits.reshape(-1).shape[0]))
-    return Predictions(tuple(predict_top(logits, labels, k)), ctx.forward_ms)
+    """Top-``k`` classes of the model's prediction (:meth:`ViewContext.class_scores`: for a model that
+    predicts from the image and its mirror image, of both)."""
+    scores = ctx.class_scores()
+    labels = ctx.model.label_names(int(scores.shape[-1]))
+    return Predictions(tuple(predict_top(scores, labels, k)), ctx.forward_ms)
 
 
 @view("mosaic")

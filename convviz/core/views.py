@@ -50,6 +50,15 @@ class ViewContext:
             raise ValueError(f"{name}: its input was not recorded (only conv, pool, activation, dropout, linear)")
         return self.capture.inputs[name][0].detach().float().cpu().numpy()
 
+    def class_scores(self):
+        """(1, classes) class scores of this image as the model predicts them: its captured logits, or for
+        a model that averages with the mirror image (``model.mirror``) that average. Every view that
+        shows a prediction reads it here (:meth:`convviz.core.models.LoadedModel.class_scores`)."""
+        if self.model.mirror and self.make_input is None:
+            raise ValueError("this model predicts from the image and its mirror image; the view has no input to mirror")
+        x = self.make_input() if self.model.mirror else None
+        return self.model.class_scores(x, self.capture.logits[:1])
+
     def require_layer(self) -> str:
         if not self.layer or self.layer not in self.capture.outputs:
             raise ValueError(f"{self.layer!r}: not a layer of this model")

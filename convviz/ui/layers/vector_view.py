@@ -1,7 +1,9 @@
 """A vector layer (global pooling, the classifier) as a bar chart instead of identical 1×1 tiles.
 
 Bars in channel order or sorted largest first; for the model's logits the top classes
-are listed with rank, name, logit and probability, and hovering a bar names its class.
+are listed with rank, name, logit and the model's probability — the Predictions view's
+numbers, averaged with the mirror image for a model that predicts so — and hovering a bar
+names its class.
 """
 from __future__ import annotations
 
@@ -73,7 +75,8 @@ class VectorView(QWidget):
         n = len(data.values)
         what = "logits, one per class" if data.is_logits else "values, one per channel"
         kind = f" · {type_name}" if type_name else ""
-        self.title.setText(f"{data.layer}{kind} · {n} {what}")
+        mirror = " · p: the photo and its mirror image, averaged" if data.is_logits and data.mirrored else ""
+        self.title.setText(f"{data.layer}{kind} · {n} {what}{mirror}")
         self._draw()
         self.top_list.setText(self._top_text())
         self.top_list.setVisible(True)
@@ -93,7 +96,10 @@ class VectorView(QWidget):
         top = np.argsort(self.data.ranks)[: min(TOP_N, len(values))]
         x = np.flatnonzero(np.isin(self.order, top))
         self.top_marks.setData(x, shown[x])
-        axis = "rank (largest first)" if self.sorted else ("class index" if self.data.is_logits else "channel")
+        if not self.sorted:
+            axis = "class index" if self.data.is_logits else "channel"
+        else:
+            axis = "rank (most probable first)" if self.data.is_logits else "rank (largest first)"
         self.plot.setLabel("bottom", axis)
         self.plot.setLabel("left", "logit" if self.data.is_logits else "value")
         self.plot.setXRange(-0.5, len(values) - 0.5, padding=0.01)
