@@ -18,10 +18,10 @@ SCREENSHOT_TIMEOUT_MS = 300_000
 GIL_SWITCH_S = 0.001
 
 
+from .core.lab_names import LABS  # noqa: E402,F401  (torch-free: the one table of lab names, for --lab)
 from .ui.registry import panel_names  # noqa: E402  (Qt-free: the one list of panels)
 
 VIEWS = panel_names()
-LABS = ("relu", "pool", "dropout", "pointwise")  #: lab tabs of the Layers panel that ``--lab`` can name
 
 
 def _parser(prog: str = "main.py") -> argparse.ArgumentParser:

@@ -9,96 +9,84 @@ lab           view kind         applies to
 ``relu``      ``relu_lab``      ReLU, ReLU6, SiLU, Hardswish, timm's BatchNormAct2d
 ``pool``      ``pool_lab``      any (C, H, W) map (a pooling layer: its input)
 ``dropout``   ``dropout_lab``   any map or vector (a Dropout layer: its input)
-``pointwise`` ``pointwise_lab`` Conv2d with a 1×1 kernel, groups 1
+``pointwise`` ``pointwise_lab`` Conv2d with a 1×1 kernel, groups 1, no padding
 ============  ================  =======================================================
 
 The computations live in ``labs_activation``, ``labs_pool``, ``labs_dropout`` and
-``labs_pointwise``; this module decides which lab applies where and registers the views.
+``labs_pointwise``; which lab applies where is :mod:`.lab_names`' (torch-free, the lab widgets
+read it too); this module registers the views.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 from torch import nn
 
-from .lab_names import ACTIVATION_TYPES, DROPOUT_TYPE_NAMES, LABS, POOL_TYPE_NAMES, VIEW_KIND
-from .labs_activation import ActivationLab, activation_name, capture_activation_lab
+from .lab_names import (
+    ACTIVATION_TYPES, DROPOUT_TYPE_NAMES, LABS, POOL_TYPE_NAMES, VIEW_KIND, first_row_for_lab, labs_for, row_labs,
+)
+from .labs_activation import ACTIVATIONS, ActivationLab, capture_activation_lab, is_batchnorm_act
 from .labs_dropout import DropoutLab, dropout_kind, dropout_lab
-from .labs_pointwise import PointwiseLab, is_pointwise, pointwise_lab
+from .labs_pointwise import PointwiseLab, pointwise_lab
 from .labs_pool import PoolLab, pool_lab
 from .views import ViewContext, view
 
 POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
 assert tuple(t.__name__ for t in POOL_TYPES) == POOL_TYPE_NAMES
+assert tuple(ACTIVATIONS) == ACTIVATION_TYPES
 
 __all__ = ["LABS", "VIEW_KIND", "ActivationLab", "PoolLab", "DropoutLab", "PointwiseLab",
            "lab_for", "first_layer_for_lab"]
 
 
-def _is_map(shape) -> bool:
-    return shape is not None and len(shape) == 3 and min(shape) >= 1
-
-
 def lab_for(layer, module: nn.Module | None = None) -> tuple[str, ...]:
     """The labs (of :data:`LABS`) that apply to ``layer``: a LayerRow or an ``nn.Module``.
 
-    With a :class:`~convviz.core.layer_table.LayerRow` alone, a ``BatchNormAct2d`` is not
-    offered the ReLU lab (the row cannot tell whether its ``act`` is Identity); pass its
-    ``module`` too. Pooling applies to any (C, H, W) output, dropout to any map or vector.
+    The rules are :func:`~convviz.core.lab_names.labs_for`'s (the lab widgets read the same). With a
+    LayerRow alone a ``BatchNormAct2d`` is not offered the ReLU lab (the row cannot tell whether its
+    ``act`` is Identity): pass its ``module``, or ask :func:`~convviz.core.lab_names.row_labs` with
+    the act's type from the rows.
     """
     if isinstance(layer, nn.Module):
         module = layer
-        shape = None
-        type_name = type(layer).__name__
-        kernel, groups = None, None
-    else:
-        shape, type_name = tuple(layer.out_shape), layer.type
-        kernel, groups = layer.kernel, layer.groups
-    labs = []
-    if (module is not None and activation_name(module)) or (module is None and type_name in ACTIVATION_TYPES):
-        labs.append("relu")
-    if _is_map(shape) or isinstance(module, POOL_TYPES) or type_name in POOL_TYPE_NAMES:
-        labs.append("pool")
-    if (shape is not None and len(shape) in (1, 3)) or type_name in DROPOUT_TYPE_NAMES:
-        labs.append("dropout")
-    if (module is not None and is_pointwise(module)) or (
-            module is None and type_name == "Conv2d" and kernel == (1, 1) and groups == 1):
-        labs.append("pointwise")
-    return tuple(labs)
+        conv = isinstance(module, nn.Conv2d)
+        return labs_for(type(module).__name__, None, tuple(module.kernel_size) if conv else None,
+                        module.groups if conv else None, _module_pads(module) if conv else None, _act_type(module))
+    return row_labs(layer, act_type=_act_type(module) if module is not None else None)
+
+
+def _act_type(module: nn.Module) -> str | None:
+    return type(module.act).__name__ if is_batchnorm_act(module) else None
+
+
+def _module_pads(conv: nn.Conv2d) -> tuple[int, ...]:
+    """A Conv2d's padding as (top, bottom, left, right) as far as the module alone tells
+    (``'same'`` pads nothing with a 1×1 kernel; anything else is reported as non-zero)."""
+    padding = conv.padding
+    if padding == "valid" or (padding == "same" and tuple(conv.kernel_size) == (1, 1)):
+        return (0, 0, 0, 0)
+    if isinstance(padding, str):
+        return (1, 1, 1, 1)
+    return (padding[0], padding[0], padding[1], padding[1])
 
 
 def first_layer_for_lab(layers, lab: str) -> str | None:
     """Name of the first layer where ``lab`` applies, or None.
 
-    ``layers`` is a list of LayerRows (model call order) or ``(name, module)`` pairs
-    (``model.named_modules()``). For ``pool`` and ``dropout`` a real pooling / Dropout
-    layer is preferred; without one (EfficientNet-Lite0 has no MaxPool) the first layer
-    with a (C, H, W) map is chosen — with modules only, the first Conv2d.
+    ``layers`` is a list of LayerRows (model call order: :func:`~convviz.core.lab_names.first_row_for_lab`,
+    as the Layers panel's ``--lab``) or ``(name, module)`` pairs (``model.named_modules()``). For ``pool``
+    and ``dropout`` a real pooling / Dropout layer is preferred; without one (EfficientNet-Lite0 has no
+    MaxPool) the first layer with a (C, H, W) map is chosen — with modules only, the first Conv2d.
     """
+    layers = list(layers)
+    if not layers or not isinstance(layers[0], tuple):
+        return first_row_for_lab(layers, lab)
     if lab not in LABS:
         raise ValueError(f"unknown lab {lab!r} (one of {', '.join(LABS)})")
-    items = []
-    for item in layers:
-        if isinstance(item, tuple):
-            name, module = item
-            if name:
-                items.append((name, lab_for(module), type(module).__name__, isinstance(module, nn.Conv2d)))
-        else:
-            items.append((item.name, lab_for(item), item.type, _is_map(item.out_shape)))
+    named = [(name, module) for name, module in layers if name]
     if lab in ("pool", "dropout"):
         own = POOL_TYPE_NAMES if lab == "pool" else DROPOUT_TYPE_NAMES
-        for name, _, type_name, _ in items:
-            if type_name in own:
-                return name
-        for name, _, _, is_map in items:
-            if is_map:
-                return name
-        return None
-    for name, labs, _, _ in items:
-        if lab in labs:
-            return name
-    return None
+        found = next((name for name, module in named if type(module).__name__ in own), None)
+        return found or next((name for name, module in named if isinstance(module, nn.Conv2d)), None)
+    return next((name for name, module in named if lab in lab_for(module)), None)
 
 
 # ---- views ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ class PointwiseLab:
 def is_pointwise(module: nn.Module) -> bool:
     """A 2-D convolution with a 1×1 kernel, groups 1 and no padding."""
     return (isinstance(module, nn.Conv2d) and tuple(module.kernel_size) == (1, 1) and module.groups == 1
-            and module.padding in ((0, 0), "valid"))
+            and module.padding in ((0, 0), "valid", "same"))  # 'same' pads nothing with a 1×1 kernel
 
 
 @torch.no_grad()

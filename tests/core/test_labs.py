@@ -133,3 +133,30 @@ def test_lab_for_and_first_layer(lite0):
         labs.first_layer_for_lab(row_list, "gelu")
 
 
+
+
+def test_rows_and_modules_get_the_same_labs():
+    """One rule (core.lab_names.labs_for) for a LayerRow and for the module alone: a padded 1×1 conv is
+    no pointwise lab, a 'same' or unpadded one is; a fused BN + activation offers the ReLU lab only when
+    its act is an activation (the rows tell it through the act's own row)."""
+    from timm.layers import BatchNormAct2d
+    from torch import nn
+
+    from convviz.core.lab_names import act_type_of, row_labs
+    from convviz.core.layer_table import layer_table
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 1, padding=1), nn.Conv2d(4, 4, 1, padding="same"), nn.Conv2d(4, 4, 1),
+                        BatchNormAct2d(4, act_layer=nn.ReLU), BatchNormAct2d(4, apply_act=False), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Dropout(0.1)).eval()
+    rows = layer_table(net, (3, 8, 8))
+    modules = dict(net.named_modules())
+    got = {}
+    for row in rows:
+        got[row.name] = labs.lab_for(row, modules[row.name])
+        alone = labs.lab_for(modules[row.name])  # no shapes: pool and dropout only for their own layer types
+        assert [lab for lab in got[row.name] if lab in ("relu", "pointwise")] == [
+            lab for lab in alone if lab in ("relu", "pointwise")], row.name
+        assert set(alone) <= set(got[row.name])
+        assert got[row.name] == row_labs(row, act_type=act_type_of(rows, row.name)), row.name
+    assert "pointwise" not in got["0"] and "pointwise" in got["1"] and "pointwise" in got["2"]
+    assert "relu" in got["3"] and "relu" not in got["4"]

@@ -92,6 +92,23 @@ def test_registry_names_are_the_core_labs():
     assert [cls for _, _, cls in LAB_WIDGETS] == [ReluLab, PoolLab, DropoutLab, PointwiseLab]
 
 
+def test_each_widget_applies_where_the_core_says(qtbot, session, lite0_engine):
+    """One rule (core.lab_names): every lab tab is enabled exactly where the core's lab_for, given the
+    module, offers that lab, on every layer of Lite0; the Layers panel's --lab layer is the core's."""
+    from convviz.core.lab_names import first_row_for_lab
+    from convviz.core.labs import first_layer_for_lab, lab_for
+
+    modules = dict(lite0_engine.loaded.module.named_modules())
+    widgets = [make_lab(qtbot, cls, session) for _, _, cls in LAB_WIDGETS]
+    rows = session.model_info.rows
+    for row in rows:
+        core = lab_for(row, modules.get(row.name.split(":")[0]))
+        assert tuple(w.NAME for w in widgets if w.applies_to(row)) == core, row.name
+    for widget in widgets:
+        first = first_row_for_lab(rows, widget.NAME)
+        assert first == first_layer_for_lab(rows, widget.NAME) and widget.applies_to(rows_of(session)[first])
+
+
 def test_which_layers_each_lab_applies_to(qtbot, session):
     rows = rows_of(session)
     relu, pool, drop, pw = (make_lab(qtbot, cls, session) for cls in (ReluLab, PoolLab, DropoutLab, PointwiseLab))

@@ -2,8 +2,9 @@
 
 A lab asks the session for its view (``session.request_view("labs.<name>", kind, layer,
 **args)``); the view is computed from the cached forward pass, so changing a lab's
-arguments never runs the model again. Subclasses give :attr:`NAME`, :attr:`KIND`,
-:meth:`args`, :meth:`applies` and :meth:`render`.
+arguments never runs the model again. Subclasses give :attr:`NAME`, :meth:`args` and
+:meth:`render`; the view kind and which layers the lab applies to are the core's
+(:mod:`convviz.core.lab_names`: one home for the lab names and their rules).
 
 A lab that is not on screen does not compute: :meth:`set_layer` on a hidden lab (or hiding
 it) drops its slot, and the request is made when the lab is shown again.
@@ -15,7 +16,7 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
-from convviz.core.lab_names import ACTIVATION_TYPES
+from convviz.core.lab_names import ACTIVATION_TYPES, BATCHNORM_ACT, VIEW_KIND, act_type_of, is_map_shape, row_labs
 
 from ..widgets.reflow import FitHeight
 from ..widgets.sections import vstack
@@ -27,15 +28,10 @@ def row_type(row, module_type: str | None) -> str:
     return module_type or (getattr(row, "type", "") if row is not None else "")
 
 
-def is_map_shape(shape) -> bool:
-    return shape is not None and len(shape) == 3 and min(shape) >= 1
-
-
 class LabWidget(QWidget):
     """Base of the four labs: ``bind``, ``set_layer``, ``applies_to``, ``is_ready``, ``unit_hovered``."""
 
-    NAME = ""  #: ``relu`` / ``pool`` / ``dropout`` / ``pointwise``
-    KIND = ""  #: the core view kind
+    NAME = ""  #: ``relu`` / ``pool`` / ``dropout`` / ``pointwise`` (:data:`convviz.core.lab_names.LABS`)
     unit_hovered = Signal(object)  #: (layer, row, col) of a real unit under the mouse, or None
     ready = Signal()  #: a view was rendered
     changed = Signal()  #: ``applies_to`` answers may have changed (new model)
@@ -68,6 +64,11 @@ class LabWidget(QWidget):
     def key(self) -> str:
         return f"labs.{self.NAME}"
 
+    @property
+    def view_kind(self) -> str:
+        """The core view kind of this lab (:data:`convviz.core.lab_names.VIEW_KIND`)."""
+        return VIEW_KIND[self.NAME]
+
     # ---- the lab API ----------------------------------------------------------------
     def bind(self, session) -> None:
         """Connect to ``session`` (once)."""
@@ -90,8 +91,13 @@ class LabWidget(QWidget):
         self.request()
 
     def applies_to(self, row, module_type: str | None = None) -> bool:
-        """Whether this lab has something to show for ``row`` (a LayerRow)."""
-        return row is not None and self.applies(row, row_type(row, module_type))
+        """Whether this lab has something to show for ``row`` (a LayerRow): the core's rule
+        (:func:`convviz.core.lab_names.row_labs`), with a fused BatchNormAct2d's act from the model's rows."""
+        if row is None:
+            return False
+        type_name = row_type(row, module_type)
+        act = self.activation_child(row.name) if type_name == BATCHNORM_ACT else None
+        return self.NAME in row_labs(row, type_name, act)
 
     def is_ready(self) -> bool:
         """True once the current layer's view is shown (or its one-line failure)."""
@@ -114,7 +120,7 @@ class LabWidget(QWidget):
             return
         self._pending = False
         self.set_status("computing…")
-        self.session.request_view(self.key, self.KIND, self.layer, **self.args())
+        self.session.request_view(self.key, self.view_kind, self.layer, **self.args())
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)
@@ -171,9 +177,6 @@ class LabWidget(QWidget):
     def args(self) -> dict:
         return {}
 
-    def applies(self, row, module_type: str) -> bool:
-        raise NotImplementedError
-
     def not_applicable(self) -> str:
         return "this lab does not apply to this layer"
 
@@ -186,9 +189,7 @@ class LabWidget(QWidget):
     def activation_child(self, name: str) -> str | None:
         """Type of ``name.act`` in the loaded model's rows (a fused BatchNormAct2d's activation)."""
         info = getattr(self.session, "model_info", None)
-        if info is None:
-            return None
-        return next((r.type for r in info.rows if r.name == f"{name}.act"), None)
+        return None if info is None else act_type_of(info.rows, name)
 
 
 __all__ = ["LabWidget", "ACTIVATION_TYPES", "is_map_shape", "row_type"]

@@ -31,7 +31,6 @@ class DropoutLab(LabWidget):
     """Lab ``dropout``: p slider, seed, train/eval; mask, output, scale and measured means."""
 
     NAME = "dropout"
-    KIND = "dropout_lab"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -89,9 +88,6 @@ class DropoutLab(LabWidget):
         self.lay_out(controls, kinds, (self.grid, 1), self.hover, self.stats, self.layer_note)
 
     # ---- lab API ---------------------------------------------------------------------
-    def applies(self, row, module_type: str) -> bool:
-        return module_type in DROPOUT_TYPE_NAMES or len(row.out_shape) in (1, 3)
-
     def not_applicable(self) -> str:
         return "the dropout lab needs a map or a vector"
 

@@ -21,7 +21,6 @@ class PointwiseLab(LabWidget):
     """Lab ``pointwise``: the weight matrix and one output channel as Σ w·input + b."""
 
     NAME = "pointwise"
-    KIND = "pointwise_lab"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -64,11 +63,6 @@ class PointwiseLab(LabWidget):
         self.lay_out(controls, (body, 1), self.hover, self.equation, self.shapes)
 
     # ---- lab API ---------------------------------------------------------------------
-    def applies(self, row, module_type: str) -> bool:
-        padding = row.padding if isinstance(row.padding, tuple) else (0, 0)
-        return (module_type == "Conv2d" and tuple(row.kernel or ()) == (1, 1) and row.groups == 1
-                and tuple(padding) == (0, 0))
-
     def not_applicable(self) -> str:
         return "the 1×1 lab needs a Conv2d with a 1×1 kernel, groups 1 and no padding"
 

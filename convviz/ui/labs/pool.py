@@ -34,7 +34,6 @@ class PoolLab(LabWidget):
     """Lab ``pool``: any (C, H, W) map pooled three ways; the window slides with the shared transport."""
 
     NAME = "pool"
-    KIND = "pool_lab"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -66,9 +65,6 @@ class PoolLab(LabWidget):
     def bind(self, session) -> None:
         super().bind(session)
         self.player.runner = session.runner
-
-    def applies(self, row, module_type: str) -> bool:
-        return module_type in POOL_TYPE_NAMES or is_map_shape(row.out_shape)
 
     def not_applicable(self) -> str:
         return "pooling needs a (channels, height, width) map; this layer's output is a vector"

@@ -37,7 +37,6 @@ class ReluLab(LabWidget):
     """Lab ``relu``: pre-activation → f(x) → activation, histograms and the zero share."""
 
     NAME = "relu"
-    KIND = "relu_lab"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -88,13 +87,6 @@ class ReluLab(LabWidget):
                self.differences, margins=LAB_MARGIN, spacing=LAB_SPACING)
 
     # ---- lab API ---------------------------------------------------------------------
-    def applies(self, row, module_type: str) -> bool:
-        if module_type in ACTIVATION_TYPES:
-            return True
-        if module_type == "BatchNormAct2d":
-            return self.activation_child(row.name) in ACTIVATION_TYPES
-        return False
-
     def not_applicable(self) -> str:
         return f"the ReLU lab shows activations ({', '.join(ACTIVATION_TYPES)}) and BatchNorm+activation layers"
 

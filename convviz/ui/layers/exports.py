@@ -1,7 +1,8 @@
 """Saving what the Layers panel shows: the mosaic PNG, one channel PNG, the layer's raw values (.npy).
 
-Writes are small (a mosaic is at most a few MB) and happen on the GUI thread; a failure
-is reported in one line through the panel's window, never as a traceback.
+Writes are small (a mosaic is at most a few MB) and happen on the GUI thread, atomically
+(:func:`convviz.core.atomic.atomic_write`: a file appears whole or not at all); a failure is
+reported in one line through the panel's window, never as a traceback.
 """
 from __future__ import annotations
 
@@ -11,16 +12,11 @@ import numpy as np
 from PIL import Image
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from convviz.core.atomic import WriteError, atomic_write
 from convviz.core.mosaic import to_rgb8
 
 #: A channel PNG is enlarged (nearest neighbour) until its short side reaches this many pixels.
 CHANNEL_MIN_SIDE = 224
-
-
-def model_input_rgb(rgb: np.ndarray, preprocess) -> np.ndarray:
-    """The photo as the model sees it: the centre crop resized to the input size with the model's own
-    interpolation, RGB uint8 (:meth:`~convviz.core.preprocess.Preprocess.to_uint8`)."""
-    return preprocess.to_uint8(rgb)
 
 
 def channel_rgb(values: np.ndarray, lut: np.ndarray, min_side: int = CHANNEL_MIN_SIDE) -> np.ndarray:
@@ -68,19 +64,18 @@ class Exports:
         mosaic = self.panel.mosaic
         if mosaic.maps is None:
             return False
-        values = mosaic.maps.reshape(mosaic.shape) if len(mosaic.shape) == 1 else mosaic.maps
-        try:
-            np.save(path, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
-        except OSError as exc:
-            self._report(f"{os.path.basename(path)}: could not write ({exc.strerror or exc})")
-            return False
-        return True
+        values = np.ascontiguousarray(mosaic.maps.reshape(mosaic.shape) if len(mosaic.shape) == 1 else mosaic.maps,
+                                      dtype=np.float32)
+        return self._write(path, lambda handle: np.save(handle, values, allow_pickle=False))
 
     def _save_png(self, rgb: np.ndarray, path: str) -> bool:
+        return self._write(path, lambda handle: Image.fromarray(rgb).save(handle, "PNG"))
+
+    def _write(self, path: str, write) -> bool:
         try:
-            Image.fromarray(rgb).save(path, "PNG")
+            atomic_write(path, write)
         except (OSError, ValueError) as exc:
-            self._report(f"{os.path.basename(path)}: could not write the PNG ({exc})")
+            self._report(str(exc) if isinstance(exc, WriteError) else f"{os.path.basename(path)}: could not write ({exc})")
             return False
         return True
 

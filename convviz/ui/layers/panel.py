@@ -14,13 +14,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from convviz.core.lab_names import LABS, first_row_for_lab
 from convviz.core.layer_views import is_vector_shape
 from convviz.ui.labs import LAB_WIDGETS
 from convviz.ui.panel import Panel
 from convviz.ui.widgets.mosaic_view import MosaicView
 from convviz.ui.widgets.reflow import Reflow
 
-from .exports import Exports, model_input_rgb
+from .exports import Exports
 from .filters_view import FiltersView
 from .lab_host import LabHost
 from .reveal import Reveal
@@ -212,7 +213,7 @@ class LayersPanel(Panel):
         s = self.session
         self._photo_rgb = None
         if self.mosaic.channel.overlay.isChecked() and s.image is not None and s.model_info is not None:
-            self._photo_rgb = model_input_rgb(s.image.rgb, s.model_info.preprocess)
+            self._photo_rgb = s.model_info.preprocess.to_uint8(s.image.rgb)  # the photo as the model sees it
         self.mosaic.channel.set_field(self.current_row, self._photo_rgb)
 
     def _on_view(self, key: str, data) -> None:
@@ -274,9 +275,10 @@ class LayersPanel(Panel):
             here = ", ".join(self.labs.lab_names())
             self.failed.emit(f"--lab {lab}: no such lab in the Layers panel (available: {here})")
             return
-        if layer is None and lab is not None:
+        if layer is None and lab is not None:  # a core lab: the core's choice (a real pooling layer first …)
             widget = self.labs.lab(lab)
-            layer = next((r.name for r in self.model.rows if widget.applies_to(r)), None)
+            layer = (first_row_for_lab(self.model.rows, lab) if lab in LABS
+                     else next((r.name for r in self.model.rows if widget.applies_to(r)), None))
             if layer is None:
                 self.failed.emit(f"--lab {lab}: no layer of this model where that lab applies")
                 return
