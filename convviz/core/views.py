@@ -1,13 +1,18 @@
-"""Views: plain core functions of one capture that return frozen, plain data.
+"""Views: short work, plain core functions of one capture that return frozen, plain data.
 
 A view is ``fn(ctx: ViewContext, **args) -> frozen dataclass`` (numpy arrays, numbers,
-strings; never a tensor or a module) registered under a *kind* with :func:`view`. The
-GUI asks for a view by kind (``session.request_view(kind, layer, args)``); a worker
-builds the :class:`ViewContext` from the activation cache (one forward pass per model
-and image) and calls the function. Nothing here knows about threads or Qt.
+strings; never a tensor or a module) registered under a *kind* with :func:`view`. A panel
+subscribes a slot to a view (``session.request_view(key, kind, layer, **args)``); the
+worker-side engine (:class:`convviz.workers.engine.Engine`) builds the :class:`ViewContext`
+from the activation cache (one forward pass per model and image) and calls the function,
+and the session replays the subscription when the image or model changes. A view is the
+special case of a task (:mod:`convviz.core.tasks`) whose scope is one image and which needs
+only the capture. Nothing here knows about threads or Qt.
 
-Adding a view is: write the function in a core module, decorate it with
-``@view("kind")``, and list the module in :data:`VIEW_MODULES` so it is imported.
+A view that shows a prediction reads :meth:`ViewContext.class_scores` (the model's one
+scoring function, mirror averaging included). Adding a view is: write the function in a
+core module, decorate it with ``@view("kind")``, and list the module in :data:`VIEW_MODULES`
+so it is imported.
 """
 from __future__ import annotations
 
