@@ -22,6 +22,7 @@ class Panel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = None
+        self._deferred: list = []  #: requests waiting for the tab to be shown (see when_shown)
 
     def bind(self, session) -> None:
         """Connect to the session's signals (called once by the main window)."""
@@ -34,3 +35,17 @@ class Panel(QWidget):
     def shortcuts(self) -> list[tuple[str, str]]:
         """(keys, what they do) listed in Help ▸ Keyboard shortcuts."""
         return []
+
+    def when_shown(self, request) -> None:
+        """Run ``request`` now if the tab is on screen, else when it is next shown: a hidden tab
+        starts no work while the user looks at the other panels."""
+        if self.isVisible():
+            request()
+        elif request not in self._deferred:
+            self._deferred.append(request)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        deferred, self._deferred = self._deferred, []
+        for request in deferred:
+            request()

@@ -140,6 +140,3 @@ class Engine:
                 raise ValueError("no model is loaded")
             return replace(loaded, module=copy.deepcopy(loaded.module))
 
-    def clean_model(self):
-        """The fine-tune jobs' copy (being replaced by :meth:`model_copy`)."""
-        return self.model_copy()

@@ -246,10 +246,10 @@ class Session(QObject, SessionTasks):
         names = {row.name for row in result.rows}
         self._subs = {k: s for k, s in self._subs.items() if s.layer is None or s.layer in names}
         freeze_long_lived()  # torch, timm, Qt and the model live as long as the session
+        self._scope_changed(MODEL_CHANGE)  # before the news, so tasks requested on it are about the new model
         self.model_loaded.emit(result)
         self.layers_ready.emit(list(result.rows))
         self._replay()
-        self._scope_changed(MODEL_CHANGE)
 
     def _on_image(self, ticket: Ticket, result) -> None:
         if result is None or not self.gens.is_current(ticket):
@@ -262,6 +262,6 @@ class Session(QObject, SessionTasks):
     def _accept_image(self, image: LoadedImage) -> None:
         self.image = image
         self._image_key = next(_image_keys)
+        self._scope_changed(IMAGE_CHANGE)
         self.image_loaded.emit(image)
         self._replay()
-        self._scope_changed(IMAGE_CHANGE)

@@ -61,14 +61,20 @@ def test_shift_by_one_pixel_counts_changed_values():
     assert flat.changed_values == 0
 
 
+def preview_of(source, preprocess, seed: int):
+    """The Fine-tune panel's preview task, run directly (six images)."""
+    from convviz.core.finetune.tasks import preview_task
+    from convviz.core.tasks import TaskInputs
+
+    return preview_task.task(TaskInputs(args=dict(source=source, spec=SPEC, preprocess=preprocess, count=6, seed=seed)))
+
+
 def test_the_preview_is_what_the_training_loader_draws_in_epoch_1(tmp_path, monkeypatch):
     """A real (tiny) full-loop run with a seed: the batches its loader yields in epoch 1 hold exactly the
     preview's images; the result and the checkpoint record the seed."""
     from convviz.core.finetune import TrainConfig, fine_tune, preprocess_for
     from convviz.core.finetune import train as train_module
     from convviz.core.finetune.augment import first_epoch_preview
-    from convviz.workers.scan_jobs import preview_job
-
     from test_finetune_fixtures import tiny_model
 
     scan = scan_folder(make_folder(tmp_path / "d", per_class=5, size=40), val_fraction=0.2)
@@ -94,7 +100,7 @@ def test_the_preview_is_what_the_training_loader_draws_in_epoch_1(tmp_path, monk
     assert len(preview) == 6 and errors == [""] * 6 and preview[0].shape == (32, 32, 3)
     for index, image in enumerate(preview):
         assert np.array_equal(drawn[(0, index)], image), index
-    job = preview_job(scan.train[:6], SPEC, preprocess, count=6, seed=7)
+    job = preview_of(scan.train[:6], preprocess, seed=7)
     assert job.first_epoch and job.seed == 7 and all(np.array_equal(a, b) for a, b in zip(job.images, preview))
     other, _ = first_epoch_preview(scan.train, SPEC, preprocess, seed=8, count=6)
     assert not all(np.array_equal(a, b) for a, b in zip(other, preview))  # another seed, other draws
@@ -105,14 +111,15 @@ def test_preview_jobs_in_parallel_threads_draw_what_one_thread_draws():
     """torchvision draws from torch's global generator: seeded draws of two job threads must not mix."""
     import threading
 
-    from convviz.workers.scan_jobs import preview_job
+    from convviz.workers.process import share_rng_lock
 
+    share_rng_lock()  # as the job runner does before any task
     rgb = np.random.default_rng(3).integers(0, 255, (50, 60, 3), dtype=np.uint8)
     alone = {seed: preview_grid(rgb, SPEC, PP, 6, seed=seed) for seed in (1, 2)}
     got, threads = {}, []
     for seed in (1, 2):
         def work(seed=seed):
-            got[seed] = [preview_job(rgb, SPEC, PP, 6, seed=seed).images for _ in range(4)]
+            got[seed] = [preview_of(rgb, PP, seed=seed).images for _ in range(4)]
         threads.append(threading.Thread(target=work))
     for t in threads:
         t.start()

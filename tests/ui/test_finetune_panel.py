@@ -164,7 +164,7 @@ def test_frozen_layers_match_what_training_leaves_unchanged(qtbot, panel, tiny_f
     # allowed parameter; either way nothing else moved, and the count shown is torch's count of those
     assert "classifier.weight" in changed and set(changed) <= set(allowed)
     shown = int(panel.freeze.count.text().split("</b>")[0].split("<b>")[1].replace(",", ""))
-    assert shown == outcome.trainable_params == sum(state[k].numel() for k in allowed)
+    assert shown == outcome.facts.trainable_params == sum(state[k].numel() for k in allowed)
 
 
 def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
@@ -193,10 +193,10 @@ def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
     print(f"the click's own turn: {click_turn:.1f} ms; every later turn at most {later:.1f} ms")
     assert len(meter.gaps) > 20 and stall < MAX_STALL_MS
     outcome = done.args[0]
-    assert outcome.classes == ["cat", "dog"] and not outcome.cancelled and 1 <= outcome.epochs_done <= 20  # L-BFGS may converge
+    assert outcome.classes == ["cat", "dog"] and not outcome.cancelled and 1 <= outcome.facts.epochs_done <= 20  # L-BFGS may converge
     assert os.path.dirname(outcome.checkpoint) == os.path.join(os.environ["CONVVIZ_DATA_DIR"], "finetuned")
-    assert len(panel.training.val_acc.getData()[1]) == outcome.epochs_done  # curves drawn
-    assert f"{outcome.epochs_done} L-BFGS iteration" in panel.results.caption.text()
+    assert len(panel.training.val_acc.getData()[1]) == outcome.facts.epochs_done  # curves drawn
+    assert f"{outcome.facts.epochs_done} L-BFGS iteration" in panel.results.caption.text()
     assert panel.training.loss_plot.getAxis("bottom").labelText == "L-BFGS iteration"  # one point per iteration
     assert "one point per L-BFGS iteration" in panel.training.legend.text()
     panel.augment.checks["hflip"].setChecked(True)  # settings for a full-loop run: the shown curves keep their unit
@@ -247,10 +247,10 @@ def test_cancel_stops_within_one_batch_and_keeps_the_best_model(qtbot, panel, ti
     outcome = done.args[0]
     after = [u for u in updates if u.stage == "train"][seen:]
     assert len({(u.epoch, u.batch) for u in after}) <= 1  # at most the batch that was running
-    assert outcome.cancelled and outcome.epochs_done == 1 and outcome.checkpoint and os.path.isfile(outcome.checkpoint)
+    assert outcome.cancelled and outcome.facts.epochs_done == 1 and outcome.checkpoint and os.path.isfile(outcome.checkpoint)
     assert "best epoch so far" in panel.results.caption.text()
-    kept = "the warm-started head" if outcome.kept_epoch == 0 else f"after epoch {outcome.kept_epoch}"
-    assert outcome.kept_epoch in (0, 1) and kept in panel.results.caption.text()
+    kept = "the warm-started head" if outcome.facts.kept_epoch == 0 else f"after epoch {outcome.facts.kept_epoch}"
+    assert outcome.facts.kept_epoch in (0, 1) and kept in panel.results.caption.text()
     assert panel.training.train.isEnabled() and not panel.training.cancel.isEnabled()
 
 
@@ -258,9 +258,9 @@ def test_cancel_before_the_job_starts_starts_nothing(qtbot, panel, tiny_folder):
     """The job starts only once the running state is painted; a Cancel before that starts no job at all."""
     scan(qtbot, panel, tiny_folder)
     panel.start_training()
-    assert panel.training_running and panel.train_handle is None  # not submitted within the click's turn
+    assert panel.training_running and not panel.session.task_running("finetune.train")  # not submitted within the click's turn
     panel.cancel_training()
-    assert not panel.training_running and panel.train_handle is None
+    assert not panel.training_running and not panel.session.task_running("finetune.train")
     assert "Cancelled before it started" in panel.training.status.text()
     assert panel.training.train.isEnabled() and not panel.training.cancel.isEnabled()
 
@@ -336,7 +336,7 @@ def test_closing_the_window_during_training_cancels_promptly(qtbot, lite0_engine
     window.close()
     took = time.perf_counter() - started
     print(f"\nclosing during training took {took * 1000:.0f} ms")
-    assert not window.session.runner.jobs, "the training job outlived the window"
+    assert not window.session.runner.jobs, f"jobs outlived the window: {[h.name for h in window.session.runner.jobs]}"
     assert took < 2.0
 
 
@@ -349,4 +349,4 @@ def test_fast_path_graph_is_prepared_in_the_background_and_used(qtbot, panel, ti
     panel.training.epochs.setValue(5)
     with qtbot.waitSignal(panel.training_finished, timeout=STEP_MS) as done:
         panel.start_training()
-    assert done.args[0].backbone == panel.fast_path_kind()
+    assert done.args[0].facts.backbone == panel.fast_path_kind()

@@ -60,7 +60,7 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 #: Held around every seeded draw. torchvision's transforms draw from torch's one global generator, so
 #: a preview and training in two threads would reseed it under each other's feet: the package that runs
-#: them in threads (:mod:`convviz.workers.finetune_jobs`) installs a lock here.
+#: them in threads (:func:`convviz.workers.process.share_rng_lock`) installs a lock here.
 rng_guard: contextlib.AbstractContextManager = contextlib.nullcontext()
 
 

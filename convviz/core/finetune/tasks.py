@@ -98,11 +98,12 @@ def freeze_task(inputs, state) -> FreezeInfo:
     """``args``: strategy, num_classes. What ``strategy`` trains on (a copy of) the current model."""
     import torch
 
-    from . import apply_freeze, backbone_blocks, replace_head, with_taps
+    from . import apply_freeze, augment, backbone_blocks, replace_head, with_taps
     from ..taps import taps_of
 
     model = inputs.model.module
-    replace_head(with_taps(model), max(2, inputs.args["num_classes"]))
+    with augment.rng_guard:  # a new head's init draws from torch's global generator, which a preview reseeds
+        replace_head(with_taps(model), max(2, inputs.args["num_classes"]))
     report = apply_freeze(model, inputs.args["strategy"])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     return FreezeInfo(report.strategy, report.trainable_params, report.total_params, list(report.frozen_modules),

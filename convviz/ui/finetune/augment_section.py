@@ -117,7 +117,7 @@ class AugmentSection(QWidget):
         self.spec_changed.emit(self.spec())
 
     def show_preview(self, preview, label: str | None) -> None:
-        """An :class:`~convviz.workers.scan_jobs.AugmentPreview` (``label``: training image 1's class)."""
+        """An :class:`~convviz.core.finetune.outcomes.AugmentPreview` (``label``: training image 1's class)."""
         self.shown_preview = preview
         self.preview.setPixmap(rgb_pixmap(preview.grid))  # tiled by the job, off the GUI thread
         spec = self.spec()

@@ -50,7 +50,7 @@ class FreezeSection(QWidget):
         self.strategy_changed.emit(self.strategy())
 
     def show_info(self, info) -> None:
-        """A :class:`~convviz.workers.finetune_jobs.FreezeInfo` for the current strategy."""
+        """A :class:`~convviz.core.finetune.outcomes.FreezeInfo` for the current strategy."""
         if info.strategy != self.strategy():
             return
         self.blocks.setMaximum(max(1, info.blocks))

@@ -7,7 +7,7 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from convviz.ui.finetune.thumbs import ThumbStrip
 from convviz.ui.widgets.sections import heading, vstack
@@ -43,7 +43,7 @@ class ResultsView(QWidget):
     """What a finished run scored; click a misclassified image to open it in every tab."""
 
     image_clicked = Signal(str)
-    save_requested = Signal()
+    save_requested = Signal(str)  #: the path the user chose for the trained checkpoint
     use_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
@@ -68,9 +68,10 @@ class ResultsView(QWidget):
         self.save = QPushButton("Save…")
         self.use = QPushButton("Use this model")
         self.use.setToolTip("Load the fine-tuned checkpoint as the current model: every tab then shows its classes")
-        self.save.clicked.connect(self.save_requested)
+        self.save.clicked.connect(self.ask_save_path)
         self.use.clicked.connect(self.use_requested)
         self.saved = QLabel("")
+        self.saved_path: str | None = None  #: the checkpoint shown last
         self.saved.setWordWrap(True)
         self.saved.setStyleSheet("color: #555;")
         self.saved.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -86,28 +87,37 @@ class ResultsView(QWidget):
                self.saved)
         self.set_model_available(False)
 
+    def ask_save_path(self) -> None:
+        """Ask where to save the trained checkpoint (``save_requested`` with the path, unless cancelled)."""
+        suggested = os.path.basename(self.saved_path or "finetuned.pt")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the fine-tuned model", os.path.join(os.path.expanduser("~"), suggested),
+                                              "convviz checkpoint (*.pt)")
+        if path:
+            self.save_requested.emit(path)
+
     def set_model_available(self, available: bool) -> None:
         self.save.setEnabled(available)
         self.use.setEnabled(available)
 
     def show_outcome(self, outcome) -> None:
-        """A :class:`~convviz.workers.finetune_jobs.TrainOutcome`."""
-        if not outcome.epochs_done:
+        """A :class:`~convviz.core.finetune.outcomes.TrainOutcome`."""
+        facts = outcome.facts
+        if not facts.epochs_done:
             self.caption.setText("Cancelled before the first epoch ended: nothing was trained or saved.")
             self.set_model_available(False)
             return
         how = "cancelled — best epoch so far" if outcome.cancelled else "finished"
-        kept = "" if outcome.kept_epoch is None else " Kept (best validation accuracy): " + (
-            "the warm-started head, fitted on un-augmented features before the epochs." if outcome.kept_epoch == 0
-            else f"the model after epoch {outcome.kept_epoch}.")
-        self.caption.setText(f"Training {how}: {outcome.epochs_done} {outcome.unit}{'' if outcome.epochs_done == 1 else 's'} in {outcome.seconds:.1f} s "
-                             f"on {outcome.train_images} images ({BACKBONE_WORDS.get(outcome.backbone, outcome.backbone)})." + kept)
+        kept = "" if facts.kept_epoch is None else " Kept (best validation accuracy): " + (
+            "the warm-started head, fitted on un-augmented features before the epochs." if facts.kept_epoch == 0
+            else f"the model after epoch {facts.kept_epoch}.")
+        self.caption.setText(f"Training {how}: {facts.epochs_done} {facts.unit}{'' if facts.epochs_done == 1 else 's'} in {facts.seconds:.1f} s "
+                             f"on {facts.train_images} images ({BACKBONE_WORDS.get(facts.backbone, facts.backbone)})." + kept)
         wrong = len(outcome.misclassified)
         self.summary.setText(f"<span style='font-size:15pt; font-weight:600'>{outcome.accuracy:.1%}</span> "
-                             f"validation accuracy ({outcome.val_images - wrong} of {outcome.val_images} right, "
+                             f"validation accuracy ({facts.val_images - wrong} of {facts.val_images} right, "
                              f"loss {outcome.loss:.3f})"
                              + ("<br><span style='color:#666'>Each photo is judged with its mirror image (their "
-                                "predictions averaged), as the saved model predicts.</span>" if outcome.mirror else ""))
+                                "predictions averaged), as the saved model predicts.</span>" if facts.mirror else ""))
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td align='right'>&nbsp;{a:.1%}</td></tr>"
                        for c, a in outcome.per_class_accuracy.items())
         self.per_class.setText(f"<b>Per class</b><table cellspacing='2'>{rows}</table>")
@@ -128,4 +138,5 @@ class ResultsView(QWidget):
         self.confusion_caption.setVisible(True)
 
     def show_saved(self, path: str | None, note: str = "") -> None:
+        self.saved_path = path
         self.saved.setText(f"{note}Checkpoint: {path}" if path else "")

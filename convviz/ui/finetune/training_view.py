@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
 
 from convviz.ui.finetune.thumbs import rgb_pixmap
 from convviz.ui.widgets.sections import heading, vstack
-from convviz.workers.finetune_jobs import eta_text
 
 TRAIN_PEN, VAL_PEN = pg.mkPen("#1f77b4", width=2), pg.mkPen("#d62728", width=2)
 PROGRESS_HEIGHT = 10
@@ -241,3 +240,11 @@ class TrainingView(QWidget):
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)
+
+
+def eta_text(seconds: float | None) -> str:
+    """``ETA 1:05`` / ``ETA 12 s`` / ``ETA …`` (not known yet)."""
+    if seconds is None:
+        return "ETA …"
+    seconds = max(0, int(round(seconds)))
+    return f"ETA {seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"ETA {seconds} s"
