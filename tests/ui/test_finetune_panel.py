@@ -1,10 +1,8 @@
 """The Fine-tune panel end to end (offscreen): a real folder, real training on the bundled model, no sleeps."""
 import os
 import shutil
-import time
 
 import pytest
-from PySide6.QtCore import QTimer
 
 from convviz.core.images import load_image
 from convviz.ui.finetune.panel import FinetunePanel
@@ -16,7 +14,6 @@ STEP_MS = 120_000
 #: every event-loop turn from the Train click to the results shown, the click's own included (it paints
 #: the cleared curves; the job starts after that paint): click turn 11-28 ms, later ones 14-23 ms over
 #: 7 runs of the UI suite on this busy 2-core machine (measured)
-MAX_STALL_MS = 50.0
 
 
 @pytest.fixture
@@ -54,36 +51,6 @@ def panel(request, qtbot, lite0_engine, sample_path, tmp_path, monkeypatch):
 def scan(qtbot, panel, folder):
     panel.scan_folder(folder)
     qtbot.waitUntil(lambda: panel.report is not None and panel.report.scan.root == os.path.abspath(folder), timeout=STEP_MS)
-
-
-class StallMeter:
-    """A 10 ms repeating timer owned by the test: the largest gap between its ticks is the worst stall."""
-
-    def __init__(self):
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-        self.gaps: list[float] = []
-        self.phase = "starting"
-        self.worst_phase = ""
-        self._last = None
-
-    def _tick(self):
-        now = time.perf_counter()
-        if self._last is not None:
-            gap = (now - self._last) * 1000.0
-            if gap > max(self.gaps, default=0.0):
-                self.worst_phase = self.phase
-            self.gaps.append(gap)
-        self._last = now
-
-    def start(self):
-        self._last = time.perf_counter()
-        self.timer.start()
-
-    def stop(self) -> float:
-        self.timer.stop()
-        return max(self.gaps, default=0.0) - 10.0  # beyond the timer's own interval
 
 
 def updates_of(panel):
@@ -168,30 +135,17 @@ def test_frozen_layers_match_what_training_leaves_unchanged(qtbot, panel, tiny_f
 
 
 def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
-    """scan → train (GUI stalls measured from the click to the results shown) → results → use model →
-    predictions name the new classes."""
+    """scan → train → results → use model → predictions name the new classes. (How responsive the GUI
+    stays meanwhile is measured in tests/bench/bench_finetune_gui.py.)"""
     import torch
 
     from convviz.core.models import load_model
 
     scan(qtbot, panel, tiny_folder)
     panel.training.epochs.setValue(20)
-    # this measures training: the fixture photo's views (Top-5 …) finish first. A view still computing
-    # when Train is clicked (a forward with Python hooks) shares the GIL with the click's paint; that
-    # stretched the click's turn to 52-63 ms in ~1 run of 6 here
-    qtbot.waitUntil(lambda: not panel.session.runner.jobs, timeout=STEP_MS)
-    meter = StallMeter()
-    meter.start()
-    panel.training_finished.connect(lambda _o: setattr(meter, "phase", "showing results"))
-    panel.training_progress.connect(lambda u: setattr(meter, "phase", f"{u.stage} {u.fraction:.2f}"))
     with qtbot.waitSignal(panel.training_finished, timeout=STEP_MS) as done:
         panel.start_training()
         assert not panel.training.train.isEnabled() and panel.training.cancel.isEnabled()
-    stall = meter.stop()
-    print(f"\nlargest event-loop stall: {stall:.1f} ms over {len(meter.gaps)} ticks (while: {meter.worst_phase})")
-    click_turn, later = meter.gaps[0] - 10.0, max(meter.gaps[1:]) - 10.0
-    print(f"the click's own turn: {click_turn:.1f} ms; every later turn at most {later:.1f} ms")
-    assert len(meter.gaps) > 20 and stall < MAX_STALL_MS
     outcome = done.args[0]
     assert outcome.classes == ["cat", "dog"] and not outcome.cancelled and 1 <= outcome.facts.epochs_done <= 20  # L-BFGS may converge
     assert os.path.dirname(outcome.checkpoint) == os.path.join(os.environ["CONVVIZ_DATA_DIR"], "finetuned")
@@ -311,7 +265,7 @@ def test_unwritable_save_paths_are_one_line_messages(qtbot, panel, tiny_folder, 
     assert open(target, "rb").read() == open(kept, "rb").read()
 
 
-def test_closing_the_window_during_training_cancels_promptly(qtbot, lite0_engine, sample_path, tiny_folder, tmp_path,
+def test_closing_the_window_during_training_cancels_it(qtbot, lite0_engine, sample_path, tiny_folder, tmp_path,
                                                              monkeypatch):
     from PySide6.QtCore import QSettings
 
@@ -332,12 +286,9 @@ def test_closing_the_window_during_training_cancels_promptly(qtbot, lite0_engine
     updates = updates_of(panel)
     panel.start_training()
     qtbot.waitUntil(lambda: any(u.stage == "train" and u.epoch == 2 for u in updates), timeout=STEP_MS)
-    started = time.perf_counter()
-    window.close()
-    took = time.perf_counter() - started
-    print(f"\nclosing during training took {took * 1000:.0f} ms")
-    assert not window.session.runner.jobs, f"jobs outlived the window: {[h.name for h in window.session.runner.jobs]}"
-    assert took < 2.0
+    window.close()  # how soon: tests/bench/bench_finetune_gui.py
+    assert window.session.runner.closed
+    qtbot.waitUntil(lambda: not window.session.runner.jobs, timeout=STEP_MS)  # the job stopped, nothing outlives it
 
 
 @pytest.mark.prepare
