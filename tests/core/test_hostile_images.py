@@ -111,25 +111,23 @@ def test_16bit_conversion_works_in_tiles(tmp_path, monkeypatch):
 
 
 PROBE = """
-import resource, sys, time, tracemalloc
+import resource, sys, tracemalloc
 from convviz.core.images import load_image
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 tracemalloc.start()
-started = time.perf_counter()
 rgb = load_image(sys.argv[1]).rgb
-seconds = time.perf_counter() - started
 traced = tracemalloc.get_traced_memory()[1]
-print(rgb.nbytes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before, traced, seconds)
+print(rgb.nbytes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before, traced)
 """
 
 
-def test_largest_16bit_png_peak_memory_and_time(tmp_path):
-    """A 9400×9400 16-bit PNG (under 1 MB, near the pixel limit): peak RSS < 4× its 8-bit RGB size."""
+def test_largest_16bit_png_peak_memory(tmp_path):
+    """A 9400×9400 16-bit PNG (under 1 MB, near the pixel limit): peak RSS < 4× its 8-bit RGB size
+    (its decode time: ``tests/bench/bench_decode.py``)."""
     path = corpus.deep_png(tmp_path, 9400, 9400)
     assert 9400 * 9400 <= images.MAX_PIXELS and os.path.getsize(path) < 2**20
     out = subprocess.run([sys.executable, "-c", PROBE, str(path)], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
-    rgb_bytes, rss_delta, traced, seconds = int(out[0]), int(out[1]), int(out[2]), float(out[3])
+    rgb_bytes, rss_delta, traced = int(out[0]), int(out[1]), int(out[2])
     assert rss_delta < 4 * rgb_bytes, f"peak RSS grew {rss_delta / 2**20:.0f} MB for {rgb_bytes / 2**20:.0f} MB of RGB"
     assert traced < rgb_bytes + 64 * 2**20
-    assert seconds < 60

@@ -1,4 +1,6 @@
-"""The job runner: results, one-line failures, progress, cancel latency, graceful cancel, shutdown."""
+"""The job runner: results, one-line failures, progress, cancel at the next step, graceful cancel, shutdown.
+
+How long a cancel or a shutdown takes is measured by ``tests/bench/bench_jobs.py``, not here."""
 import time
 
 import pytest
@@ -6,12 +8,15 @@ import pytest
 from convviz.workers.jobs import JobFailed, JobRunner, Progress
 
 
-def _slow_steps(n: int, step_s: float):
-    """A deliberately slow job: ``n`` steps of ``step_s`` seconds each (busy work, no sleep-wait in the test)."""
+def _slow_steps(n: int, step_s: float, done: list | None = None):
+    """A deliberately slow job: ``n`` steps of ``step_s`` seconds each (busy work, no sleep-wait in the test);
+    each finished step is appended to ``done``."""
     for i in range(n):
         end = time.perf_counter() + step_s
         while time.perf_counter() < end:
             pass
+        if done is not None:
+            done.append(i)
         yield Progress((i + 1) / n, f"step {i + 1}/{n}")
     return n
 
@@ -53,18 +58,18 @@ def test_failure_is_one_line(qtbot, runner, error):
     assert "\n" not in blocker.args[0]
 
 
-def test_cancel_latency_is_one_step(qtbot, runner):
-    """A job of 200 × 20 ms steps stops within about one step of cancel()."""
-    handle = runner.submit(_slow_steps, 200, 0.02, name="slow")
+def test_cancel_stops_the_job_at_its_next_step(qtbot, runner):
+    """A job of 200 × 20 ms steps runs at most the step in progress after cancel(): it stops at its next yield."""
+    done: list[int] = []
+    handle = runner.submit(_slow_steps, 200, 0.02, done, name="slow")
     with qtbot.waitSignal(handle.progress, timeout=5000):
         pass
-    asked = time.perf_counter()
+    at_cancel = len(done)
     handle.cancel()
     with qtbot.waitSignal(handle.cancelled, timeout=5000):
         pass
-    latency = handle.ended_at - asked
-    assert latency < 0.5, f"cancel took {latency * 1000:.0f} ms"
     qtbot.waitUntil(lambda: not runner.jobs, timeout=2000)
+    assert len(done) - at_cancel <= 1, f"{len(done) - at_cancel} steps ran after cancel()"
 
 
 def test_graceful_cancel_returns_partial_result(qtbot, runner):
@@ -90,8 +95,6 @@ def test_graceful_cancel_returns_partial_result(qtbot, runner):
 def test_shutdown_cancels_and_waits(qtbot):
     r = JobRunner()
     handles = [r.submit(_slow_steps, 1000, 0.01) for _ in range(2)]
-    started = time.perf_counter()
-    assert r.shutdown(2.0)
-    assert time.perf_counter() - started < 1.0
+    assert r.shutdown(2.0)  # True: every job ended (they stop at their next 10 ms step)
     assert all(not h.running for h in handles)
     assert not r.submit(lambda: 1).running  # a closed runner starts nothing
