@@ -15,7 +15,6 @@ import time
 
 EXIT_USAGE = 2
 SCREENSHOT_TIMEOUT_MS = 300_000
-GIL_SWITCH_S = 0.001
 
 
 from .core.lab_names import LABS  # noqa: E402,F401  (torch-free: the one table of lab names, for --lab)
@@ -206,10 +205,9 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
     from PySide6.QtWidgets import QApplication
 
     from .ui.settings import APP_NAME, organization
+    from .workers.process import configure_gui_process
 
-    # Worker threads (model loads, training) hand the interpreter back to the GUI thread every
-    # millisecond instead of every 5 ms, so painting and input never wait long behind them.
-    sys.setswitchinterval(GIL_SWITCH_S)
+    configure_gui_process()
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "convviz"])
     app.setOrganizationName(organization())

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
@@ -127,9 +126,10 @@ def main() -> None:
 
     from convviz.core.models import load_model
     from convviz.workers.engine import Engine
+    from convviz.workers.process import configure_gui_process
 
     torch.set_num_threads(1)
-    sys.setswitchinterval(0.001)  # as the app sets it at start-up
+    configure_gui_process()  # as the app does at start-up
     app = QApplication.instance() or QApplication([])
     engine = Engine()
     loaded = load_model("default")

@@ -17,7 +17,7 @@ def _gui_switch_interval():
     long behind a worker at every Python callback."""
     import sys
 
-    from convviz.app import GIL_SWITCH_S
+    from convviz.workers.process import GIL_SWITCH_S
 
     before = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_S)
