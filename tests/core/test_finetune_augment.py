@@ -42,6 +42,15 @@ def test_off_spec_is_plain_preprocessing():
     assert not AugmentSpec().active and SPEC.active
 
 
+def test_without_crop_the_photo_becomes_the_model_input_as_everywhere_else():
+    """No random crop: the augmentations start from Preprocess.to_uint8's picture (its crop box and the
+    model's own interpolation), the one home of photo → model pixels."""
+    rgb = np.random.default_rng(2).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    pp = Preprocess(input_size=32, crop_pct=0.875, interpolation="bicubic")
+    flipped = preview_grid(rgb, AugmentSpec(hflip=1.0), pp, 1)[0]
+    assert np.array_equal(flipped, pp.to_uint8(rgb)[:, ::-1])
+
+
 def test_names():
     assert AugmentSpec.from_names("hflip, crop").names() == ["hflip", "crop"]
     with pytest.raises(ValueError, match="unknown augmentation 'blur'"):

@@ -28,6 +28,17 @@ def _interp(preprocess: Preprocess):
         preprocess.interpolation, InterpolationMode.BILINEAR)
 
 
+class ModelInput:
+    """uint8 (3, H, W) tensor → the model's input as uint8 (3, S, S): :meth:`Preprocess.to_uint8`'s crop
+    box and resize (as the views and the un-augmented fine-tune see the photo)."""
+
+    def __init__(self, preprocess: Preprocess):
+        self.preprocess = preprocess
+
+    def __call__(self, chw: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.preprocess.to_uint8(chw.permute(1, 2, 0).numpy()).copy()).permute(2, 0, 1)
+
+
 def build_transform(spec: AugmentSpec, preprocess: Preprocess) -> v2.Compose:
     """uint8 (3, H, W) tensor → augmented uint8 (3, S, S) tensor at the model's input size."""
     from torchvision.transforms import InterpolationMode, v2
@@ -40,8 +51,8 @@ def build_transform(spec: AugmentSpec, preprocess: Preprocess) -> v2.Compose:
     if spec.crop > 0:
         ops.append(v2.RandomResizedCrop(size, scale=(max(0.05, 1.0 - spec.crop) * preprocess.crop_pct ** 2, preprocess.crop_pct ** 2),
                                         interpolation=interp, antialias=True))
-    else:
-        ops += [v2.Resize(round(size / preprocess.crop_pct), interpolation=interp, antialias=True), v2.CenterCrop(size)]
+    else:  # the model's own input (Preprocess.to_uint8, the one home of photo → model pixels)
+        ops.append(ModelInput(preprocess))
     if spec.hflip > 0:
         ops.append(v2.RandomHorizontalFlip(spec.hflip))
     if spec.vflip > 0:
