@@ -115,9 +115,6 @@ class FinetunePanel(Panel):
         if key in (SCAN, TRAIN, SAVE):
             self.show_message(message)
 
-    def is_ready(self) -> bool:
-        return True
-
     def show_message(self, text: str) -> None:
         """One line above the sections (empty: hidden)."""
         self.message.setText(text)
@@ -259,11 +256,7 @@ class FinetunePanel(Panel):
         self.training.set_running(False)
         self.outcome = outcome
         self.model_path = outcome.checkpoint
-        self.training.progress.setValue(1000)
-        self.training.eta.setText("")
-        done = "Cancelled" if outcome.cancelled else "Done"
-        self.training.show_message(f"{done} in {outcome.facts.seconds:.1f} s: {outcome.accuracy:.1%} validation accuracy"
-                                   if outcome.facts.epochs_done else "Cancelled before the first epoch ended.")
+        self.training.show_done(outcome)
         self.results.show_outcome(outcome)
         self.training_finished.emit(outcome)
 

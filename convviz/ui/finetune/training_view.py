@@ -203,6 +203,14 @@ class TrainingView(QWidget):
             plot.setXRange(0.5, points + 0.5, padding=0)
         return True
 
+    def show_done(self, outcome) -> None:
+        """The run ended: a full bar and one line (a core ``TrainOutcome``)."""
+        self.progress.setValue(1000)
+        self.eta.setText("")
+        done = "Cancelled" if outcome.cancelled else "Done"
+        self.show_message(f"{done} in {outcome.facts.seconds:.1f} s: {outcome.accuracy:.1%} validation accuracy"
+                          if outcome.facts.epochs_done else "Cancelled before the first epoch ended.")
+
     def show_update(self, update, text: str) -> bool:
         """A core ``TrainProgress`` without its model (curves, progress, batch strip); True when the
         plots changed (they repaint on the next turn of the event loop and then emit ``drawn``)."""
