@@ -1,7 +1,8 @@
-"""The base of every tab of the main window, and the registry that lists them.
+"""The base of every tab of the main window (the list of tabs is :mod:`convviz.ui.registry`).
 
 A panel is a widget that displays what the :class:`~convviz.workers.session.Session`
-delivers and forwards intent to it. The main window builds one of each entry of
+delivers (views, task results) and forwards intent to it; :meth:`Panel.when_shown` holds a
+request back until the tab is on screen. The main window builds one of each entry of
 :data:`convviz.ui.registry.PANELS`, calls :meth:`Panel.bind` once, and listens to
 ``unit_hovered`` (draws that unit's receptive field on the photo), ``open_image_requested``
 and ``ready`` (the screenshot harness waits for it).
