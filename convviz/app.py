@@ -153,8 +153,11 @@ class _Screenshot:
             self.settle.start(300)  # let the views paint the last results
 
     def _save(self) -> None:
-        if not self.window.grab().save(self.path, "PNG"):
-            self._fail(f"{self.path}: could not write the PNG")
+        from .ui.widgets.save import save_png
+
+        problem = save_png(self.window.grab(), self.path)
+        if problem:
+            self._fail(problem)
             return
         print(f"saved {self.path}")
         if self.gif:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import os
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QRect, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar
@@ -20,6 +19,7 @@ from convviz.ui.registry import PANELS, panel_names
 from convviz.ui.settings import KEY_GEOMETRY, KEY_IMAGE, KEY_MODEL, KEY_TAB, SAMPLE_NAMES, app_settings, sample_path
 from convviz.ui.widgets.image_view import qimage_to_array
 from convviz.ui.widgets.model_picker import ModelPicker, choose_model_file, confirm_pickled_model
+from convviz.ui.widgets.save import save_png
 from convviz.ui.widgets.sections import scrollable
 from convviz.ui.widgets.side_column import SideColumn
 from convviz.ui.widgets.status_bar import StatusFields
@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
 
     def export_window(self, path: str | None = None) -> bool:
         path = path or QFileDialog.getSaveFileName(self, "Export window", "convviz.png", "PNG (*.png)")[0]
-        return bool(path) and self.grab().save(path, "PNG")
+        return bool(path) and self._saved(save_png(self.grab(), path))
 
     def export_mosaic(self, path: str | None = None) -> bool:
         rgb = self.layers_panel.mosaic.colored_mosaic()
@@ -245,12 +245,12 @@ class MainWindow(QMainWindow):
             return False
         name = self.layers_panel.current or "layer"
         path = path or QFileDialog.getSaveFileName(self, "Export mosaic", f"{name}.png", "PNG (*.png)")[0]
-        if not path:
-            return False
-        from PIL import Image
+        return bool(path) and self._saved(save_png(rgb, path))
 
-        Image.fromarray(np.ascontiguousarray(rgb)).save(path)
-        return True
+    def _saved(self, problem: str) -> bool:
+        if problem:
+            self.show_error(problem)
+        return not problem
 
     def show_error(self, message: str) -> None:
         """One clear line in the status bar and a (non-blocking) message box; nothing is lost."""

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from .frame_transport import FrameTransport
+from .save import save_png
 from .gif_export import GifExport
 
 #: Keys the transport answers to, and what they do; listed in Help ▸ Keyboard shortcuts.
@@ -138,9 +139,9 @@ class StagePlayer(QWidget):
 
     def export_frame_png(self, path: str) -> bool:
         """Save the current frame as a PNG; True on success."""
-        ok = self.grab_frame().save(str(path), "PNG")
-        self.status_label.setText(f"Saved frame to {path}" if ok else f"Could not write {path}")
-        return ok
+        problem = save_png(self.grab_frame(), str(path))
+        self.status_label.setText(f"Could not write {path}: {problem}" if problem else f"Saved frame to {path}")
+        return not problem
 
     def export_gif(self, path: str, fps: float = 4.0, max_frames: int = 400) -> int:
         """Save the animation of the current view as an animated GIF now; returns the frames written.
