@@ -140,7 +140,7 @@ class StagePlayer(QWidget):
     def export_frame_png(self, path: str) -> bool:
         """Save the current frame as a PNG; True on success."""
         problem = save_png(self.grab_frame(), str(path))
-        self.status_label.setText(f"Could not write {path}: {problem}" if problem else f"Saved frame to {path}")
+        self.status_label.setText(problem[:1].upper() + problem[1:] if problem else f"Saved frame to {path}")
         return not problem
 
     def export_gif(self, path: str, fps: float = 4.0, max_frames: int = 400) -> int:
