@@ -6,16 +6,17 @@ channels, beside ``bn2``'s 1280) add mid-level texture and part features that Im
 layer discards. On 40 random 250/150 splits of the clothing set this raised the fast path's
 validation accuracy by 1.1 ± 0.2 points (30 splits won, 7 lost) for no measurable forward cost.
 
-:func:`add_taps` gives a timm EfficientNet-family model that forward (its class becomes a subclass
-of the same name whose ``forward`` is :func:`_tapped_forward`): the module tree, names and hooks
-are unchanged (every panel explores it as before); only the classifier's input grows, to
-``[pool(bn2), pool(blocks[i]) for i in taps]``. A checkpoint records the taps, and loading rebuilds
-the same forward (:func:`convviz.core.models.build_architecture`).
+:func:`add_taps` does it with forward hooks on a timm EfficientNet-family model: each tapped stage
+keeps its pooled output, and ``global_pool`` returns ``[pool(bn2), pool(blocks[i]) for i in taps]``
+instead of ``pool(bn2)``. The model's class, module tree, names and state-dict keys are unchanged
+(every panel explores it as before); only the classifier's input grows. A checkpoint records the
+taps, and loading rebuilds the same forward (:func:`convviz.core.models.build_architecture`).
 """
 from __future__ import annotations
 
+import threading
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_TAPS = (4, 5)
@@ -24,14 +25,48 @@ _PARTS = ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "global_pool", "clas
 
 def can_tap(model: nn.Module) -> bool:
     """True for timm's ``EfficientNet`` class (Lite0-4, B0-B8, MixNet, MnasNet …: stem, ``blocks``
-    stages, ``conv_head``, ``bn2``, pool, classifier in that order; :func:`_tapped_forward` is its forward)."""
+    stages, ``conv_head``, ``bn2``, ``global_pool``, classifier in that order)."""
     return type(model).__name__ == "EfficientNet" and type(model).__module__.startswith("timm.") \
         and all(hasattr(model, part) for part in _PARTS) and isinstance(model.blocks, nn.Sequential)
 
 
+class _Tapping:
+    """``global_pool``'s forward hook: appends the pooled outputs the tapped stages kept (per thread,
+    so two threads may run one model). A plain object, no reference to the model: no cycle."""
+
+    def __init__(self, taps: tuple[int, ...]):
+        self.taps, self.pooled = taps, {}
+
+    def keep(self, stage: int, output: torch.Tensor) -> None:
+        self.pooled.setdefault(threading.get_ident(), {})[stage] = output.mean((2, 3))
+
+    def __call__(self, module, args, output: torch.Tensor) -> torch.Tensor:
+        pooled = self.pooled.pop(threading.get_ident(), {})
+        if any(t not in pooled for t in self.taps):
+            raise RuntimeError("a multi-layer head needs the whole forward (its stages ran before global_pool)")
+        return torch.cat([output.flatten(1), *(pooled[t] for t in self.taps)], 1)
+
+
+class _Keep:
+    """A tapped stage's forward hook: hands its output to the :class:`_Tapping`."""
+
+    def __init__(self, tapping: _Tapping, stage: int):
+        self.tapping, self.stage = tapping, stage
+
+    def __call__(self, module, args, output: torch.Tensor) -> None:
+        self.tapping.keep(self.stage, output)
+
+
+def _tapping(model: nn.Module) -> _Tapping | None:
+    pool = getattr(model, "global_pool", None)
+    hooks = pool._forward_hooks.values() if isinstance(pool, nn.Module) else ()
+    return next((h for h in hooks if isinstance(h, _Tapping)), None)
+
+
 def taps_of(model: nn.Module) -> tuple[int, ...]:
     """The stages whose pooled outputs the classifier reads (empty for a plain model)."""
-    return tuple(getattr(model, "convviz_taps", ()))
+    tapping = _tapping(model) if isinstance(model, nn.Module) else None
+    return tapping.taps if tapping is not None else ()
 
 
 def check_taps(model: nn.Module, taps) -> tuple[int, ...]:
@@ -77,41 +112,18 @@ def add_taps(model: nn.Module, taps=DEFAULT_TAPS) -> nn.Module:
     the architecture's own forward again). The classifier itself is not replaced: see
     :func:`convviz.core.finetune.heads.replace_head`."""
     taps = check_taps(model, taps)
-    base = getattr(type(model), "convviz_base", type(model))
-    model.__dict__.pop("convviz_taps", None)
-    model.__class__ = base
+    if _tapping(model) is not None:
+        _remove_hooks(model)
     if taps:
-        model.convviz_taps = taps
-        model.__class__ = _tapped_class(base)
+        tapping = _Tapping(taps)
+        for stage in taps:
+            model.blocks[stage].register_forward_hook(_Keep(tapping, stage))
+        model.global_pool.register_forward_hook(tapping)
     return model
 
 
-_TAPPED: dict[type, type] = {}
-
-
-def _tapped_class(base: type) -> type:
-    """``base`` with :func:`_tapped_forward` as its forward, same name and module (one per base).
-
-    A class, not a bound method stored on the instance: that made a reference cycle, so a replaced
-    model waited for the cyclic collector, or forever once ``gc.freeze()`` had run (the session
-    freezes at every model load)."""
-    cls = _TAPPED.get(base)
-    if cls is None:
-        cls = _TAPPED[base] = type(base.__name__, (base,), {
-            "forward": _tapped_forward, "convviz_base": base, "__module__": base.__module__,
-            "__qualname__": base.__qualname__, "__doc__": base.__doc__})
-    return cls
-
-
-def _tapped_forward(self, x: torch.Tensor) -> torch.Tensor:
-    x = self.bn1(self.conv_stem(x))
-    pooled = []
-    for index, stage in enumerate(self.blocks):
-        x = stage(x)
-        if index in self.convviz_taps:
-            pooled.append(x.mean((2, 3)))
-    x = self.global_pool(self.bn2(self.conv_head(x)))
-    x = torch.cat([x.flatten(1), *pooled], 1)
-    if self.drop_rate > 0.0:
-        x = F.dropout(x, p=self.drop_rate, training=self.training)
-    return self.classifier(x)
+def _remove_hooks(model: nn.Module) -> None:
+    for module in (model.global_pool, *model.blocks):
+        for key in [k for k, h in module._forward_hooks.items() if isinstance(h, (_Tapping, _Keep))]:
+            for hooks in (module._forward_hooks, module._forward_hooks_with_kwargs, module._forward_hooks_always_called):
+                hooks.pop(key, None)

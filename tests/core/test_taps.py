@@ -38,8 +38,10 @@ def test_tapped_forward_is_the_plain_forward_with_a_wider_classifier(lite0):
         want = head(pooled_by_hooks(plain, x, DEFAULT_TAPS))
         got = tapped(x)
     assert torch.allclose(got, want, atol=1e-5)
-    # the module tree (what every panel explores) is unchanged; only the classifier's input grew
-    assert [n for n, _ in tapped.named_modules()] == [n for n, _ in plain.named_modules()]
+    # the model's class, its module tree (what every panel explores) and its state-dict keys are unchanged
+    assert type(tapped) is type(plain) and "forward" not in tapped.__dict__
+    assert [(n, type(m)) for n, m in tapped.named_modules()] == [(n, type(m)) for n, m in plain.named_modules()]
+    assert list(tapped.state_dict()) == list(plain.state_dict())
     state = tapped.state_dict()
     assert state_head_features(state, DEFAULT_TAPS) == 1584 and state["classifier.weight"].shape == (3, 1584)
 
@@ -48,14 +50,58 @@ def test_copies_keep_their_own_tapped_forward(lite0):
     tapped = add_taps(copy.deepcopy(lite0.module)).eval()
     replace_head(tapped, 2)
     twin = copy.deepcopy(tapped)
+    x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         twin.classifier.bias.add_(5.0)
-        x = torch.randn(1, 3, 96, 96)
         assert torch.allclose(twin(x) - tapped(x), torch.full((1, 2), 5.0), atol=1e-4)
     assert taps_of(twin) == taps_of(tapped)
     add_taps(twin, ())  # back to the architecture's own forward (the classifier must be replaced to fit again)
-    assert taps_of(twin) == () and type(twin) is type(lite0.module) and taps_of(tapped) == (4, 5)
-    assert type(tapped).__name__ == "EfficientNet" and isinstance(tapped, type(lite0.module))
+    assert taps_of(twin) == () and taps_of(tapped) == (4, 5)
+    assert not twin.global_pool._forward_hooks and not any(stage._forward_hooks for stage in twin.blocks)
+    replace_head(twin, 2)
+    with torch.no_grad():
+        assert twin(x).shape == (1, 2) and torch.allclose(twin.forward_head(twin.forward_features(x)), twin(x))
+
+
+def test_two_threads_running_one_tapped_model_each_get_their_own_stages(lite0):
+    import threading
+
+    tapped = add_taps(copy.deepcopy(lite0.module)).eval()
+    replace_head(tapped, 2)
+    inputs = [torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    with torch.no_grad():
+        want = [tapped(x) for x in inputs]
+    got = [[], []]
+
+    def work(i):
+        with torch.no_grad():
+            for _ in range(10):
+                got[i].append(tapped(inputs[i]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(out, want[i]) for i in range(2) for out in got[i])
+
+
+def test_a_checkpoint_of_the_earlier_tapped_class_loads_as_the_same_network(lite0, tmp_path):
+    """Checkpoints saved when taps swapped the model's class hold the plain network's keys and a wider
+    classifier; they load to the same function (written out here: pooled bn2, blocks.4, blocks.5, linear)."""
+    from convviz.core.finetune.checkpoint import checkpoint_dict, save_checkpoint
+
+    state = dict(lite0.module.state_dict())
+    torch.manual_seed(3)
+    state["classifier.weight"], state["classifier.bias"] = torch.randn(2, 1584) * 0.05, torch.randn(2)
+    path = str(tmp_path / "before.pt")
+    save_checkpoint(path, checkpoint_dict(state, arch="default", labels=["a", "b"], preprocess=lite0.preprocess,
+                                          training={}, taps=(4, 5), mirror=False))
+    loaded = load_model(path)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        want = pooled_by_hooks(lite0.module, x, (4, 5)) @ state["classifier.weight"].T + state["classifier.bias"]
+        assert taps_of(loaded.module) == (4, 5) and torch.allclose(loaded.module(x), want, atol=1e-4)
 
 
 def test_a_tapped_model_is_freed_by_reference_counting(lite0):
