@@ -86,30 +86,29 @@ def emit(**figure) -> None:
 
 
 def bench_pieces(data: str) -> None:
-    import copy
-
     import torch
 
-    from convviz.core.finetune.features import FeatureBackbone, ImageDataset, extract_features, normalize
-    from convviz.core.finetune.scan import scan_folder
     from convviz.core.finetune import TrainConfig, fine_tune
+    from convviz.core.finetune.backend import choose_backend
+    from convviz.core.finetune.features import ImageDataset, extract_features, normalize
+    from convviz.core.finetune.scan import scan_folder
+    from convviz.core.finetune.train import network_of
     from convviz.core.models import load_model
 
-    from convviz.core.finetune.train import preprocess_for, with_taps
-
     loaded = load_model("default")
-    tapped = with_taps(copy.deepcopy(loaded.module))  # the features the default run reads (core.taps)
+    network = network_of(loaded, TrainConfig())  # the features the default run reads (core.taps), its input
     scan = scan_folder(data)
     samples = scan.train[:128]
-    pp = preprocess_for(loaded.preprocess, TrainConfig())  # the default recipe's input (whole image, 224 px)
+    pp = network.preprocess  # the default recipe's input (whole image, 224 px)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["CONVVIZ_CACHE_DIR"] = cache
         try:
             started = time.perf_counter()
-            FeatureBackbone(tapped, pp.input_size, arch="default", graph="auto")
+            choose_backend(network, graph="auto").open()
             cold = time.perf_counter() - started
             started = time.perf_counter()
-            backbone = FeatureBackbone(tapped, pp.input_size, arch="default", graph="auto")
+            backbone = choose_backend(network, graph="auto")
+            backbone.open()
             warm = time.perf_counter() - started
         finally:
             del os.environ["CONVVIZ_CACHE_DIR"]
@@ -117,21 +116,20 @@ def bench_pieces(data: str) -> None:
          warm_cache_s=round(warm, 2), note="cold: empty cache dir (the bundled model fills its shipped graph: no export); warm: the same again")
     images = torch.stack([ImageDataset(samples, pp)[i][0] for i in range(len(samples))])
     x = normalize(images, pp).contiguous()
-    raw = backbone.eager.to(memory_format=torch.contiguous_format)
+    raw = network.headless().to(memory_format=torch.contiguous_format)
     with torch.no_grad():
         raw(x[:32])
         started = time.perf_counter()
         for i in range(0, len(x), 32):
             raw(x[i:i + 32])
         raw_s = time.perf_counter() - started
-    backbone.eager.to(memory_format=torch.channels_last)
     backbone(x[:32])
     started = time.perf_counter()
     for i in range(0, len(x), 32):
         backbone(x[i:i + 32])
     graph_s = time.perf_counter() - started
     started = time.perf_counter()
-    for _ in extract_features(backbone, samples, pp, batch_size=32, workers=0):
+    for _ in extract_features(backbone, samples, pp, batch_size=32, workers=0, cache=False):
         pass
     ours_s = time.perf_counter() - started
     emit(figure="feature_extraction", images=len(samples), input_size=pp.input_size, backbone=backbone.kind,

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from convviz.core.finetune.feature_cache import FeatureStore, file_digest
-from convviz.core.finetune.features import FeatureBackbone, extract_features
+from convviz.core.finetune.backend import choose_backend
+from convviz.core.finetune.features import extract_features
+from convviz.core.finetune.network import Network
 from convviz.core.finetune.scan import scan_folder
 from convviz.core.models import build_architecture
 from convviz.core.preprocess import Preprocess
@@ -39,7 +41,7 @@ class Counting:
 def backbone():
     torch.manual_seed(0)
     module, _, _, _ = build_architecture("mobilenet_v3_small", num_classes=2)
-    return FeatureBackbone(module.eval(), 32, graph="eager")
+    return choose_backend(Network("mobilenet_v3_small", PP, model=module.eval()), graph="eager")
 
 
 def _run(backbone, samples, mirror=False, cache=True):

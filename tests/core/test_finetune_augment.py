@@ -82,7 +82,7 @@ def test_the_preview_is_what_the_training_loader_draws_in_epoch_1(tmp_path, monk
     """A real (tiny) full-loop run with a seed: the batches its loader yields in epoch 1 hold exactly the
     preview's images; the result and the checkpoint record the seed."""
     from convviz.core.finetune import TrainConfig, fine_tune, preprocess_for
-    from convviz.core.finetune import train as train_module
+    from convviz.core.finetune import full_loop as train_module
     from convviz.core.finetune.augment import first_epoch_preview
     from test_finetune_fixtures import tiny_model
 

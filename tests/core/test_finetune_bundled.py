@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from convviz.core.finetune import onnx_backbone
-from convviz.core.finetune.bundled_graph import GRAPH_SIZES, TAPS, backbone_state, graph_file, load_bundled, probe
-from convviz.core.finetune.features import FeatureBackbone, ImageDataset, headless, normalize
+from convviz.core.finetune.backend import OnnxBackend, TorchBackend, choose_backend
+from convviz.core.finetune.bundled_graph import GRAPH_SIZES, TAPS, graph_file, load_bundled, probe
+from convviz.core.finetune.features import ImageDataset, normalize
+from convviz.core.finetune.heads import headless
+from convviz.core.finetune.network import Network
 from convviz.core.lite import PREPROCESS, bundled_weights_path, remap_keys
 from convviz.core.model_files import read_weights
 
@@ -41,6 +44,15 @@ def tapped(lite0):
 @pytest.fixture(scope="module")
 def state():
     return remap_keys(read_weights(bundled_weights_path()))
+
+
+def backbone_state(state):
+    """The bundled state dict without its classifier, as a state-only network gives it to the graph."""
+    from convviz.core.preprocess import Preprocess
+
+    kept = Network("default", Preprocess(**PREPROCESS), TAPS, state=state).backbone_state()
+    assert "classifier.weight" in state and not any(k.startswith("classifier.") for k in kept)
+    return kept
 
 
 def test_graph_ships_no_weights_and_its_reference_is_torchs(tapped):
@@ -101,17 +113,28 @@ def test_unusable_weights_or_sizes_are_refused(tapped, state):
     assert load_bundled(model.state_dict(), SIZE, reference=model) is not None
 
 
-def test_feature_backbone_uses_the_shipped_graph_without_exporting(lite0, tmp_path, monkeypatch):
+def test_backend_uses_the_shipped_graph_without_exporting(lite0, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
-    import copy
+    from convviz.core.finetune.train import network_of
+    from convviz.core.finetune.train_types import TrainConfig
 
-    from convviz.core.taps import add_taps
+    backend = choose_backend(network_of(lite0, TrainConfig()), graph="cached")
+    assert isinstance(backend, OnnxBackend) and backend.open() == "onnx"
+    # nothing exported: the only file is the shipped graph filled with these weights (read as it is next time)
+    assert [f for _, _, fs in os.walk(tmp_path) for f in fs] == [f"bundled-{backend.cache_key.split('|')[0]}-{SIZE}.onnx"]
+    plain = choose_backend(network_of(lite0, TrainConfig(taps=())), graph="cached")  # other outputs: not the shipped graph
+    assert isinstance(plain, TorchBackend) and plain(probe(SIZE)).shape == (2, 1280)
+    bundled = choose_backend(Network("default", plain_preprocess(lite0), TAPS, state=lite0.module.state_dict()))
+    assert bundled.cache_key != backend.cache_key and bundled.open() == "onnx"  # a state-only network: no module built
+    x = probe(SIZE)
+    assert (bundled(x) - backend(x)).abs().max().item() <= 1e-4
 
-    backbone = FeatureBackbone(add_taps(copy.deepcopy(lite0.module)), SIZE, arch="default", graph="cached")
-    assert backbone.kind == "onnx"
-    assert not os.listdir(tmp_path)  # nothing exported, nothing cached
-    plain = FeatureBackbone(lite0.module, SIZE, arch="default", graph="cached")  # other outputs: not the shipped graph
-    assert plain.kind == "eager" and plain(probe(SIZE)).shape == (2, 1280)
+
+def plain_preprocess(lite0):
+    from convviz.core.finetune.train import preprocess_for
+    from convviz.core.finetune.train_types import TrainConfig
+
+    return preprocess_for(lite0.preprocess, TrainConfig())
 
 
 def test_preprocess_constant_is_timms_config(lite0):
@@ -135,7 +158,8 @@ def test_bundled_run_saves_the_same_checkpoint_as_the_built_model(lite0, tmp_pat
     scan = scan_folder(make_folder(tmp_path / "data", per_class=5, size=48))
     config = TrainConfig(epochs=20)
     bundled = prepare(config)
-    assert bundled is not None and prepare(TrainConfig(freeze="none")) is None and prepare(TrainConfig(input_size=256)) is None
+    assert bundled is not None and bundled.model is None and bundled.taps == TAPS
+    assert prepare(TrainConfig(freeze="none")) is None and prepare(TrainConfig(input_size=256)) is None
     *_, mine = fine_tune_bundled(bundled, scan, config)
     *_, built = fine_tune(lite0, scan, config)
     a, b = mine.result, built.result
@@ -164,17 +188,17 @@ def test_cache_key_names_the_network_not_only_its_weights(monkeypatch):
     cached before an upgrade is never used after it; a new CACHE_VERSION changes every key."""
     import timm
 
-    from convviz.core.finetune import features
+    from convviz.core.finetune import backend
 
     old = timm.create_model("efficientnet_lite0").eval()
     new = timm.create_model("tf_efficientnet_lite0").eval()
     new.load_state_dict(old.state_dict())
-    keys = {features.weights_hash(old), features.weights_hash(new)}
-    monkeypatch.setattr(features, "CACHE_VERSION", features.CACHE_VERSION + 1)
-    keys.add(features.weights_hash(new))
+    keys = {backend.weights_hash(old), backend.weights_hash(new)}
+    monkeypatch.setattr(backend, "CACHE_VERSION", backend.CACHE_VERSION + 1)
+    keys.add(backend.weights_hash(new))
     assert len(keys) == 3
-    assert onnx_backbone.onnx_path("/c", "default", features.weights_hash(old), SIZE) != \
-        onnx_backbone.onnx_path("/c", "default", features.weights_hash(new), SIZE)
+    assert onnx_backbone.onnx_path("/c", "default", backend.weights_hash(old), SIZE) != \
+        onnx_backbone.onnx_path("/c", "default", backend.weights_hash(new), SIZE)
 
 
 def test_shipped_graph_of_another_network_is_refused(state, tmp_path, monkeypatch):

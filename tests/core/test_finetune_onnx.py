@@ -6,8 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from convviz.core.finetune import onnx_backbone
-from convviz.core.finetune.features import FeatureBackbone, cache_dir, headless, weights_hash
+from convviz.core.finetune.backend import OnnxBackend, TorchBackend, cache_dir, choose_backend, weights_hash
 from convviz.core.finetune.head_fit import choose_l2, fit_logistic
+from convviz.core.finetune.heads import headless
+from convviz.core.finetune.network import Network
+from convviz.core.preprocess import Preprocess
 
 from test_finetune_fixtures import tiny_model
 
@@ -50,25 +53,49 @@ def test_mismatching_or_corrupt_graph_is_refused(exported, tmp_path):
     assert onnx_backbone.load_onnx(str(tmp_path / "missing.onnx"), backbone, SIZE) is None
 
 
-def test_feature_backbone_exports_once_reuses_and_falls_back(exported, tmp_path, monkeypatch):
+def tiny_network(model):
+    return Network("tiny", Preprocess(input_size=SIZE, crop_pct=1.0), model=model)
+
+
+def test_backend_exports_once_reuses_and_falls_back(exported, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
     model = tiny_model(SIZE).module
     backbone, path = exported
     key = onnx_backbone.onnx_path(cache_dir(), "tiny", weights_hash(headless(model)), SIZE)
-    assert FeatureBackbone(model, SIZE, arch="tiny", graph="cached").kind == "eager"  # nothing cached, nothing prepared
+    nothing = choose_backend(tiny_network(model), graph="cached")  # nothing exported yet: torch, no export
+    assert isinstance(nothing, TorchBackend) and nothing.open() == "eager" and not os.path.exists(key)
     os.makedirs(os.path.dirname(key), mode=0o700)
     with open(path, "rb") as src, open(key, "wb") as dst:  # the export for these weights, placed as the cache
         dst.write(src.read())
     stamp = os.stat(key).st_mtime_ns
-    cached = FeatureBackbone(model, SIZE, arch="tiny", graph="auto")
-    assert cached.kind == "onnx" and os.stat(key).st_mtime_ns == stamp  # reused, not exported again
+    cached = choose_backend(tiny_network(model), graph="auto")
+    assert isinstance(cached, OnnxBackend) and cached.open() == "onnx" and os.stat(key).st_mtime_ns == stamp  # reused
     x = torch.randn(3, 3, SIZE, SIZE)
-    assert torch.allclose(cached(x), FeatureBackbone(model, SIZE, graph="eager")(x), atol=1e-4)
+    eager = choose_backend(tiny_network(model), graph="eager")
+    assert isinstance(eager, TorchBackend) and eager.cache_key == cached.cache_key  # the same features, one cache
+    assert (cached(x) - eager(x)).abs().max().item() <= 1e-4
     with open(key, "wb") as dst:
         dst.write(b"not an onnx file")
-    fallback = FeatureBackbone(model, SIZE, arch="tiny", graph="cached")
-    assert fallback.kind == "eager" and fallback.graph is None
-    assert torch.allclose(fallback(x), cached(x), atol=1e-4)
+    fallback = choose_backend(tiny_network(model), graph="cached")
+    assert fallback.kind == "onnx" and fallback.open() == "eager"  # opened on first use, then torch
+    assert torch.allclose(fallback(x), eager(x))
+
+
+def test_backend_exports_when_nothing_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
+    model = tiny_model(SIZE).module
+    said = []
+    backend = choose_backend(tiny_network(model), graph="auto", on_status=said.append)
+    assert not os.path.exists(cache_dir())  # nothing done before it is used
+    x = torch.randn(2, 3, SIZE, SIZE)
+    got = backend(x)
+    assert backend.kind == "onnx" and len(said) == 1 and "exporting" in said[0] and len(os.listdir(cache_dir())) == 1
+    assert (got - choose_backend(tiny_network(model), graph="eager")(x)).abs().max().item() <= 1e-4
+
+
+def test_graph_mode_is_checked():
+    with pytest.raises(ValueError, match="auto, cached or eager"):
+        choose_backend(tiny_network(tiny_model(SIZE).module), graph="prepared")
 
 
 def test_logistic_head_reaches_the_regularised_optimum():

@@ -25,12 +25,13 @@ from importlib import resources
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..taps import DEFAULT_TAPS
 from .onnx_backbone import OnnxBackbone, agrees, eager_features, new_session, probe
 
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
 TAPS = DEFAULT_TAPS  # the stages whose pooled outputs the graph also returns
-# the FeatureBackbone keys (spec + taps) whose topology the graph is
+# the networks (spec + taps: ``Network.graph_name``) whose topology the graph is
 ARCHS = tuple(spec + "".join(f"+tap{t}" for t in TAPS) for spec in ("default", "timm:tf_efficientnet_lite0"))
 SOURCE = "timm tf_efficientnet_lite0 (TF SAME padding), headless, tapped, torch.onnx.export(dynamo=True)"
 _EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state dict at load time
@@ -39,11 +40,6 @@ _EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state di
 def graph_file(input_size: int) -> str:
     """Path of the shipped graph for ``input_size`` (may not exist)."""
     return str(resources.files("convviz.resources").joinpath("graphs", f"tf_efficientnet_lite0-{input_size}.onnx"))
-
-
-def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The full model's state dict without its classifier (what the headless graph reads)."""
-    return {k: v for k, v in state.items() if not k.startswith("classifier.")}
 
 
 def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int | None = None,
@@ -104,8 +100,6 @@ def _checked(model: str | bytes, threads, reference, input_size: int) -> OnnxBac
 
 def _keep(path: str, data: bytes) -> None:
     """Write the filled graph to the cache (mode 0700 folder); a failure only costs the next run time."""
-    from .checkpoint import atomic_write
-
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         atomic_write(path, lambda handle: handle.write(data))
@@ -167,7 +161,7 @@ def _fold_all_but_state(model, state_keys: set[str]):
 def main() -> None:  # pragma: no cover - a maintainer's tool
     from ..models import load_model
     from ..taps import add_taps
-    from .features import headless
+    from .heads import headless
 
     module = headless(add_taps(load_model("default").module, TAPS)).to(memory_format=torch.contiguous_format)
     for size in GRAPH_SIZES:

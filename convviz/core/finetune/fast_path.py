@@ -1,19 +1,19 @@
 """The fast path: backbone features of every image once, then a linear head on them.
 
 Backbone frozen and no augmentation: features of each training image *and its mirror image* (an
-extra sample, same label) are extracted once (:mod:`.features`, ONNX Runtime when available),
-standardised, and an L2-regularised logistic-regression head is fitted with L-BFGS; the L2
-strength is chosen by 5-fold cross-validation on the *training* split only (an image and its
-mirror always in the same fold). The validation split is only ever evaluated, never used to
-choose anything; it is evaluated as the saved model predicts (``LoadedModel.class_scores``): with
-``mirror_test``, on the image and its mirror image, log-softmax averaged (+0.5 points on the
-clothing set's 40 resampled splits, for 1.4× the validation forward). The standardisation is folded
-into the returned weights. Where the model allows, the features are multi-layer (:mod:`..taps`).
-``head="adamw"`` trains the head with mini-batch AdamW instead.
+extra sample, same label) are extracted once (:mod:`.features`, through the backend
+:func:`~.backend.choose_backend` picks), standardised, and an L2-regularised logistic-regression
+head is fitted with L-BFGS; the L2 strength is chosen by 5-fold cross-validation on the *training*
+split only (an image and its mirror always in the same fold). The validation split is only ever
+evaluated, never used to choose anything; it is evaluated as the saved model predicts
+(``LoadedModel.class_scores``): with ``mirror_test``, on the image and its mirror image,
+log-softmax averaged (+0.5 points on the clothing set's 40 resampled splits, for 1.4× the
+validation forward). The standardisation is folded into the returned weights. Where the model
+allows, the features are multi-layer (:mod:`..taps`). ``head="adamw"`` trains the head with
+mini-batch AdamW instead.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -21,146 +21,147 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import mirror_scores
-from ..preprocess import Preprocess
+from .backend import FeatureBackend, choose_backend
 from .evaluate import Evaluation, evaluate_logits
 from .features import extract_features
 from .head_fit import choose_l2, fit_logistic, single_thread
-from .scan import ScanResult
-from .train_types import TrainConfig, TrainProgress
+from .train_types import Outcome, Run, TrainProgress
 
 
-def eta(started: float, fraction: float) -> float | None:
-    elapsed = time.perf_counter() - started
-    return elapsed / fraction * (1 - fraction) if fraction > 0.02 else None
-
-
-def new_history() -> dict[str, list[float]]:
-    return {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
-
-
-@dataclass
+@dataclass(frozen=True)
 class HeadFit:
-    """A fitted head in the backbone's own feature space (standardisation folded in)."""
+    """A fitted head in the backbone's own feature space (standardisation folded in); empty
+    ``weight`` when the run was cancelled before every feature was in."""
 
     weight: torch.Tensor  # (classes, D)
     bias: torch.Tensor  # (classes,)
     evaluation: Evaluation
     history: dict[str, list[float]]
     cancelled: bool
-    last: TrainProgress
+    last: TrainProgress | None
 
 
-def fit_head(backbone, scan: ScanResult, config: TrainConfig, preprocess: Preprocess, stop, started: float):
-    """Generator: features of every image once (yielding progress), then the head; returns a :class:`HeadFit`.
-    ``backbone``: (N, 3, S, S) normalised float → (N, D), with ``kind`` and ``device`` attributes."""
-    labels = list(scan.classes)
+@dataclass(frozen=True)
+class _Split:
+    """Standardised features: training samples (mirrors included), validation images and their mirrors."""
+
+    ztr: torch.Tensor
+    ytr: torch.Tensor
+    groups: torch.Tensor  # an image and its mirror share a CV group
+    zva: torch.Tensor
+    yva: torch.Tensor
+    zmirror: torch.Tensor | None
+
+    def val_scores(self, linear: nn.Module) -> torch.Tensor:
+        """What the saved model predicts on the validation images (``LoadedModel.class_scores``)."""
+        return linear(self.zva) if self.zmirror is None else mirror_scores(linear(self.zva), linear(self.zmirror))
+
+
+def fast(run: Run):
+    """Generator: the fast path of ``run``; returns its :class:`~.train_types.Outcome`."""
+    config = run.config
+    backend = choose_backend(run.network, device=config.device, graph=config.graph, on_status=run.on_status)
+    fit = yield from fit_head(backend, run)
+    trained = run.network.with_head(fit.weight, fit.bias, len(run.labels), config.seed)
+    return Outcome(trained, fit.evaluation, fit.history, fit.cancelled, backend.kind, fit.last)
+
+
+def fit_head(backend: FeatureBackend, run: Run):
+    """Generator: features of every image once (yielding progress), then the head; returns a :class:`HeadFit`."""
+    config, scan, labels = run.config, run.scan, run.labels
+    preprocess = run.network.preprocess
     total = len(scan.train) + len(scan.val)
     # ONNX Runtime already keeps every core busy: a decode process only competes with it (measured)
-    workers = config.workers if config.workers is not None else 0 if backbone.kind == "onnx" else None
-    states = {}
-    done_before = 0
+    workers = config.workers if config.workers is not None else 0 if backend.kind == "onnx" else None
+    states, done_before = {}, 0
     for split in ("train", "val"):
         samples = getattr(scan, split)
-        for done, state in extract_features(backbone, samples, preprocess, batch_size=max(config.batch_size, 32),
-                                            workers=workers,
-                                            mirror=_mirror(config, split)):
-            fraction = 0.9 * (done_before + done) / total
-            yield TrainProgress("features", 0, config.epochs, done_before + done, total, fraction, eta(started, fraction),
-                                time.perf_counter() - started, message=f"{split} features ({backbone.kind})")
+        mirror = config.mirror_train if split == "train" else config.mirror_test
+        for done, state in extract_features(backend, samples, preprocess, batch_size=max(config.batch_size, 32),
+                                            workers=workers, mirror=mirror):
+            yield run.progress("features", 0.9 * (done_before + done) / total, epochs=config.epochs,
+                               batch=done_before + done, batches=total, message=f"{split} features ({backend.kind})")
             states[split] = state
-            if stop():
+            if run.stop():
                 break
         done_before += len(samples)
-        if stop():
+        if run.stop():
             break
     history = new_history()
     if "val" not in states or "features" not in states["val"]:  # cancelled before every feature was in
         evaluation = evaluate_logits(torch.zeros(0, len(labels)), torch.zeros(0), labels)
         return HeadFit(torch.zeros(0), torch.zeros(0), evaluation, history, True,
-                       TrainProgress("cancelled", 0, config.epochs, 0, 0, 1.0, 0, 0))
-    tr, va = states["train"], states["val"]
-    xtr, ytr = tr["features"][tr["ok"]], tr["labels"][tr["ok"]]
-    xva, yva = va["features"], va["labels"]
-    groups = torch.arange(len(xtr))
-    if "mirror_features" in tr:  # the mirror image: one more sample, same label, same CV fold
-        xtr, ytr, groups = torch.cat([xtr, tr["mirror_features"][tr["ok"]]]), torch.cat([ytr, ytr]), torch.cat([groups, groups])
-    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-    ztr, zva = (xtr - mu) / sd, (xva - mu) / sd
-    zmirror = (va["mirror_features"] - mu) / sd if "mirror_features" in va else None
-
-    def val_scores(linear):  # what the saved model predicts (LoadedModel.class_scores)
-        return linear(zva) if zmirror is None else mirror_scores(linear(zva), linear(zmirror))
-
+                       TrainProgress(stage="cancelled", epochs=config.epochs, fraction=1.0))
+    split, mu, sd = _standardised(states["train"], states["val"])
     fit = _lbfgs_head if config.head == "lbfgs" else _adamw_head
-    linear, cancelled, last = yield from fit(ztr, ytr, groups, val_scores, yva, len(labels), config, history, stop, started)
+    linear, cancelled, last = yield from fit(split, len(labels), run, history)
     with torch.no_grad():  # fold the standardisation into the head: W' = W / sd, b' = b - W' mu
         weight = linear.weight / sd
         bias = linear.bias - weight @ mu
-        vlogits = val_scores(linear)
+        vlogits = split.val_scores(linear)
     paths = [s.path for s in scan.val]
-    return HeadFit(weight.detach(), bias.detach(), evaluate_logits(vlogits, yva, labels, paths), history, cancelled, last)
+    return HeadFit(weight.detach(), bias.detach(), evaluate_logits(vlogits, split.yva, labels, paths), history, cancelled, last)
 
 
-def _mirror(config: TrainConfig, split: str) -> bool:
-    """Whether ``split``'s mirror images are extracted too: extra training samples, or the
-    validation images' second view (``mirror_test``)."""
-    return config.mirror_train if split == "train" else config.mirror_test
+def _standardised(tr: dict, va: dict) -> tuple[_Split, torch.Tensor, torch.Tensor]:
+    """The training samples (each image's mirror an extra sample, same label, same CV group) and the
+    validation images, standardised by the training features' mean and deviation (also returned)."""
+    xtr, ytr = tr["features"][tr["ok"]], tr["labels"][tr["ok"]]
+    groups = torch.arange(len(xtr))
+    if "mirror_features" in tr:
+        xtr, ytr, groups = torch.cat([xtr, tr["mirror_features"][tr["ok"]]]), torch.cat([ytr, ytr]), torch.cat([groups, groups])
+    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
+    zmirror = (va["mirror_features"] - mu) / sd if "mirror_features" in va else None
+    return _Split((xtr - mu) / sd, ytr, groups, (va["features"] - mu) / sd, va["labels"], zmirror), mu, sd
 
 
-def _lbfgs_head(ztr, ytr, groups, val_scores, yva, classes, config, history, stop, started):
-    yield TrainProgress("train", 0, config.epochs, 0, 1, 0.9, eta(started, 0.9), time.perf_counter() - started,
-                        message="choosing the L2 strength by cross-validation on the training images")
-    l2 = config.l2 if config.l2 is not None else choose_l2(ztr, ytr, groups, classes, seed=config.seed)
+def _lbfgs_head(split: _Split, classes: int, run: Run, history):
+    config = run.config
+    yield run.progress("train", 0.9, epochs=config.epochs, batch=0, batches=1,
+                       message="choosing the L2 strength by cross-validation on the training images")
+    l2 = config.l2 if config.l2 is not None else choose_l2(split.ztr, split.ytr, split.groups, classes, seed=config.seed)
     updates: list[TrainProgress] = []
-    state = {"cancelled": False}
+    stopped = [False]
 
     def on_iteration(linear):
-        with torch.no_grad():
-            logits, vlogits = linear(ztr), val_scores(linear)
-        record(history, float(F.cross_entropy(logits, ytr)), float((logits.argmax(1) == ytr).float().mean()),
-                float(F.cross_entropy(vlogits, yva)), float((vlogits.argmax(1) == yva).float().mean()))
+        _record_epoch(history, linear, split)
         epoch = len(history["train_loss"])
-        fraction = 0.95 + 0.05 * epoch / config.epochs
-        updates.append(TrainProgress("train", epoch, config.epochs, 1, 1, fraction, eta(started, fraction),
-                                     time.perf_counter() - started, history["train_loss"][-1], history["train_acc"][-1],
-                                     history["val_loss"][-1], history["val_acc"][-1], copy_history(history),
-                                     message=f"L-BFGS, L2 {l2:g} (chosen on train)", unit=config.unit))
-        state["cancelled"] = stop()
-        return state["cancelled"]
+        updates.append(_epoch_progress(run, history, epoch, 0.95 + 0.05 * epoch / config.epochs,
+                                       message=f"L-BFGS, L2 {l2:g} (chosen on train)", unit=config.unit))
+        stopped[0] = run.stop()
+        return stopped[0]
 
-    linear = single_thread(fit_logistic)(ztr, ytr, classes, l2, config.epochs, on_iteration)
+    linear = single_thread(fit_logistic)(split.ztr, split.ytr, classes, l2, config.epochs, on_iteration)
     yield from updates  # the fit takes well under a second: progress is replayed, not streamed
-    return linear, state["cancelled"], updates[-1] if updates else None
+    return linear, stopped[0], updates[-1] if updates else None
 
 
-def _adamw_head(ztr, ytr, groups, val_scores, yva, classes, config, history, stop, started):
+def _adamw_head(split: _Split, classes: int, run: Run, history):
+    config = run.config
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        linear = nn.Linear(ztr.shape[1], classes)
+        linear = nn.Linear(split.ztr.shape[1], classes)
         nn.init.zeros_(linear.weight), nn.init.zeros_(linear.bias)
         order = torch.Generator().manual_seed(config.seed)
         opt = torch.optim.AdamW(linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         cancelled, last = False, None
         for epoch in range(config.epochs):
-            loss_sum, correct, vloss, vacc = _head_epoch(linear, opt, ztr, ytr, val_scores, yva, config.batch_size, order)
-            record(history, loss_sum / len(ztr), correct / len(ztr), vloss, vacc)
-            fraction = 0.9 + 0.1 * (epoch + 1) / config.epochs
-            last = TrainProgress("train", epoch + 1, config.epochs, 1, 1, fraction, eta(started, fraction),
-                                 time.perf_counter() - started, history["train_loss"][-1], history["train_acc"][-1],
-                                 vloss, vacc, copy_history(history))
+            _head_epoch(linear, opt, split, config.batch_size, order, history)
+            last = _epoch_progress(run, history, epoch + 1, 0.9 + 0.1 * (epoch + 1) / config.epochs)
             yield last
-            if stop():
+            if run.stop():
                 cancelled = True
                 break
     return linear, cancelled, last  # the last epoch's head: the validation split never picks a model
 
 
-def _head_epoch(linear, opt, ztr, ytr, val_scores, yva, batch_size, order):
-    """One epoch of the linear head on cached features, single-threaded: ops this small run
-    ~50× slower with 2 OpenMP threads on a busy machine (measured), so threads are restored after."""
+def _head_epoch(linear, opt, split: _Split, batch_size: int, order, history) -> None:
+    """One epoch of the linear head on cached features, recorded in ``history``; single-threaded:
+    ops this small run ~50× slower with 2 OpenMP threads on a busy machine (measured)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        ztr, ytr = split.ztr, split.ytr
         perm = torch.randperm(len(ztr), generator=order)
         loss_sum = correct = 0.0
         for i in range(0, len(ztr), batch_size):
@@ -172,11 +173,31 @@ def _head_epoch(linear, opt, ztr, ytr, val_scores, yva, batch_size, order):
             opt.step()
             loss_sum += float(loss.detach()) * len(idx)
             correct += float((logits.argmax(1) == ytr[idx]).sum())
-        with torch.no_grad():
-            vlogits = val_scores(linear)
-            return loss_sum, correct, float(F.cross_entropy(vlogits, yva)), float((vlogits.argmax(1) == yva).float().mean())
+        _record_epoch(history, linear, split, loss_sum / len(ztr), correct / len(ztr))
     finally:
         torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def _record_epoch(history, linear, split: _Split, train_loss: float | None = None, train_acc: float | None = None) -> None:
+    """Append the head's training and validation loss and accuracy (training ones measured now unless given)."""
+    if train_loss is None:
+        logits = linear(split.ztr)
+        train_loss, train_acc = float(F.cross_entropy(logits, split.ytr)), float((logits.argmax(1) == split.ytr).float().mean())
+    vlogits = split.val_scores(linear)
+    record(history, train_loss, train_acc, float(F.cross_entropy(vlogits, split.yva)),
+           float((vlogits.argmax(1) == split.yva).float().mean()))
+
+
+def _epoch_progress(run: Run, history, epoch: int, fraction: float, **fields) -> TrainProgress:
+    return run.progress("train", fraction, epoch=epoch, epochs=run.config.epochs, batch=1, batches=1,
+                        train_loss=history["train_loss"][-1], train_acc=history["train_acc"][-1],
+                        val_loss=history["val_loss"][-1], val_acc=history["val_acc"][-1], history=copy_history(history),
+                        **fields)
+
+
+def new_history() -> dict[str, list[float]]:
+    return {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
 
 
 def record(history, tl, ta, vl, va) -> None:

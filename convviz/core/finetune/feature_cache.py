@@ -3,7 +3,7 @@
 A second fine-tune on the same folder — or on a grown one — computes only the images it has not
 seen: each image is keyed by the SHA-256 of its file's bytes (renaming or moving it keeps its
 features; editing it does not), and a store is keyed by what produced the numbers: the network
-(layers, weights, taps, :data:`~.features.CACHE_VERSION`), the preprocessing (size, crop, scaling,
+(layers, weights, taps, :data:`~.backend.CACHE_VERSION`), the preprocessing (size, crop, scaling,
 interpolation) and the view (the image or its mirror image). Stores live under
 ``<cache dir>/features/<key>/`` as ``.npz`` shards read with ``allow_pickle=False`` (a damaged or
 foreign shard is ignored, never executed). ``CONVVIZ_FEATURE_CACHE=0`` turns the cache off.
@@ -21,6 +21,13 @@ from ..atomic import atomic_write
 
 MAX_SHARDS = 16  #: more shards than this are merged into one on the next write
 _CHUNK = 1 << 20
+
+
+def cache_root() -> str:
+    """``$CONVVIZ_CACHE_DIR`` or ``$XDG_CACHE_HOME/convviz`` (``~/.cache/convviz``): prepared graphs
+    (``graphs/``) and cached features (``features/``)."""
+    return os.environ.get("CONVVIZ_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "convviz")
 
 
 def enabled() -> bool:

@@ -1,72 +1,29 @@
-"""Head replacement and freezing for timm and torchvision classifiers.
+"""Freezing for timm and torchvision classifiers; the head itself is :mod:`convviz.core.head`'s.
 
-The *head* is the last ``nn.Linear`` of the classifier (timm: ``reset_classifier``; torchvision:
-``fc``, ``classifier`` or ``heads``). Freezing strategies: ``"head"`` (only the new head
-trains), ``"last:N"`` (also the last N backbone blocks), ``"none"`` (everything trains).
-Frozen BatchNorm layers stay in eval mode during training (:func:`set_train_mode`).
+Freezing strategies: ``"head"`` (only the new head trains), ``"last:N"`` (also the last N backbone
+blocks), ``"none"`` (everything trains). Frozen BatchNorm layers stay in eval mode during training
+(:func:`set_train_mode`).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
-from ..model_files import ModelError
-from ..taps import head_features, taps_of
+from ..head import HEAD_CONTAINERS, head_in_features, head_name, replace_head, strip_head
 from .train_config import parse_freeze
 
-_HEAD_CONTAINERS = ("fc", "classifier", "heads", "head")
+__all__ = ["FreezeReport", "apply_freeze", "backbone_blocks", "head_freeze_report", "head_in_features", "head_name",
+           "headless", "parse_freeze", "replace_head", "set_train_mode", "strip_head"]
+
 _BLOCK_CONTAINERS = ("blocks", "features", "stages", "layers")
 
 
-def head_name(model: nn.Module) -> str:
-    """Module path of the final linear classifier (``classifier``, ``fc``, ``heads.head`` …)."""
-    getter = getattr(model, "get_classifier", None)
-    if callable(getter):  # timm
-        for name, module in model.named_modules():
-            if module is getter() and isinstance(module, nn.Linear):
-                return name
-    for attr in _HEAD_CONTAINERS:
-        container = getattr(model, attr, None)
-        if isinstance(container, nn.Linear):
-            return attr
-        if isinstance(container, nn.Module):
-            linears = [n for n, m in container.named_modules() if isinstance(m, nn.Linear)]
-            if linears:
-                return f"{attr}.{linears[-1]}"
-    raise ModelError(f"{type(model).__name__}: no linear classifier head to replace (fine-tuning needs one)")
-
-
-def _set(model: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, leaf = path.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, leaf, module)
-
-
-def head_in_features(model: nn.Module) -> int:
-    return model.get_submodule(head_name(model)).in_features
-
-
-def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
-    """Put a fresh ``Linear(in_features, num_classes)`` where the classifier was; returns it.
-    A multi-layer head (:mod:`..taps`) gets the width of every feature it reads."""
-    name = head_name(model)
-    if taps_of(model):
-        head = nn.Linear(head_features(model), num_classes)
-        _set(model, name, head)
-    elif hasattr(model, "reset_classifier") and callable(model.reset_classifier):
-        model.reset_classifier(num_classes)
-        head = model.get_submodule(head_name(model))
-    else:
-        old = model.get_submodule(name)
-        head = nn.Linear(old.in_features, num_classes)
-        _set(model, name, head)
-    return head
-
-
-def strip_head(model: nn.Module) -> nn.Module:
-    """Replace the classifier by ``Identity`` in place: the model then outputs the head's input features."""
-    _set(model, head_name(model), nn.Identity())
-    return model
+def headless(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` without its classifier (its output is the head's input), eval, channels_last."""
+    return strip_head(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
 
 
 def backbone_blocks(model: nn.Module) -> list[tuple[str, list[str]]]:
@@ -76,7 +33,7 @@ def backbone_blocks(model: nn.Module) -> list[tuple[str, list[str]]]:
     units: list[tuple[str, list[str]]] = []
     loose: list[str] = []
     for name, child in model.named_children():
-        if head == name or head.startswith(name + ".") and name in _HEAD_CONTAINERS:
+        if head == name or head.startswith(name + ".") and name in HEAD_CONTAINERS:
             continue
         if not any(p.numel() for p in child.parameters()):
             continue

@@ -20,10 +20,13 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..atomic import atomic_write
 
 TOLERANCE = 1e-4
 _PACKAGES = ("torch", "onnx", "onnxscript", "onnxruntime")
@@ -79,8 +82,6 @@ def export_onnx(backbone: nn.Module, input_size: int, path: str) -> str:
 
     import onnx
 
-    from .checkpoint import atomic_write
-
     module = _Contiguous(copy.deepcopy(backbone).to(memory_format=torch.contiguous_format)).eval()
     buffer = io.BytesIO()
     onnx.save_model(export_program(module, input_size), buffer)
@@ -123,7 +124,7 @@ def probe(input_size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def eager_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """What eager torch gives for ``x`` (channels_last, as :class:`~.features.FeatureBackbone` runs it)."""
+    """What eager torch gives for ``x`` (channels_last, as :class:`~.backend.TorchBackend` runs it)."""
     return backbone(x.contiguous(memory_format=torch.channels_last)).float()
 
 
@@ -144,6 +145,21 @@ def load_onnx(path: str, backbone: nn.Module, input_size: int, threads: int | No
             return None
     except Exception:  # damaged, truncated or foreign file: eager torch is the fallback
         return None
+    return runner
+
+
+def load_or_export(backbone: nn.Module, input_size: int, path: str, *, export: bool,
+                   on_status: Callable[[str], None] | None = None) -> OnnxBackbone | None:
+    """:func:`load_onnx` of ``path``; when that fails and ``export``, export ``backbone`` there first
+    (once per machine, model and size). None when neither gives a checked graph (never raises)."""
+    runner = load_onnx(path, backbone, input_size)
+    if runner is None and export:
+        say = on_status or (lambda message: None)
+        say(f"exporting the backbone to ONNX once; later runs reuse it ({os.path.dirname(path)})")
+        try:
+            runner = load_onnx(export_onnx(backbone, input_size, path), backbone, input_size)
+        except Exception as exc:  # the exporter can fail on exotic models: eager torch still works
+            say(f"ONNX export failed ({type(exc).__name__}); using eager torch")
     return runner
 
 

@@ -1,31 +1,35 @@
-"""The settings, progress updates and result of a fine-tune run (plain data; see :mod:`.train`)."""
+"""The progress updates and result of a fine-tune run, and what its stages pass each other (plain data)."""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..model_files import checkpoint_dict, save_checkpoint
 from ..preprocess import Preprocess
-from .checkpoint import checkpoint_dict, save_checkpoint
 from .evaluate import Evaluation
 from .heads import FreezeReport
+from .network import Network, Trained
+from .scan import ScanResult, Skipped
 from .train_config import FAST_EPOCHS, FULL_EPOCHS, TrainConfig  # noqa: F401 (re-exported)
-from .scan import Skipped
 
-@dataclass
+
+@dataclass(kw_only=True)
 class TrainProgress:
     """One update: ``stage`` is features | train | evaluate | done | cancelled."""
 
     stage: str
-    epoch: int
-    epochs: int
-    batch: int
-    batches: int
-    fraction: float
-    eta_s: float | None
-    elapsed_s: float
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    fraction: float = 0.0
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
     train_loss: float | None = None
     train_acc: float | None = None
     val_loss: float | None = None
@@ -37,8 +41,10 @@ class TrainProgress:
     unit: str = "epoch"  # what one point of ``history`` is: "epoch", or "L-BFGS iteration" (the fast path's head)
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class FineTuneResult:
+    """What a run hands back; built in one place (:func:`.train.fine_tune_network`)."""
+
     model: nn.Module | None  # eval mode, CPU; None when the run built no module (see ``state_dict``)
     arch: str
     labels: list[str]
@@ -52,7 +58,7 @@ class FineTuneResult:
     train_images: int
     val_images: int
     skipped: list[Skipped]
-    backbone: str = "eager"  # how features were computed: onnx | prepared | eager | full
+    backbone: str = "eager"  # how features were computed: onnx | eager | full (the full loop)
     state_dict: dict[str, torch.Tensor] | None = None  # the trained weights when ``model`` is None
     taps: tuple[int, ...] = ()  # stages the new head also reads
     kept_epoch: int | None = None  # full loop: the state kept (best on validation): 0 = the warm-started head, n = epoch n
@@ -69,6 +75,46 @@ class FineTuneResult:
         save_checkpoint(path, self.checkpoint())
 
 
+@dataclass(frozen=True)
+class Run:
+    """One run's inputs, handed to each of its stages."""
+
+    network: Network
+    scan: ScanResult
+    config: TrainConfig  # resolved
+    stop: Callable[[], bool]
+    started: float
+    on_status: Callable[[str], None] | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.scan.classes)
+
+    def progress(self, stage: str, fraction: float, **fields) -> TrainProgress:
+        """An update at ``fraction`` of the run, with its ETA and the time since it started."""
+        return TrainProgress(stage=stage, fraction=fraction, eta_s=eta(self.started, fraction),
+                             elapsed_s=time.perf_counter() - self.started, **fields)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the fast path or the full loop ends with; :func:`.train.fine_tune_network` makes the result of it."""
+
+    trained: Trained
+    evaluation: Evaluation
+    history: dict[str, list[float]]
+    cancelled: bool
+    backbone: str  # onnx | eager (fast path) | full
+    last: TrainProgress | None
+    kept_epoch: int | None = None
+
+
+def eta(started: float, fraction: float) -> float | None:
+    """Seconds left, extrapolated from the time since ``started``; None while too early to say."""
+    elapsed = time.perf_counter() - started
+    return elapsed / fraction * (1 - fraction) if fraction > 0.02 else None
+
+
 def preprocess_for(base: Preprocess, config: TrainConfig) -> Preprocess:
     """The input a run uses: by default the whole (centred square) image at the model's own input
     size. On 40 random 250/150 splits of the clothing set the whole image at 224 px beat the whole
@@ -77,8 +123,9 @@ def preprocess_for(base: Preprocess, config: TrainConfig) -> Preprocess:
     return replace(base, input_size=config.input_size or base.input_size, crop_pct=config.crop_pct or base.crop_pct)
 
 
-def final_progress(last: TrainProgress, result: FineTuneResult) -> TrainProgress:
+def final_progress(last: TrainProgress | None, result: FineTuneResult) -> TrainProgress:
     """The run's last update: ``done`` (or ``cancelled``), carrying ``result``."""
     ev = result.evaluation
-    return replace(last, stage="cancelled" if result.cancelled else "done", fraction=1.0, eta_s=0.0,
+    return replace(last or TrainProgress(stage="done", epochs=result.config.epochs),
+                   stage="cancelled" if result.cancelled else "done", fraction=1.0, eta_s=0.0,
                    elapsed_s=result.seconds, val_acc=ev.accuracy, val_loss=ev.loss, result=result)

@@ -1,0 +1,92 @@
+"""The network a run fine-tunes, and the network it hands back with its new head.
+
+A :class:`Network` is either a built model (the app, any architecture; the full loop trains it
+in place) or only a state dict (the bundled model on the CLI's fast path: the features come from
+the shipped graph filled with it, so timm is never imported). Either way the rest of the run is
+the same; only :meth:`Network.headless`, :meth:`Network.backbone_state` and :meth:`Network.with_head`
+look at which it is.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..preprocess import Preprocess
+from ..taps import add_taps, state_head_features
+from .heads import FreezeReport, apply_freeze, head_freeze_report, head_name, headless, replace_head
+
+#: the classifier's key prefix in a state-only network (a timm EfficientNet: the bundled model)
+STATE_HEAD = "classifier"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The network with its new head: ``model`` (eval, CPU), or ``state`` when none was built."""
+
+    freeze: FreezeReport
+    model: nn.Module | None = None
+    state: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """What a run starts from: ``model`` (taps added, the run's own copy), or only its ``state``."""
+
+    arch: str  #: the spec a checkpoint rebuilds it from (``default``, ``resnet18``, ``timm:NAME``)
+    preprocess: Preprocess  #: the run's input
+    taps: tuple[int, ...] = ()  #: stages the head reads beside the last layer (:mod:`..taps`)
+    model: nn.Module | None = None
+    state: Mapping[str, torch.Tensor] | None = None
+
+    @property
+    def graph_name(self) -> str:
+        """The architecture and what the headless network outputs (names cached graphs)."""
+        return self.arch + "".join(f"+tap{t}" for t in self.taps)
+
+    def built(self) -> nn.Module:
+        """The model, built from ``arch`` (with ``state``) when the network is only a state dict."""
+        if self.model is not None:
+            return self.model
+        from ..models import load_model
+
+        model = load_model(self.arch).module  # its classifier is stripped or replaced before any use
+        model.load_state_dict(dict(self.state))
+        return add_taps(model, self.taps)
+
+    def headless(self) -> nn.Module:
+        """A copy without the classifier: (N, 3, S, S) → (N, D) features, eval, channels_last."""
+        return headless(self.built())
+
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        """The state dict without the classifier's tensors (what the headless network reads)."""
+        head = head_name(self.model) if self.model is not None else STATE_HEAD
+        state = self.model.state_dict() if self.model is not None else self.state
+        return {k: v for k, v in state.items() if not k.startswith(head + ".")}
+
+    def with_head(self, weight: torch.Tensor, bias: torch.Tensor, classes: int, seed: int) -> Trained:
+        """The network with a new ``classes``-way head holding ``weight``/``bias`` (empty: the run was
+        cancelled before the head was fitted; the head keeps its seeded initialisation), only it trainable."""
+        if self.model is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                head = replace_head(self.model, classes)
+            load_head(head, weight, bias)
+            return Trained(apply_freeze(self.model, "head"), model=self.model)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            head = nn.Linear(state_head_features(self.state, self.taps), classes)
+        load_head(head, weight, bias)
+        state = dict(self.state)
+        state[f"{STATE_HEAD}.weight"], state[f"{STATE_HEAD}.bias"] = head.weight.detach(), head.bias.detach()
+        return Trained(head_freeze_report(state, STATE_HEAD), state=state)
+
+
+def load_head(head: nn.Linear, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Copy a fitted head's weights into ``head`` (nothing when the fit was cancelled before it ran)."""
+    if weight.numel():
+        with torch.no_grad():
+            head.weight.copy_(weight.to(head.weight.device))
+            head.bias.copy_(bias.to(head.bias.device))
