@@ -23,7 +23,7 @@ MAX_INPUT_SIZE = 4096
 
 
 #: Modules that add sub-commands: each has ``add_parsers(sub)`` and ``COMMANDS`` (name → function).
-COMMAND_MODULES = ("convviz.cli_finetune", "convviz.cli_where")
+COMMAND_MODULES = ("convviz.cli_finetune", "convviz.cli_look", "convviz.cli_where")
 
 
 def _command_modules():
