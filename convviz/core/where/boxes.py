@@ -1,13 +1,22 @@
-"""Labelled boxes on the photo and how overlapping ones are merged (non-maximum suppression)."""
+"""Labelled boxes on the photo and how overlapping ones are merged (non-maximum suppression);
+the size photo-sized maps are carried at. Torch-free at import (the app's panel reads it before torch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 #: Boxes of one class overlapping more than this (intersection over union) are merged.
 NMS_IOU = 0.3
+#: Longest side of the photo-sized maps a result carries (the photo itself may be far larger).
+VIEW_SIDE = 1024
+
+
+def view_hw(photo_hw: tuple[int, int], side: int = VIEW_SIDE) -> tuple[int, int]:
+    """The size photo-sized maps are carried at: the photo's, scaled down to ``side`` at most."""
+    height, width = photo_hw
+    scale = min(1.0, side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ def clip(x0: float, y0: float, x1: float, y1: float, photo_hw) -> tuple[float, f
 def merge(boxes, iou: float = NMS_IOU) -> tuple[Box, ...]:
     """Per class, keep a box only if no higher-scoring box of its class overlaps it by more than
     ``iou`` (:func:`torchvision.ops.batched_nms`); best first."""
+    import torch
     from torchvision.ops import batched_nms
 
     boxes = list(boxes)

@@ -18,8 +18,8 @@ from PIL import Image
 from torch import nn
 
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
-from .boxes import Box, clip, merge
-from .frame import Frame, Grid, layer_grid, mask_boxes, mean_side, to_photo, view_hw, whole_frame
+from .boxes import Box, clip, merge, view_hw
+from .frame import Frame, Grid, layer_grid, mask_boxes, mean_side, to_photo, whole_frame
 from .fcn import Head, dense_logits, find_head
 
 DEFAULT_SIZE = 448
@@ -40,7 +40,9 @@ class DenseMaps:
     frame: Frame  #: the model input (the whole photo, resized) on the photo
     exact: bool  #: True when a score is exactly the classifier's output on its window
     note: str  #: one sentence on that
-    seconds: float  #: the whole computation (pass, head, softmax)
+    #: the pass over this photo (resize, forward, head, softmax); the head search and the grid's trace,
+    #: done once per model (and input size), are not counted
+    seconds: float
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -85,10 +87,10 @@ def pads(model: nn.Module) -> bool:
 
 def dense_maps(loaded, rgb: np.ndarray, size: int = DEFAULT_SIZE, state: TaskState | None = None) -> DenseMaps:
     """:class:`DenseMaps` of ``rgb`` at about ``size``² pixels for the classifier ``loaded``."""
-    started = time.perf_counter()
     model, pre = loaded.module, loaded.preprocess
     head = find_head(model, pre.input_size, loaded.title)
     hw = input_hw(rgb.shape[:2], size)
+    started = time.perf_counter()
     x = photo_tensor(pre, rgb, hw)
     if state is not None:
         state.check()
@@ -104,11 +106,12 @@ def dense_maps(loaded, rgb: np.ndarray, size: int = DEFAULT_SIZE, state: TaskSta
 
         raise ValueError(f"{loaded.title} cannot take a {hw[1]}×{hw[0]} input ({first_line(exc)})") from None
     probs = torch.softmax(scores, 0).numpy()
+    seconds = time.perf_counter() - started
     grid = layer_grid(model, head.maps[0], hw, pre.input_size)
     grid = Grid(tuple(probs.shape[1:]), grid.rf, grid.jump, grid.start)
     exact, note = _exactness(model, head, loaded, grid)
     return DenseMaps(probs, loaded.label_names(probs.shape[0]), head.maps[0], grid, whole_frame(rgb.shape[:2], hw),
-                     exact, note, time.perf_counter() - started)
+                     exact, note, seconds)
 
 
 def _exactness(model: nn.Module, head: Head, loaded, grid: Grid) -> tuple[bool, str]:
@@ -151,7 +154,7 @@ class Segmentation:
     labels: tuple[str, ...]
     label_map: np.ndarray  #: (Hv, Wv) int16: position in ``classes``, -1 for background
     fractions: tuple[float, ...]  #: share of the photo each class covers
-    background: float
+    background: float  #: the probability the picked classes together need at a pixel
 
 
 def top_classes(maps: DenseMaps, count: int = 4) -> tuple[int, ...]:
@@ -162,13 +165,13 @@ def top_classes(maps: DenseMaps, count: int = 4) -> tuple[int, ...]:
 
 def segment(maps: DenseMaps, classes=None, background: float = THRESHOLD, out_hw=None) -> Segmentation:
     """The probability maps of ``classes`` (default :func:`top_classes`) resampled to the photo; each
-    pixel takes the class with the highest, or background where that is below ``background``."""
+    pixel takes the class with the highest, or background where together they have less than ``background``."""
     classes = tuple(int(c) for c in (top_classes(maps) if classes is None else classes))
     out_hw = out_hw or view_hw(maps.frame.photo_hw)
     if not classes:
         return Segmentation((), (), np.full(out_hw, -1, np.int16), (), background)
     up = to_photo(maps.probs[list(classes)], maps.grid, maps.frame, out_hw)
-    label_map = np.where(up.max(0) >= background, up.argmax(0), -1).astype(np.int16)
+    label_map = np.where(up.sum(0) >= background, up.argmax(0), -1).astype(np.int16)
     fractions = tuple(float((label_map == k).mean()) for k in range(len(classes)))
     return Segmentation(classes, tuple(maps.labels[c] for c in classes), label_map, fractions, background)
 

@@ -25,10 +25,6 @@ from torch import nn
 from ..activations import first_tensor, split_call_name
 from ..receptive_field import FieldTracer
 
-#: Longest side of the photo-sized maps a result carries (the photo itself may be far larger).
-VIEW_SIDE = 1024
-
-
 @dataclass(frozen=True)
 class Frame:
     """How the model input lies on the photo: input pixel x → photo ``left + (x + 0.5)·sx − 0.5``."""
@@ -72,13 +68,6 @@ class Grid:
         cy, cx = self.start[0] + i * self.jump[0], self.start[1] + j * self.jump[1]
         return (cx + 0.5 - self.jump[1] / 2, cy + 0.5 - self.jump[0] / 2,
                 cx + 0.5 + self.jump[1] / 2, cy + 0.5 + self.jump[0] / 2)
-
-
-def view_hw(photo_hw: tuple[int, int], side: int = VIEW_SIDE) -> tuple[int, int]:
-    """The size photo-sized maps are carried at: the photo's, scaled down to ``side`` at most."""
-    height, width = photo_hw
-    scale = min(1.0, side / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def to_photo(maps: np.ndarray | torch.Tensor, grid: Grid, frame: Frame, out_hw: tuple[int, int],

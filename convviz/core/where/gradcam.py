@@ -17,8 +17,9 @@ import torch
 
 from ..activations import first_tensor
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
+from .boxes import view_hw
 from .classes import resolve_class
-from .frame import Frame, Grid, crop_frame, find_module, grid_from_row, layer_grid, mask_boxes, mean_side, to_photo, view_hw
+from .frame import Frame, Grid, crop_frame, find_module, grid_from_row, layer_grid, mask_boxes, mean_side, to_photo
 
 #: Default fraction of the peak the box's region stays above.
 BOX_THRESHOLD = 0.5
@@ -41,20 +42,21 @@ class CamResult:
     box: tuple[float, float, float, float]  #: photo-pixel edges (x0, y0, x1, y1)
     threshold: float
     seconds: float
+    labels: tuple[str, ...] = ()  #: every class name of the model (for a class picker)
 
     @property
     def stride_photo(self) -> float:
         """Photo pixels between neighbouring units of the layer."""
         return mean_side(self.grid.jump) * mean_side((self.frame.sy, self.frame.sx))
 
-    def caption(self) -> str:
-        """What the overlay shows, in one paragraph."""
+    def caption(self, threshold: float | None = None) -> str:
+        """What the overlay shows, in one paragraph (``threshold``: the box's, when redrawn at another)."""
         h, w = self.grid.shape
         jump, rf = mean_side(self.grid.jump), mean_side(self.grid.rf)
         return (f"Grad-CAM for “{self.label}” [{self.index}] (logit {self.logit:.2f}, {self.prob * 100:.1f}%) at "
                 f"{self.layer} ({self.layer_type}): a {h}×{w} map, one unit every {jump:g} input px = "
                 f"{self.stride_photo:.1f} photo px, each seeing up to {rf:g} px. The box (region above "
-                f"{self.threshold:.0%} of the peak) is inferred from a classifier's evidence, not a trained box regressor.")
+                f"{self.threshold if threshold is None else threshold:.0%} of the peak) is inferred from a classifier's evidence, not a trained box regressor.")
 
 
 def spatial_layers(rows) -> list[str]:
@@ -159,17 +161,17 @@ def grad_cam(loaded, rgb: np.ndarray, target=None, layer: str | None = None, row
     peak = float(cam.max())
     norm = cam / peak if peak > 0 else cam
     heat = to_photo(norm[None], grid, frame, view_hw(rgb.shape[:2]))[0]
-    box = _peak_box(heat, threshold, rgb.shape[:2], frame)
+    box = peak_box(heat, threshold, rgb.shape[:2], frame)
     labels = loaded.label_names(logits.shape[1])
     return CamResult(index, labels[index], float(logits[0, index]), prob, layer, layer_type, grid, frame,
-                     cam, heat, box, threshold, time.perf_counter() - started)
+                     cam, heat, box, threshold, time.perf_counter() - started, tuple(labels))
 
 
 def _grid_with_shape(grid: Grid, shape) -> Grid:
     return Grid(tuple(shape), grid.rf, grid.jump, grid.start)
 
 
-def _peak_box(heat: np.ndarray, threshold: float, photo_hw, frame: Frame) -> tuple[float, float, float, float]:
+def peak_box(heat: np.ndarray, threshold: float, photo_hw, frame: Frame) -> tuple[float, float, float, float]:
     """Photo-pixel edges of the region above ``threshold`` × peak that contains the peak (the crop when flat)."""
     peak = float(heat.max())
     if peak <= 0:

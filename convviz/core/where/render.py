@@ -1,6 +1,6 @@
-"""Pictures of the results, in plain numpy + Pillow (the CLI's PNGs and the app's exports).
+"""Pictures of the results, in plain numpy + Pillow (the CLI's PNGs and the app's exports; no torch).
 
-Everything is drawn at the results' view size (the photo scaled to :data:`.frame.VIEW_SIDE` at
+Everything is drawn at the results' view size (the photo scaled to :data:`.boxes.VIEW_SIDE` at
 most), with a legend strip below: a colour swatch and a label per class or box, then the caption.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..colormaps import lookup_table
-from .boxes import palette
-from .frame import Frame, view_hw
+from .boxes import Box, palette, view_hw
 
 LEGEND_PAD = 8
+BOX_COLOUR = (255, 64, 64)  #: the Grad-CAM box
 
 
 _PLAIN = str.maketrans({"×": "x", "“": '"', "”": '"', "–": "-", "−": "-", "…": "...", "²": "^2"})
@@ -48,7 +48,7 @@ def view_photo(rgb: np.ndarray, out_hw=None) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb[..., :3])).resize((out_hw[1], out_hw[0]), Image.BILINEAR))
 
 
-def seen_mask(frame: Frame, out_hw) -> np.ndarray:
+def seen_mask(frame, out_hw) -> np.ndarray:
     """(Hv, Wv) bool: the view pixels that lie in the model input (the centre crop)."""
     x0, y0, x1, y1 = frame.edges_to_photo(0, 0, frame.input_hw[1], frame.input_hw[0])
     height, width = frame.photo_hw
@@ -131,18 +131,18 @@ def with_legend(img: np.ndarray, items, caption: str = "") -> np.ndarray:
     return np.concatenate([img, np.asarray(strip)], 0)
 
 
-def cam_picture(rgb: np.ndarray, cam, opacity: float = 0.6) -> np.ndarray:
-    """The photo under the Grad-CAM heat, its box, and a legend (the colour scale's ends) with the caption."""
+def cam_picture(rgb: np.ndarray, cam, opacity: float = 0.6, box=None, caption: str | None = None) -> np.ndarray:
+    """The photo under the Grad-CAM heat, its box (default: the result's), and a legend (the colour
+    scale's ends) with the caption."""
     out_hw = cam.heat.shape
     photo = view_photo(rgb, out_hw)
     img = blend(photo, heat_rgba(cam.heat, opacity, seen_mask(cam.frame, out_hw)))
-    from .boxes import Box
-
-    box = Box(*cam.box, cam.index, cam.label, cam.prob)
-    img = draw_boxes(img, [box], rgb.shape[:2], [(255, 255, 255)])
+    box = box or Box(*cam.box, cam.index, cam.label, cam.prob)
+    img = draw_boxes(img, [box], rgb.shape[:2], [BOX_COLOUR])
     lut = lookup_table("viridis")
-    items = [(lut[0], "no evidence"), (lut[128], "half the peak"), (lut[255], "peak evidence"), ((40, 40, 40), "not seen (outside the crop)")]
-    return with_legend(img, items, cam.caption())
+    items = [(lut[0], "no evidence"), (lut[128], "half the peak"), (lut[255], "peak evidence"),
+             ((40, 40, 40), "not seen (outside the crop)")]
+    return with_legend(img, items, caption or cam.caption())
 
 
 def boxes_picture(rgb: np.ndarray, boxes, caption: str, max_boxes: int = 12) -> np.ndarray:
@@ -162,7 +162,7 @@ def segment_picture(rgb: np.ndarray, seg, caption: str, opacity: float = 0.55) -
     img = blend(photo, segment_rgba(seg.label_map, opacity))
     colours = palette(len(seg.classes))
     items = [(colours[k], f"{label} {share:.0%}") for k, (label, share) in enumerate(zip(seg.labels, seg.fractions))]
-    items.append(((255, 255, 255), f"background (below {seg.background:.0%})"))
+    items.append(((255, 255, 255), f"background (ticked classes together below {seg.background:.0%})"))
     return with_legend(img, items, caption)
 
 
