@@ -41,6 +41,8 @@ def _parser(prog: str = "main.py") -> argparse.ArgumentParser:
                         help="with --view layers: the layer to show, by module path (e.g. blocks.2.0.conv_dw)")
     parser.add_argument("--lab", choices=LABS,
                         help="the Layers panel's lab tab to show (without --layer: the first layer it applies to)")
+    parser.add_argument("--where", choices=("cam", "detect", "segment"),
+                        help="the Where it looks panel's step to show (localization, detection, segmentation)")
     parser.add_argument("--size", metavar="WxH", type=_window_size, help="window size in pixels, e.g. 1280x720")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow a fully pickled model file (runs code from the file: only if you trust it)")
@@ -200,6 +202,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
         return _usage_error(problem)
     if (args.layer or args.lab) and not args.view:
         args.view = "layers"  # --layer / --lab are about the Layers panel
+    if args.where and not args.view:
+        args.view = "where"  # --where is about the Where it looks panel
     headless = bool(args.screenshot or args.exit_after_paint)
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -233,6 +237,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
         window.conv_panel.toy.set_values(**args.conv)
     if args.layer or args.lab:
         window.layers_panel.show_on_load(args.layer, args.lab)
+    if args.where:
+        window.panels["where"].show_step(args.where)
     screenshot = None
     if args.exit_after_paint:
         def report_paint():

@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
         finetune = self.panels.get("finetune")
         if finetune is not None and self.layers_panel is not None:  # frozen layers are marked in the tree
             finetune.frozen_layers_changed.connect(self.layers_panel.set_frozen)
+        if "where" in self.panels:  # a click on a predicted class shows its Grad-CAM there
+            self.panels["where"].watch_predictions(self.predictions)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.side)
         self.splitter.addWidget(self.tabs)

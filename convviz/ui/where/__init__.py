@@ -1,0 +1,1 @@
+"""The "Where it looks" tab: Grad-CAM, detection two ways, coarse segmentation."""

@@ -1,0 +1,137 @@
+"""Step 3, segmentation: the dense class maps on the photo, coloured by the winning picked class."""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from convviz.ui.where.cam_page import SIDE_WIDTH, slider
+from convviz.ui.where.canvas import PhotoCanvas
+
+#: Classes offered (most probability over the photo first) and ticked at first.
+OFFERED, TICKED = 10, 4
+
+
+def _nowrap(text: str) -> str:
+    return html.escape(text).replace(" ", "&nbsp;")
+
+
+class SegmentPage(QWidget):
+    """Class picks and the background threshold on the left; the coloured photo, legend and why it is coarse."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.result = None
+        self.segmentation = None
+        self.photo = None
+        self._offered: tuple[int, ...] = ()
+        side = QWidget()
+        side.setFixedWidth(SIDE_WIDTH)
+        column = QVBoxLayout(side)
+        column.setContentsMargins(0, 0, 0, 0)
+        heading = QLabel("<b>Classes</b> to colour (most of the photo first)")
+        heading.setWordWrap(True)
+        column.addWidget(heading)
+        self.classes = QListWidget()
+        self.classes.setMaximumHeight(self.classes.fontMetrics().lineSpacing() * (OFFERED + 1) + 12)
+        self.classes.itemChanged.connect(lambda _item: self.redraw())
+        column.addWidget(self.classes)
+        self.background_label = QLabel()
+        self.background_label.setWordWrap(True)
+        self.background = slider(0, 95, 30)
+        self.background.valueChanged.connect(lambda _v: self.redraw())
+        self.opacity = slider(10, 100, 55)
+        self.opacity_label = QLabel()
+        self.opacity.valueChanged.connect(lambda _v: self.redraw())
+        for widget in (self.background_label, self.background, self.opacity_label, self.opacity):
+            column.addWidget(widget)
+        column.addStretch(1)
+        self.canvas = PhotoCanvas()
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #444;")
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.addWidget(self.canvas, 1)
+        right.addWidget(self.legend)
+        right.addWidget(self.note)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(side)
+        layout.addLayout(right, 1)
+        self._labels()
+
+    def picked(self) -> tuple[int, ...]:
+        return tuple(self.classes.item(r).data(Qt.ItemDataRole.UserRole) for r in range(self.classes.count())
+                     if self.classes.item(r).checkState() == Qt.CheckState.Checked)
+
+    def set_picked(self, classes) -> None:
+        """Tick exactly ``classes`` among those offered (tests, and keeping picks across runs)."""
+        self.classes.blockSignals(True)
+        for r in range(self.classes.count()):
+            item = self.classes.item(r)
+            ticked = item.data(Qt.ItemDataRole.UserRole) in set(classes)
+            item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
+        self.classes.blockSignals(False)
+        self.redraw()
+
+    def background_value(self) -> float:
+        return self.background.value() / 100
+
+    def set_photo(self, photo) -> None:
+        self.photo = photo
+
+    def set_dense(self, result) -> None:
+        """New dense maps: offer their top classes (keeping the ticks of classes still offered)."""
+        from convviz.core.where.dense import top_classes
+
+        kept = set(self.picked())
+        self.result = result
+        offered = top_classes(result, OFFERED)
+        self.classes.blockSignals(True)
+        self.classes.clear()
+        for rank, index in enumerate(offered):
+            item = QListWidgetItem(result.labels[index])
+            item.setData(Qt.ItemDataRole.UserRole, int(index))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            ticked = index in kept if kept & set(offered) else rank < TICKED
+            item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
+            self.classes.addItem(item)
+        self.classes.blockSignals(False)
+        self._offered = tuple(offered)
+        self.canvas.set_photo(self.photo)
+        self.redraw()
+
+    def clear(self, message: str = "") -> None:
+        self.result = self.segmentation = None
+        self.canvas.set_photo(None)
+        self.legend.setText("")
+        self.note.setText(message)
+
+    def redraw(self) -> None:
+        self._labels()
+        if self.result is None:
+            return
+        from convviz.core.where.boxes import palette
+        from convviz.core.where.dense import coarseness_text, segment
+        from convviz.core.where.render import segment_rgba
+
+        seg = segment(self.result, self.picked(), self.background_value())
+        self.segmentation = seg
+        self.canvas.set_overlay(segment_rgba(seg.label_map, self.opacity.value() / 100))
+        colours = palette(len(seg.classes))
+        swatch = "<span style='background-color: {};'>&nbsp;&nbsp;&nbsp;&nbsp;</span>&nbsp;"
+        items = [swatch.format("rgb({},{},{})".format(*map(int, c))) + _nowrap(f"{label} {share:.0%}")
+                 for c, label, share in zip(colours, seg.labels, seg.fractions)]
+        items.append(swatch.format("#dddddd") + _nowrap(f"background {(seg.label_map < 0).mean():.0%}"))
+        self.legend.setText(" &nbsp; ".join(items) if seg.classes else "Tick a class to colour it.")
+        self.note.setText(coarseness_text(self.result))
+
+    def _labels(self) -> None:
+        self.background_label.setText(f"Background where the ticked classes together have less than "
+                                      f"{self.background.value()} %")
+        self.opacity_label.setText(f"Colour opacity: {self.opacity.value()} %")
