@@ -127,6 +127,14 @@ def test_bad_input_is_one_sentence(bundled, cat_rgb):
         assert words in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torchscript_is_refused_in_one_sentence():
+    net = torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval())
+    loaded = LoadedModel("ts", "net.ts (TorchScript)", net, Preprocess(input_size=16, crop_pct=1.0))
+    with pytest.raises(ValueError, match=r"^net.ts \(TorchScript\): TorchScript runs its layers outside Python"):
+        grad_cam(loaded, np.zeros((16, 16, 3), np.uint8), 0, "0")
+
+
 def test_model_without_spatial_layers_is_refused():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
     loaded = LoadedModel("mlp", "mlp", model, Preprocess(input_size=8, crop_pct=1.0))

@@ -142,6 +142,9 @@ def grad_cam(loaded, rgb: np.ndarray, target=None, layer: str | None = None, row
         raise ValueError(f"box threshold must be between 0 and 1, not {threshold}")
     started = time.perf_counter()
     model, pre = loaded.module, loaded.preprocess
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ValueError(f"{loaded.title}: TorchScript runs its layers outside Python, so Grad-CAM cannot read a "
+                         "layer's output or gradient (load the weights as a state dict or a convviz checkpoint)")
     x = pre.to_tensor(rgb)
     if layer is None:
         rows = _rows_for(model, pre.input_size, rows)
