@@ -138,3 +138,18 @@ def test_input_size_keeps_the_aspect_and_the_area():
     assert dense.input_hw((400, 400), 448) == (448, 448)
     h, w = dense.input_hw((10, 10_000), 448)
     assert w == 4 * 448 and h == 2
+
+
+def test_a_model_that_predicts_with_its_mirror_image_scores_every_position_so(bundled):
+    """With mirror averaging (a fine-tuned model's choice) the dense map of the mirrored photo is the
+    mirrored map of the photo; without it, it is not. The note says the scores are approximate."""
+    from dataclasses import replace
+
+    rgb = np.random.default_rng(5).integers(0, 255, (200, 260, 3), dtype=np.uint8)
+    mirrored = replace(bundled, mirror=True)
+    maps = dense.dense_maps(mirrored, rgb, 320)
+    flipped = dense.dense_maps(mirrored, rgb[:, ::-1].copy(), 320)
+    np.testing.assert_allclose(flipped.probs, maps.probs[:, :, ::-1], atol=2e-5)
+    assert not maps.exact and "mirror image" in maps.note
+    plain = dense.dense_maps(bundled, rgb, 320)
+    assert np.abs(dense.dense_maps(bundled, rgb[:, ::-1].copy(), 320).probs - plain.probs[:, :, ::-1]).max() > 1e-3

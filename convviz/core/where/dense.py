@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..models import mirror_scores
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import Box, clip, merge, view_hw
 from .frame import Frame, Grid, layer_grid, mask_boxes, mean_side, to_photo, whole_frame
@@ -100,7 +101,7 @@ def dense_maps(loaded, rgb: np.ndarray, size: int = DEFAULT_SIZE, state: TaskSta
         if loaded.mirror:  # the model predicts from the photo and its mirror image: so does every position
             state.check() if state is not None else None
             mirrored = dense_logits(model, head, x.flip(3))[0].flip(2)
-            scores = (scores + torch.log_softmax(mirrored, 0)) / 2
+            scores = mirror_scores(logits[0].movedim(0, -1), mirrored.movedim(0, -1)).movedim(-1, 0)
     except RuntimeError as exc:
         from ..errors import first_line
 
