@@ -24,7 +24,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--input-size", type=int, default=None, metavar="N", help="square input side (default: the model's)")
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="F", help="held out per class without train/ val/ folders")
     p.add_argument("--graph", default="auto", choices=("auto", "cached", "eager"),
-                   help="frozen-backbone forward: prepared graph cached on disk (auto), only if cached, or eager torch")
+                   help="frozen-backbone forward: ONNX Runtime, exporting the model's graph once if needed (auto), "
+                        "only a graph already exported (cached), or eager torch")
     p.add_argument("--head", default="lbfgs", choices=("lbfgs", "adamw"),
                    help="frozen backbone: logistic-regression head by L-BFGS with L2 chosen by cross-validation on train "
                         "(default), or mini-batch AdamW (uses --lr)")

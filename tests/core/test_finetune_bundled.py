@@ -137,6 +137,37 @@ def plain_preprocess(lite0):
     return preprocess_for(lite0.preprocess, TrainConfig())
 
 
+def test_a_state_only_network_that_cannot_open_the_graph_builds_the_model(lite0, state, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVVIZ_CACHE_DIR", str(tmp_path))
+    from convviz.core.finetune import backend as backend_module
+
+    network = Network("default", plain_preprocess(lite0), TAPS, state=state)
+    onnx = choose_backend(network)
+    assert onnx.open() == "onnx"
+    monkeypatch.setattr(backend_module, "load_bundled", lambda *args, **kwargs: None)  # e.g. a damaged package file
+    fallback = choose_backend(network)
+    assert fallback.kind == "onnx" and fallback.open() == "eager" and fallback.cache_key == onnx.cache_key
+    x = probe(SIZE)
+    assert (fallback(x) - onnx(x)).abs().max().item() <= 1e-4
+
+
+def test_a_cancelled_bundled_run_saves_what_the_built_model_saves(lite0, tmp_path):
+    """Cancelled before every feature was in: the head keeps its seeded initialisation, the same either way."""
+    from convviz.core.finetune import TrainConfig, fine_tune, scan_folder
+    from convviz.core.finetune.bundled_fast import fine_tune_bundled, prepare
+
+    scan = scan_folder(make_folder(tmp_path / "data", per_class=3, size=40))
+    config = TrainConfig(seed=3)
+    *_, mine = fine_tune_bundled(prepare(config), scan, config, should_stop=lambda: True)
+    *_, built = fine_tune(lite0, scan, config, should_stop=lambda: True)
+    a, b = mine.result, built.result
+    assert a.cancelled and b.cancelled and mine.stage == built.stage == "cancelled"
+    assert a.freeze == b.freeze and a.history == b.history == {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+    weights = a.checkpoint()["state_dict"]["classifier.weight"]
+    assert weights.shape == (2, 1280 + 112 + 192) and weights.abs().sum() > 0
+    assert torch.equal(weights, b.checkpoint()["state_dict"]["classifier.weight"])
+
+
 def test_preprocess_constant_is_timms_config(lite0):
     from convviz.core.preprocess import Preprocess
 
@@ -172,15 +203,19 @@ def test_bundled_run_saves_the_same_checkpoint_as_the_built_model(lite0, tmp_pat
         assert torch.allclose(mine_state[key].float(), value.float(), atol=1e-5), key
 
 
-def test_cli_default_finetune_imports_neither_timm_nor_torchvision(tmp_path):
+def test_cli_default_finetune_imports_neither_timm_nor_torchvision_and_a_warm_run_no_onnx(tmp_path):
     data = make_folder(tmp_path / "data", per_class=5, size=48)
-    env = dict(os.environ, CONVVIZ_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    env = dict(os.environ, CONVVIZ_CACHE_DIR=str(tmp_path / "cache"), CONVVIZ_FEATURE_CACHE="1", PYTHONPATH=ROOT)
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "convviz.cli", "finetune", data, "--json",
                           "--epochs", "5", "--out", str(tmp_path / "ft.pt")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported and "timm" not in imported and "torchvision" not in imported
     assert torch.load(tmp_path / "ft.pt", weights_only=True)["head"] == {"taps": list(TAPS), "mirror": True}
+    again = subprocess.run(out.args, cwd=ROOT, env=env, capture_output=True, text=True)  # every feature cached now
+    assert again.returncode == 0, again.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" not in imported and "onnx" not in imported  # the backend was never opened
 
 
 def test_cache_key_names_the_network_not_only_its_weights(monkeypatch):

@@ -63,7 +63,8 @@ def fast(run: Run):
     backend = choose_backend(run.network, device=config.device, graph=config.graph, on_status=run.on_status)
     fit = yield from fit_head(backend, run)
     trained = run.network.with_head(fit.weight, fit.bias, len(run.labels), config.seed)
-    return Outcome(trained, fit.evaluation, fit.history, fit.cancelled, backend.kind, fit.last)
+    return Outcome(trained=trained, evaluation=fit.evaluation, history=fit.history, cancelled=fit.cancelled,
+                   backbone=backend.kind, last=fit.last)
 
 
 def fit_head(backend: FeatureBackend, run: Run):
@@ -90,8 +91,8 @@ def fit_head(backend: FeatureBackend, run: Run):
     history = new_history()
     if "val" not in states or "features" not in states["val"]:  # cancelled before every feature was in
         evaluation = evaluate_logits(torch.zeros(0, len(labels)), torch.zeros(0), labels)
-        return HeadFit(torch.zeros(0), torch.zeros(0), evaluation, history, True,
-                       TrainProgress(stage="cancelled", epochs=config.epochs, fraction=1.0))
+        return HeadFit(weight=torch.zeros(0), bias=torch.zeros(0), evaluation=evaluation, history=history, cancelled=True,
+                       last=TrainProgress(stage="cancelled", epochs=config.epochs, fraction=1.0))
     split, mu, sd = _standardised(states["train"], states["val"])
     fit = _lbfgs_head if config.head == "lbfgs" else _adamw_head
     linear, cancelled, last = yield from fit(split, len(labels), run, history)
@@ -100,7 +101,8 @@ def fit_head(backend: FeatureBackend, run: Run):
         bias = linear.bias - weight @ mu
         vlogits = split.val_scores(linear)
     paths = [s.path for s in scan.val]
-    return HeadFit(weight.detach(), bias.detach(), evaluate_logits(vlogits, split.yva, labels, paths), history, cancelled, last)
+    return HeadFit(weight=weight.detach(), bias=bias.detach(), evaluation=evaluate_logits(vlogits, split.yva, labels, paths),
+                   history=history, cancelled=cancelled, last=last)
 
 
 def _standardised(tr: dict, va: dict) -> tuple[_Split, torch.Tensor, torch.Tensor]:
@@ -112,7 +114,8 @@ def _standardised(tr: dict, va: dict) -> tuple[_Split, torch.Tensor, torch.Tenso
         xtr, ytr, groups = torch.cat([xtr, tr["mirror_features"][tr["ok"]]]), torch.cat([ytr, ytr]), torch.cat([groups, groups])
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     zmirror = (va["mirror_features"] - mu) / sd if "mirror_features" in va else None
-    return _Split((xtr - mu) / sd, ytr, groups, (va["features"] - mu) / sd, va["labels"], zmirror), mu, sd
+    return _Split(ztr=(xtr - mu) / sd, ytr=ytr, groups=groups, zva=(va["features"] - mu) / sd, yva=va["labels"],
+                  zmirror=zmirror), mu, sd
 
 
 def _lbfgs_head(split: _Split, classes: int, run: Run, history):

@@ -113,7 +113,8 @@ def full(run: Run):
     else:  # cancelled before the warm start's head was fitted: score the model as it is
         best.evaluation = evaluate_logits(*_predict(model, val_loader, preprocess, device, config.mirror_test), labels, paths)
     model.cpu().eval().to(memory_format=torch.contiguous_format)
-    return Outcome(Trained(freeze, model=model), best.evaluation, history, cancelled, "full", last, best.epoch)
+    return Outcome(trained=Trained(freeze, model=model), evaluation=best.evaluation, history=history, cancelled=cancelled,
+                   backbone="full", last=last, kept_epoch=best.epoch)
 
 
 def _warm_start(run: Run, head):

@@ -85,7 +85,8 @@ def fine_tune_network(network: Network, scan: ScanResult, config: TrainConfig = 
                       on_status: Callable[[str], None] | None = None) -> Iterator[TrainProgress]:
     """Fine-tune ``network`` (trained in place when it holds a model) on ``scan``; as :func:`fine_tune`."""
     config = _checked(config)
-    run = Run(network, scan, config, should_stop or (lambda: False), time.perf_counter(), on_status)
+    run = Run(network=network, scan=scan, config=config, stop=should_stop or (lambda: False),
+              started=time.perf_counter(), on_status=on_status)
     outcome = yield from (fast(run) if config.fast else full(run))
     trained = outcome.trained
     if trained.model is not None:
