@@ -83,7 +83,7 @@ def test_the_preview_is_what_the_training_loader_draws_in_epoch_1(tmp_path, monk
     preview's images; the result and the checkpoint record the seed."""
     from convviz.core.finetune import TrainConfig, fine_tune, preprocess_for
     from convviz.core.finetune import full_loop as train_module
-    from convviz.core.finetune.augment import first_epoch_preview
+    from convviz.core.finetune.features import first_epoch_preview
     from test_finetune_fixtures import tiny_model
 
     scan = scan_folder(make_folder(tmp_path / "d", per_class=5, size=40), val_fraction=0.2)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..images import ALLOWED_FORMATS, ImageError, load_image, pil_to_rgb
 from ..preprocess import Preprocess
+from .augment import augmented_input, build_transform, sample_seed
 from .feature_cache import cache_root, file_digest, open_store
 from .scan import Sample
 
@@ -71,8 +72,6 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        from .augment import augmented_input, sample_seed
-
         sample = self.samples[index]
         size = self.preprocess.input_size
         try:
@@ -85,6 +84,17 @@ class ImageDataset(torch.utils.data.Dataset):
             return image, sample.label, index, ""
         except (ImageError, OSError, ValueError) as exc:
             return torch.zeros(3, size, size, dtype=torch.uint8), sample.label, index, str(exc).splitlines()[0]
+
+
+def first_epoch_preview(samples: Sequence[Sample], spec, preprocess: Preprocess, seed: int,
+                        count: int = 8) -> tuple[list[np.ndarray], list[str]]:
+    """What training with ``seed`` draws in epoch 1 for the first ``count`` of ``samples`` (``scan.train``,
+    in order): the training dataset's own items as (S, S, 3) uint8, and their decode errors ("" if none)."""
+    transform = build_transform(spec, preprocess) if spec.active else None  # as the training loop builds it
+    dataset = ImageDataset(list(samples)[:count], preprocess, transform, seed=seed)
+    dataset.epoch = 0
+    items = [dataset[i] for i in range(len(dataset))]
+    return [image.permute(1, 2, 0).numpy() for image, *_ in items], [error for *_, error in items]
 
 
 def make_loader(dataset: ImageDataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, workers: int | None = None):
