@@ -26,6 +26,7 @@ PANELS: tuple[PanelEntry, ...] = (
     PanelEntry("convolution", "Convolution", "convviz.ui.convolution.panel:ConvolutionPanel"),
     PanelEntry("layers", "Layers", "convviz.ui.layers.panel:LayersPanel"),
     PanelEntry("finetune", "Fine-tune", "convviz.ui.finetune.panel:FinetunePanel"),
+    PanelEntry("compare", "Compare", "convviz.ui.compare.panel:ComparePanel"),
     PanelEntry("where", "Where it looks", "convviz.ui.where.panel:WherePanel"),
 )
 

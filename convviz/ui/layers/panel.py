@@ -24,6 +24,7 @@ from convviz.ui.widgets.reflow import Reflow
 from .exports import Exports
 from .filters_view import FiltersView
 from .lab_host import LabHost
+from .look_labs import LookLabs
 from .reveal import Reveal
 from .tree_model import LayerFilter, LayerListModel, LayerTreeModel, default_layer, tree_view
 from .vector_view import VectorView
@@ -89,6 +90,7 @@ class LayersPanel(Panel):
             lab = lab_class()
             self.labs.add_lab(name, title, lab)
             lab.ready.connect(lambda: self._emit_ready())
+        self.look = LookLabs(self)  # Top patches, Effective field: tasks, following the mosaic's channel
         self.labs.tabBarClicked.connect(self._on_lab_tab_clicked)
         self.exports = Exports(self)
         self.reveal = Reveal(self, self.labs)
@@ -202,6 +204,7 @@ class LayersPanel(Panel):
         session.image_loaded.connect(lambda _image: self._update_photo())
         session.model_loaded.connect(lambda _info: self._update_photo())
         self.labs.bind(session)
+        self.look.bind(session)
 
     def _on_stale(self) -> None:
         self._stale = True  # not ready until the current layer's maps for the new image or model are in
