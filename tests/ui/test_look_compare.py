@@ -67,6 +67,12 @@ def test_before_after_maps_evidence_predictions_and_weights(qtbot, ready, derive
     # a new photo: the comparison runs again by itself (replayed by the session)
     again = compare(qtbot, ready, lambda: ready.session.set_image(load_image(sample_path("coffee"))))
     assert again is not result and again.predictions_a[0]["label"] != result.predictions_a[0]["label"]
+    # … but a hidden tab loads nothing: it compares when it is shown again
+    ready.set_view("layers")
+    ready.session.set_image(load_image(sample_path("cat")))
+    assert not ready.session.task_running(KEY) and panel._pending
+    back = compare(qtbot, ready, lambda: ready.set_view("compare"))
+    assert back.predictions_a[0]["label"] == result.predictions_a[0]["label"]
 
 
 def test_another_architecture_is_one_line_and_suggestions(qtbot, ready, derived):

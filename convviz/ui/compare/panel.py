@@ -5,7 +5,8 @@ came from) and whether it comes before or after the current one. The session run
 :func:`convviz.core.where.compare.compare_task` on it: both models' maps of one layer from the same
 input pixels and their difference, each model's Grad-CAM for its own top class, both top-5
 predictions, and per layer how far the weights moved (‖ΔW‖/‖W‖; frozen layers exactly 0). It runs
-again by itself for every new photo; another architecture is refused in one sentence.
+again by itself for a new photo or model (when the tab is shown); another architecture is refused in
+one sentence.
 """
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ class ComparePanel(Panel):
         self.result = None
         self.running = False
         self._suggested = False
+        self._pending = False  #: the photo or model changed while the tab was hidden: compare again when shown
 
         title, self.caption = heading("Before / after: the current model beside another of its architecture")
         self.caption.setText("Same photo, same input pixels: each model's maps of one layer and where its evidence "
@@ -203,7 +205,7 @@ class ComparePanel(Panel):
         session.task_ready.connect(self._on_ready)
         session.task_failed.connect(self._on_failed)
         session.task_cancelled.connect(lambda key: key == KEY and self._finish("Cancelled."))
-        session.task_stale.connect(lambda key: key == KEY and self._finish(""))
+        session.task_stale.connect(self._on_stale)
 
     def is_ready(self) -> bool:
         return not self.running
@@ -260,7 +262,8 @@ class ComparePanel(Panel):
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self.status.setText(f"Loading {os.path.basename(spec) or spec} and comparing…")
-        self.session.run_task(KEY, TASK, replay=True, second_spec=spec, second_is_before=self.order.currentIndex() == BEFORE,
+        self._pending = False
+        self.session.run_task(KEY, TASK, second_spec=spec, second_is_before=self.order.currentIndex() == BEFORE,
                               layer=self.layer.currentText() or None)
 
     def _finish(self, text: str) -> None:
@@ -284,6 +287,17 @@ class ComparePanel(Panel):
     def _on_failed(self, key: str, message: str) -> None:
         if key == KEY:
             self._finish(message)
+
+    def _on_stale(self, key: str) -> None:
+        """A new photo or model: compare again now if the tab is on screen, else when it is next shown
+        (it loads the other model each time: no work for a hidden tab)."""
+        if key != KEY:
+            return
+        self._finish("")
+        if self.isVisible():
+            self.run()
+        else:
+            self._pending = True
 
     # ------------------------------------------------------------------ results
     def _on_ready(self, key: str, result) -> None:
@@ -347,6 +361,8 @@ class ComparePanel(Panel):
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)
         self._fit_tiles()
+        if self._pending:
+            self.run()
 
     def _fit_tiles(self) -> None:
         """Four tiles a row in the room the tab has (its scroll area's viewport, not the panel's own width,

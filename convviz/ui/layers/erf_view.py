@@ -135,7 +135,7 @@ class ErfView(QWidget):
         session.task_ready.connect(self._on_ready)
         session.task_failed.connect(self._on_failed)
         session.task_cancelled.connect(lambda key: key == KEY and self._finish("Cancelled."))
-        session.task_stale.connect(lambda key: key == KEY and self._finish(""))
+        session.task_stale.connect(self._on_stale)
 
     def applies_to(self, row) -> bool:
         return row is not None and ((len(row.out_shape) == 3 and row.rf is not None) or len(row.out_shape) == 1)
@@ -173,7 +173,7 @@ class ErfView(QWidget):
         return self._asked is None and self.result is not None
 
     def mark_stale(self) -> None:
-        """The image changed: the task replays by itself (it was started with ``replay=True``)."""
+        """The image changed: :meth:`_on_stale` asks again when the session says the result is stale."""
 
     # ------------------------------------------------------------------ requests
     def request(self, average: bool = False) -> None:
@@ -186,7 +186,7 @@ class ErfView(QWidget):
         unit = (self.row_spin.value(), self.col_spin.value())
         channel = self.channel if self.only_channel.isChecked() else None
         self._asked = (self.layer, unit, channel, average)
-        self.session.run_task(KEY, TASK, replay=True, layer=self.layer, unit=unit, channel=channel, average=average)
+        self.session.run_task(KEY, TASK, layer=self.layer, unit=unit, channel=channel, average=average)
         self.status.setText(f"Differentiating unit {unit} of {self.layer}" + (" and a 4×4 grid of its units…" if average
                                                                                   else "…"))
 
@@ -206,6 +206,13 @@ class ErfView(QWidget):
     def _on_failed(self, key: str, message: str) -> None:
         if key == KEY:
             self._finish(message)
+
+    def _on_stale(self, key: str) -> None:
+        """A new photo or model: the same unit again, now if the tab is on screen, else when it is shown."""
+        if key == KEY:
+            self._finish("")
+            average = self.result is not None and self.result.layer is not None
+            self.request(average=average)
 
     def _on_ready(self, key: str, result) -> None:
         if key != KEY:
