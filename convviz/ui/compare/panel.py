@@ -192,9 +192,15 @@ class ComparePanel(Panel):
         layout.addLayout(row2)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addLayout(self.grid)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.chart)
+        # the results appear once there is a comparison (empty tiles say nothing)
+        self.results_box = QWidget()
+        results = QVBoxLayout(self.results_box)
+        results.setContentsMargins(0, 0, 0, 0)
+        results.addLayout(self.grid)
+        results.addWidget(self.summary)
+        results.addWidget(self.chart)
+        self.results_box.setVisible(False)
+        layout.addWidget(self.results_box)
         layout.addStretch(1)
 
     # ------------------------------------------------------------------ session
@@ -294,6 +300,7 @@ class ComparePanel(Panel):
         if key != KEY:
             return
         self._finish("")
+        self.results_box.setVisible(False)  # about the previous photo or model
         if self.isVisible():
             self.run()
         else:
@@ -305,6 +312,7 @@ class ComparePanel(Panel):
             return
         self._finish("")
         self.result = result
+        self.results_box.setVisible(True)
         c = len(result.maps_a)
         self.channel.blockSignals(True)
         self.channel.setRange(-1, c - 1)
