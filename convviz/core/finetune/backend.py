@@ -102,8 +102,10 @@ def choose_backend(network: Network, *, device: str = "cpu", graph: str = "auto"
     if graph not in GRAPH_MODES:
         raise ValueError(f"graph must be auto, cached or eager, not {graph!r}")
     size = network.preprocess.input_size
+    # a built model's headless copy; a state-only network is built only if torch has to run it
     eager = network.headless() if network.model is not None else None
-    digest = weights_hash(eager) if eager is not None else state_hash(network.backbone_state(), SOURCE)
+    state = eager.state_dict() if eager is not None else network.backbone_state()
+    digest = state_hash(state, repr(eager) if eager is not None else SOURCE)  # the weights and what runs them
     key = f"{digest}|taps{network.taps}"
 
     def torch_backend() -> TorchBackend:
@@ -112,16 +114,14 @@ def choose_backend(network: Network, *, device: str = "cpu", graph: str = "auto"
     if device != "cpu" or graph == "eager" or not onnx_backbone.available():
         return torch_backend()
     if network.graph_name in ARCHS and size in GRAPH_SIZES:  # the shipped topology with this model's weights
-        state = eager.state_dict() if eager is not None else network.backbone_state()
         filled = os.path.join(cache_dir(), f"bundled-{digest}-{size}.onnx")
         return OnnxBackend(lambda: load_bundled(state, size, reference=eager, filled=filled), torch_backend, key)
-    eager = eager if eager is not None else network.headless()
+    eager = eager if eager is not None else network.headless()  # what is exported (torch_backend sees it too)
     path = onnx_backbone.onnx_path(cache_dir(), network.graph_name, weights_hash(eager), size)
     if graph == "cached" and not os.path.isfile(path):
         return torch_backend()
-    export = on_status if graph == "auto" else None
-    return OnnxBackend(lambda: onnx_backbone.load_or_export(eager, size, path, export=graph == "auto", on_status=export),
-                       torch_backend, key)
+    return OnnxBackend(lambda: onnx_backbone.load_or_export(eager, size, path, export=graph == "auto",
+                                                            on_status=on_status), torch_backend, key)
 
 
 def cache_dir() -> str:
