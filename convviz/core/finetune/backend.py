@@ -13,9 +13,9 @@ One interface, :class:`FeatureBackend`, two implementations, chosen in one place
   backend runs :class:`TorchBackend` instead, and its ``kind`` says so.
 
 A traced, frozen TorchScript graph was the third option; measured at 224 px, batch 32, 2 threads
-it was slower than eager ``channels_last`` torch on every model tried (resnet18 23.7 vs 20.8 ms an
-image, EfficientNet-B0 114 vs 110, MobileNetV3-S 10.7 vs 4.5; ONNX Runtime 16.2, 32.5, 1.7), and
-a cached TorchScript file is code, so it was removed.
+(best of 7, interleaved) it was slower than eager ``channels_last`` torch on every model tried, ms an
+image: resnet18 25.5 vs 20.7, EfficientNet-B0 17.8 vs 16.4, MobileNetV3-S 2.1 vs 2.0, tapped
+Lite0 47 vs 42 (ONNX Runtime: 16.4, 7.1, 1.3, 5.9); and a cached TorchScript file is code. Removed.
 
 Cached graphs live under ``<cache root>/graphs`` (mode 0700), keyed by architecture, what the
 network computes (:func:`weights_hash`), input size and library versions.
