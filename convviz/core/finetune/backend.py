@@ -76,7 +76,7 @@ class OnnxBackend:
 
     device = "cpu"
 
-    def __init__(self, load: Callable[[], onnx_backbone.OnnxBackbone | None], fallback: Callable[[], TorchBackend],
+    def __init__(self, load: Callable[[], onnx_backbone.OnnxRunner | None], fallback: Callable[[], TorchBackend],
                  cache_key: str = ""):
         self.kind, self.cache_key = "onnx", cache_key
         self._load, self._fallback, self._run = load, fallback, None

@@ -27,7 +27,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..taps import DEFAULT_TAPS
-from .onnx_backbone import OnnxBackbone, agrees, eager_features, new_session, probe
+from .onnx_backbone import OnnxRunner, agrees, eager_features, new_session, probe
 
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
 TAPS = DEFAULT_TAPS  # the stages whose pooled outputs the graph also returns
@@ -43,7 +43,7 @@ def graph_file(input_size: int) -> str:
 
 
 def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int | None = None,
-                 reference: torch.nn.Module | None = None, filled: str | None = None) -> OnnxBackbone | None:
+                 reference: torch.nn.Module | None = None, filled: str | None = None) -> OnnxRunner | None:
     """An ONNX Runtime session on the shipped graph with ``state``'s tensors, or None when there is no
     graph for ``input_size``, a tensor is missing or mis-shaped, or the probe's features differ from
     ``reference`` (the eager headless model, channels_last) or, without one, from the features stored
@@ -84,10 +84,10 @@ def _is_ours(meta: dict) -> bool:
     return meta.get("convviz.taps") == ",".join(map(str, TAPS)) and meta.get("convviz.source") == SOURCE
 
 
-def _checked(model: str | bytes, threads, reference, input_size: int) -> OnnxBackbone | None:
+def _checked(model: str | bytes, threads, reference, input_size: int) -> OnnxRunner | None:
     """A session on ``model`` whose probe features equal ``reference``'s or the stored ones, else None."""
     try:
-        runner = OnnxBackbone(new_session(model, threads))
+        runner = OnnxRunner(new_session(model, threads))
         meta = runner.session.get_modelmeta().custom_metadata_map
         if not _is_ours(meta):
             return None

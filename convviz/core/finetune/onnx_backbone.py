@@ -105,7 +105,7 @@ def new_session(model: str | bytes, threads: int | None = None):
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class OnnxBackbone:
+class OnnxRunner:
     """Callable float32 (N,3,S,S) torch tensor → (N,D) torch tensor through an ONNX Runtime session."""
 
     def __init__(self, session):
@@ -134,13 +134,13 @@ def agrees(runner, want: torch.Tensor, input_size: int) -> bool:
     return got.shape == want.shape and torch.allclose(got, want, atol=TOLERANCE, rtol=TOLERANCE)
 
 
-def load_onnx(path: str, backbone: nn.Module, input_size: int, threads: int | None = None) -> OnnxBackbone | None:
+def load_onnx(path: str, backbone: nn.Module, input_size: int, threads: int | None = None) -> OnnxRunner | None:
     """The session for ``path`` if the file exists, loads and matches eager ``backbone`` on
     :func:`probe` within :data:`TOLERANCE`; else None (never raises)."""
     if not os.path.isfile(path):
         return None
     try:
-        runner = OnnxBackbone(new_session(path, threads))
+        runner = OnnxRunner(new_session(path, threads))
         if not agrees(runner, eager_features(backbone, probe(input_size)), input_size):
             return None
     except Exception:  # damaged, truncated or foreign file: eager torch is the fallback
@@ -149,7 +149,7 @@ def load_onnx(path: str, backbone: nn.Module, input_size: int, threads: int | No
 
 
 def load_or_export(backbone: nn.Module, input_size: int, path: str, *, export: bool,
-                   on_status: Callable[[str], None] | None = None) -> OnnxBackbone | None:
+                   on_status: Callable[[str], None] | None = None) -> OnnxRunner | None:
     """:func:`load_onnx` of ``path``; when that fails and ``export``, export ``backbone`` there first
     (once per machine, model and size). None when neither gives a checked graph (never raises)."""
     runner = load_onnx(path, backbone, input_size)
