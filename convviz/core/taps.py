@@ -14,7 +14,7 @@ taps, and loading rebuilds the same forward (:func:`convviz.core.models.build_ar
 """
 from __future__ import annotations
 
-import threading
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -30,18 +30,27 @@ def can_tap(model: nn.Module) -> bool:
         and all(hasattr(model, part) for part in _PARTS) and isinstance(model.blocks, nn.Sequential)
 
 
+#: the pooled stage outputs of the forwards running in this context, by :class:`_Tapping`; each
+#: thread has its own context, so two threads may run one model
+_POOLED: ContextVar[dict | None] = ContextVar("convviz_taps_pooled", default=None)
+
+
 class _Tapping:
-    """``global_pool``'s forward hook: appends the pooled outputs the tapped stages kept (per thread,
-    so two threads may run one model). A plain object, no reference to the model: no cycle."""
+    """``global_pool``'s forward hook: appends the pooled outputs the tapped stages kept.
+    A plain object, no reference to the model: no cycle."""
 
     def __init__(self, taps: tuple[int, ...]):
-        self.taps, self.pooled = taps, {}
+        self.taps = taps
 
     def keep(self, stage: int, output: torch.Tensor) -> None:
-        self.pooled.setdefault(threading.get_ident(), {})[stage] = output.mean((2, 3))
+        kept = _POOLED.get()
+        if kept is None:
+            kept = {}
+            _POOLED.set(kept)
+        kept.setdefault(self, {})[stage] = output.mean((2, 3))
 
     def __call__(self, module, args, output: torch.Tensor) -> torch.Tensor:
-        pooled = self.pooled.pop(threading.get_ident(), {})
+        pooled = (_POOLED.get() or {}).pop(self, {})
         if any(t not in pooled for t in self.taps):
             raise RuntimeError("a multi-layer head needs the whole forward (its stages ran before global_pool)")
         return torch.cat([output.flatten(1), *(pooled[t] for t in self.taps)], 1)

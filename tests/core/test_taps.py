@@ -68,21 +68,27 @@ def test_two_threads_running_one_tapped_model_each_get_their_own_stages(lite0):
 
     tapped = add_taps(copy.deepcopy(lite0.module)).eval()
     replace_head(tapped, 2)
-    inputs = [torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    inputs = [torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(i)) for i in range(2)]
     with torch.no_grad():
         want = [tapped(x) for x in inputs]
-    got = [[], []]
+    got, errors = [[], []], []
+    start = threading.Barrier(2)
 
     def work(i):
-        with torch.no_grad():
-            for _ in range(10):
-                got[i].append(tapped(inputs[i]))
+        try:
+            start.wait()
+            with torch.no_grad():
+                for _ in range(20):
+                    got[i].append(tapped(inputs[i]))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not errors and [len(g) for g in got] == [20, 20]
     assert all(torch.equal(out, want[i]) for i in range(2) for out in got[i])
 
 
