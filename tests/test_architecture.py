@@ -69,21 +69,11 @@ def _import_cycles(package: str = "convviz") -> list[list[str]]:
     return sorted(cycles)
 
 
-#: Circles being removed by the fine-tune feature-backend refactor (issue 17): they may shrink and go,
-#: nothing may join them. Empty this list once they are gone.
-KNOWN_CYCLES = [
-    ["convviz.core.finetune.augment", "convviz.core.finetune.bundled_graph", "convviz.core.finetune.features"],
-]
-
-
 def test_no_import_circles():
     """Zero import circles (DESIGN.md: arrows only downward), checked on the whole package with grimp
     (import-linter's own graph library)."""
     cycles = _import_cycles()
-    new = [c for c in cycles if not any(set(c) <= set(known) for known in KNOWN_CYCLES)]
-    assert not new, "import circles: " + "; ".join(" <-> ".join(c) for c in new)
-    fixed = ["convviz.core.activation_cache", "convviz.core.activations"], ["convviz.cli", "convviz.cli_finetune"]
-    assert not [c for c in cycles if any(set(f) <= set(c) for f in fixed)]
+    assert not cycles, "import circles: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
 def test_the_circle_finder_finds_circles(tmp_path, monkeypatch):

@@ -37,14 +37,16 @@ def features(data: str):
 
     from convviz.core.finetune import TrainConfig, scan_folder
     from convviz.core.finetune.bundled_fast import prepare
+    from convviz.core.finetune.backend import choose_backend
     from convviz.core.finetune.features import extract_features
 
-    backbone = prepare(TrainConfig())
-    if backbone is None:
+    network = prepare(TrainConfig())
+    if network is None:
         raise SystemExit("the shipped graph is not usable here (onnxruntime missing?)")
+    backbone = choose_backend(network)
     scan = scan_folder(data)
     samples = scan.train + scan.val
-    *_, (_, state) = extract_features(backbone, samples, backbone.preprocess, batch_size=32, mirror=True, workers=0)
+    *_, (_, state) = extract_features(backbone, samples, network.preprocess, batch_size=32, mirror=True, workers=0)
     val_per_class = min(scan.counts("val").values())
     return state["features"], state["mirror_features"], torch.tensor([s.label for s in samples]), val_per_class
 

@@ -78,7 +78,7 @@ def test_the_augment_seed_is_the_previews_and_the_runs(qtbot, panel, tiny_folder
     "New seed" draws another; the run's config carries it (the checkpoint records the config)."""
     import numpy as np
 
-    from convviz.core.finetune.augment import first_epoch_preview
+    from convviz.core.finetune.features import first_epoch_preview
 
     scan(qtbot, panel, tiny_folder)
     panel.augment.set_spec(hflip=0.5, crop=0.3)
@@ -296,7 +296,7 @@ def test_fast_path_graph_is_prepared_in_the_background_and_used(qtbot, panel, ti
     """Choosing a folder exports the backbone graph in the background; training then runs on it."""
     scan(qtbot, panel, tiny_folder)
     qtbot.waitUntil(lambda: panel.fast_path_kind() is not None, timeout=STEP_MS)
-    assert panel.fast_path_kind() in ("onnx", "prepared")
+    assert panel.fast_path_kind() == "onnx"
     panel.training.epochs.setValue(5)
     with qtbot.waitSignal(panel.training_finished, timeout=STEP_MS) as done:
         panel.start_training()

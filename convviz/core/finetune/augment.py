@@ -2,7 +2,7 @@
 
 The same (seed, epoch, index) gives the same augmented image in the preview and in training:
 :func:`augmented_input` forks the global torch RNG and seeds it per sample, and
-:func:`first_epoch_preview` reads the training dataset itself.
+:func:`~.features.first_epoch_preview` reads the training dataset itself.
 """
 from __future__ import annotations
 
@@ -88,19 +88,6 @@ def preview_grid(rgb: np.ndarray, spec: AugmentSpec, preprocess: Preprocess, cou
     """``count`` augmented versions (epochs 0..count-1 of sample ``index``) as (S, S, 3) uint8 arrays."""
     transform = build_transform(spec, preprocess)
     return [augmented_input(rgb, transform, sample_seed(seed, e, index)).permute(1, 2, 0).numpy() for e in range(count)]
-
-
-def first_epoch_preview(samples, spec: AugmentSpec, preprocess: Preprocess, seed: int,
-                        count: int = 8) -> tuple[list[np.ndarray], list[str]]:
-    """What training with ``seed`` draws in epoch 1 for the first ``count`` of ``samples`` (``scan.train``,
-    in order): the training dataset's own items as (S, S, 3) uint8, and their decode errors ("" if none)."""
-    from .features import ImageDataset
-
-    transform = build_transform(spec, preprocess) if spec.active else None  # as the training loop builds it
-    dataset = ImageDataset(list(samples)[:count], preprocess, transform, seed=seed)
-    dataset.epoch = 0
-    items = [dataset[i] for i in range(len(dataset))]
-    return [image.permute(1, 2, 0).numpy() for image, *_ in items], [error for *_, error in items]
 
 
 @dataclass(frozen=True)

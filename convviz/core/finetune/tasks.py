@@ -68,8 +68,7 @@ def preview_task(inputs, state) -> AugmentPreview:
     dataset itself with ``seed``), an image path, or an (H, W, 3) uint8 array (``count`` draws of it).
     """
     from . import preview_grid, shift_by_one_pixel_demo
-    from .augment import first_epoch_preview
-    from .features import decode_rgb, model_input_uint8
+    from .features import decode_rgb, first_epoch_preview, model_input_uint8
 
     a = inputs.args
     source, spec, preprocess = a["source"], a["spec"], a["preprocess"]

@@ -39,7 +39,7 @@ class FinetunePanel(Panel):
     #: a one-line message was shown (errors and notices), for tests and the status bar
     message_shown = Signal(str)
 
-    #: fast-path forward: use a prepared TorchScript graph only if one is cached already
+    #: fast-path forward: use an exported ONNX graph only if one is cached already (the bundled model's shipped graph needs none)
     graph_mode = "cached"
     #: export the fast path's graph in the background once a folder is chosen (tests switch it off)
     prepare_in_background = True

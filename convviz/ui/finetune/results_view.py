@@ -22,7 +22,6 @@ def cell_colour(count: int, row_total: int, diagonal: bool) -> QColor:
 
 
 BACKBONE_WORDS = {"full": "full training loop", "eager": "head on cached features",
-                  "prepared": "head on cached features, prepared graph",
                   "onnx": "head on cached features, ONNX Runtime backbone"}
 
 
