@@ -68,7 +68,7 @@ def test_stride_two_layers_pad_tf_same(pair):
 
 
 def test_saved_state_dict_and_checkpoint_reload_as_the_same_network(tmp_path):
-    from convviz.core.finetune.checkpoint import checkpoint_dict, save_checkpoint
+    from convviz.core.model_files import checkpoint_dict, save_checkpoint
 
     ours = load_model("default")
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))

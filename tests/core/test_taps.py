@@ -95,7 +95,7 @@ def test_two_threads_running_one_tapped_model_each_get_their_own_stages(lite0):
 def test_a_checkpoint_of_the_earlier_tapped_class_loads_as_the_same_network(lite0, tmp_path):
     """Checkpoints saved when taps swapped the model's class hold the plain network's keys and a wider
     classifier; they load to the same function (written out here: pooled bn2, blocks.4, blocks.5, linear)."""
-    from convviz.core.finetune.checkpoint import checkpoint_dict, save_checkpoint
+    from convviz.core.model_files import checkpoint_dict, save_checkpoint
 
     state = dict(lite0.module.state_dict())
     torch.manual_seed(3)
@@ -161,7 +161,7 @@ def test_mirror_scores_are_mean_log_softmax_and_the_loaded_model_uses_them(lite0
 
 
 def test_tapped_mirror_checkpoint_round_trip(lite0, tmp_path):
-    from convviz.core.finetune.checkpoint import checkpoint_dict, save_checkpoint
+    from convviz.core.model_files import checkpoint_dict, save_checkpoint
 
     tapped = add_taps(copy.deepcopy(lite0.module)).eval()
     torch.manual_seed(2)
