@@ -32,6 +32,19 @@ def heat_legend() -> str:
     return " &nbsp; ".join(parts)
 
 
+def page_layout(page: QWidget, side: QWidget, canvas: QWidget, *below: QWidget) -> None:
+    """A step's layout: its controls on the left, the photo (stretching) with lines below it on the right."""
+    right = QVBoxLayout()
+    right.setContentsMargins(0, 0, 0, 0)
+    right.addWidget(canvas, 1)
+    for widget in below:
+        right.addWidget(widget)
+    layout = QHBoxLayout(page)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(side)
+    layout.addLayout(right, 1)
+
+
 def _wrapped(text: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -83,15 +96,7 @@ class CamPage(QWidget):
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        right = QVBoxLayout()
-        right.setContentsMargins(0, 0, 0, 0)
-        right.addWidget(self.canvas, 1)
-        right.addWidget(self.legend)
-        right.addWidget(self.caption)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(side)
-        layout.addLayout(right, 1)
+        page_layout(self, side, self.canvas, self.legend, self.caption)
         self._label_opacity()
         self._label_threshold()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from convviz.ui.where.cam_page import SIDE_WIDTH, slider
+from convviz.ui.where.cam_page import SIDE_WIDTH, page_layout, slider
 from convviz.ui.where.canvas import PhotoCanvas
 
 #: Classes offered (most probability over the photo first) and ticked at first.
@@ -54,15 +54,7 @@ class SegmentPage(QWidget):
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #444;")
-        right = QVBoxLayout()
-        right.setContentsMargins(0, 0, 0, 0)
-        right.addWidget(self.canvas, 1)
-        right.addWidget(self.legend)
-        right.addWidget(self.note)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(side)
-        layout.addLayout(right, 1)
+        page_layout(self, side, self.canvas, self.legend, self.note)
         self._labels()
 
     def picked(self) -> tuple[int, ...]:
