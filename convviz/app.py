@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
     from .workers.session import Session
 
     session = Session()  # not a child of the window: it must outlive a window destroyed without closing
-    window = MainWindow(session=session, persist=not headless)
+    window = MainWindow(session=session, persist=not headless, lazy=True)  # the other tabs: after the first paint
     if args.size:
         window.resize(*args.size)
     elif not args.screenshot:  # the default or last size, inside this screen's available geometry
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
             window.layers_panel.failed.connect(screenshot._fail if screenshot else window.show_error)
 
         def start():
+            window.build_all_panels()  # every panel is bound before the first image or model arrives
             window.start(args.image, args.model, args.allow_pickle, restore=not headless)
 
         window.first_painted.connect(lambda: QTimer.singleShot(0, start))

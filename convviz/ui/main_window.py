@@ -11,7 +11,9 @@ import os
 
 from PySide6.QtCore import QByteArray, QRect, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar
+from PySide6.QtWidgets import (
+    QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar, QWidget,
+)
 
 from convviz import __version__
 from convviz.core.images import ImageError, image_from_array
@@ -42,8 +44,11 @@ class MainWindow(QMainWindow):
 
     first_painted = Signal()
 
-    def __init__(self, session: Session | None = None, *, settings=None, persist: bool = True):
+    def __init__(self, session: Session | None = None, *, settings=None, persist: bool = True, lazy: bool = False):
+        """``lazy``: build only the tab on show now and the others at :meth:`build_all_panels` (the app
+        calls it right after the first paint, before any image or model loads)."""
         super().__init__()
+        self._lazy = lazy
         self.session = session or Session(self)
         self.settings = settings if settings is not None else app_settings()
         self.persist = persist
@@ -71,21 +76,11 @@ class MainWindow(QMainWindow):
         self.panels = {}
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        for entry in PANELS:
-            panel = entry.load()()
-            panel.setObjectName(f"panel-{entry.name}")
-            panel.bind(self.session)
-            panel.unit_hovered.connect(self._on_unit_hovered)
-            panel.open_image_requested.connect(self.open_image)
-            self.panels[entry.name] = panel
-            self.tabs.addTab(scrollable(panel), entry.title)
-        self.conv_panel = self.panels.get("convolution")
-        self.layers_panel = self.panels.get("layers")
-        finetune = self.panels.get("finetune")
-        if finetune is not None and self.layers_panel is not None:  # frozen layers are marked in the tree
-            finetune.frozen_layers_changed.connect(self.layers_panel.set_frozen)
-        if "where" in self.panels:  # a click on a predicted class shows its Grad-CAM there
-            self.panels["where"].watch_predictions(self.predictions)
+        for i, entry in enumerate(PANELS):
+            if self._lazy and i:
+                self.tabs.addTab(QWidget(), entry.title)  # built by panel(), at the latest after the first paint
+            else:
+                self.tabs.addTab(scrollable(self._new_panel(entry)), entry.title)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.side)
         self.splitter.addWidget(self.tabs)
@@ -95,6 +90,44 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
         self._fit_side(DEFAULT_SIZE[0])
+
+    def _new_panel(self, entry):
+        panel = entry.load()()
+        panel.setObjectName(f"panel-{entry.name}")
+        panel.bind(self.session)
+        panel.unit_hovered.connect(self._on_unit_hovered)
+        panel.open_image_requested.connect(self.open_image)
+        self.panels[entry.name] = panel
+        finetune, layers = self.panels.get("finetune"), self.panels.get("layers")
+        if entry.name in ("finetune", "layers") and finetune is not None and layers is not None:
+            finetune.frozen_layers_changed.connect(layers.set_frozen)  # frozen layers are marked in the tree
+        if entry.name == "where":  # a click on a predicted class shows its Grad-CAM there
+            panel.watch_predictions(self.predictions)
+        return panel
+
+    def panel(self, name: str):
+        """The panel ``name``, built now if it was not yet (see ``lazy``)."""
+        if name not in self.panels:
+            index = VIEWS.index(name)
+            current = self.tabs.currentIndex()
+            self.tabs.blockSignals(True)
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, scrollable(self._new_panel(PANELS[index])), PANELS[index].title)
+            self.tabs.setCurrentIndex(current)
+            self.tabs.blockSignals(False)
+        return self.panels[name]
+
+    def build_all_panels(self) -> None:
+        for name in VIEWS:
+            self.panel(name)
+
+    @property
+    def conv_panel(self):
+        return self.panel("convolution") if "convolution" in VIEWS else None
+
+    @property
+    def layers_panel(self):
+        return self.panel("layers") if "layers" in VIEWS else None
 
     def _fit_side(self, width: int) -> None:
         """Give the photo column its share of ``width`` (within bounds) unless the user collapsed it."""
@@ -137,9 +170,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         export = file_menu.addMenu("Export")
         export.addAction(action("Window as PNG…", lambda: self.export_window()))
-        if self.layers_panel is not None:
+        if "layers" in VIEWS:
             export.addAction(action("Current layer mosaic as PNG…", lambda: self.export_mosaic()))
-        if self.conv_panel is not None:
+        if "convolution" in VIEWS:
             export.addAction(action("Convolution frame as PNG…", lambda: self.conv_panel.ask_save_frame()))
             export.addAction(action("Convolution animation as GIF…", lambda: self.conv_panel.ask_save_gif()))
         file_menu.addSeparator()
@@ -199,13 +232,14 @@ class MainWindow(QMainWindow):
 
     def set_view(self, name: str) -> None:
         """Show the panel ``name`` (one of :data:`VIEWS`)."""
+        self.panel(name)
         self.tabs.setCurrentIndex(VIEWS.index(name))
 
     def current_view(self) -> str:
         return VIEWS[self.tabs.currentIndex()]
 
     def current_panel(self):
-        return self.panels[self.current_view()]
+        return self.panel(self.current_view())
 
     def choose_image(self) -> None:
         start = os.path.dirname(self.settings.value(KEY_IMAGE, "", str) or sample_path("cat"))
@@ -265,7 +299,7 @@ class MainWindow(QMainWindow):
     def shortcut_list(self) -> list[tuple[str, str]]:
         keys = list(WINDOW_KEYS)
         for entry in PANELS:
-            keys += [(k, f"{entry.title}: {what}") for k, what in self.panels[entry.name].shortcuts()]
+            keys += [(k, f"{entry.title}: {what}") for k, what in self.panel(entry.name).shortcuts()]
         return keys
 
     def show_shortcuts(self) -> None:
@@ -335,6 +369,7 @@ class MainWindow(QMainWindow):
         self.side.show_field(unit, self.session.model_info, self.session.image)
 
     def _on_tab_changed(self, index: int) -> None:
+        self.panel(VIEWS[index])
         self.side.show_field(None)
         if self.persist:
             self.settings.setValue(KEY_TAB, VIEWS[index])

@@ -27,8 +27,30 @@ _RNG_LOCK = threading.RLock()
 
 
 def configure_gui_process() -> None:
-    """The app's start-up settings: painting and input never wait long behind worker threads."""
+    """The app's start-up settings: painting and input never wait long behind worker threads, and
+    pyqtgraph loads without CUDA's Python bindings (see :func:`import_pyqtgraph`)."""
     sys.setswitchinterval(GIL_SWITCH_S)
+    import_pyqtgraph()
+
+
+def import_pyqtgraph() -> None:
+    """Import pyqtgraph without its optional ``cuda.bindings.runtime`` import.
+
+    pyqtgraph's RawImageGLWidget (unused here) imports CUDA's Python bindings when they are installed
+    (they come with torch's CUDA wheels): 40 ms before the first paint, spent finding NVIDIA libraries.
+    The module is hidden only while pyqtgraph loads; torch and anyone else import it as usual later.
+    """
+    if "pyqtgraph" in sys.modules:
+        return
+    name = "cuda.bindings.runtime"
+    hidden = name not in sys.modules
+    if hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  (import raises ImportError: pyqtgraph skips it)
+    try:
+        import pyqtgraph  # noqa: F401
+    finally:
+        if hidden:
+            del sys.modules[name]
 
 
 @contextlib.contextmanager

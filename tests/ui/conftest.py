@@ -55,8 +55,8 @@ def make_window(qtbot, settings):
     """Factory of shown windows; each is closed (jobs cancelled and awaited) after the test."""
     windows = []
 
-    def make(store=None, session=None):
-        window = MainWindow(session=session, settings=store if store is not None else settings)
+    def make(store=None, session=None, lazy=False):
+        window = MainWindow(session=session, settings=store if store is not None else settings, lazy=lazy)
         qtbot.addWidget(window)
         window.show()
         windows.append(window)

@@ -318,3 +318,30 @@ def test_trust_applies_to_arch_file_specs_and_torchscript_says_what_it_cannot_do
         ready.load_model(f"resnet18={pickled}")
     assert len(asked) == 1  # asked once; "run it" was honoured instead of asking again and again
     assert blocker.args[0].spec == f"resnet18={pickled}"
+
+
+def test_a_lazy_window_builds_the_shown_tab_first_and_the_rest_on_demand(qtbot, make_window, lite0_engine, sample_path):
+    """The app paints its first tab before building the others (start-up), then builds them all before
+    any image or model loads; a panel built late works like one built at once."""
+    from convviz.core.images import load_image
+    from convviz.ui.registry import panel_names
+    from convviz.workers.session import Session
+
+    window = make_window(session=Session(engine=lite0_engine), lazy=True)
+    names = panel_names()
+    assert list(window.panels) == [names[0]]
+    window.set_view("where")  # a tab asked for is built on the spot and shown
+    assert set(window.panels) == {names[0], "where"} and window.current_view() == "where"
+    assert window.current_panel() is window.panels["where"]
+    window.build_all_panels()
+    assert sorted(window.panels) == sorted(names) and window.current_view() == "where"
+    for i, name in enumerate(names):  # every tab holds its panel, in registry order
+        assert window.tabs.widget(i).widget() is window.panels[name]
+    finetune, layers = window.panels["finetune"], window.panels["layers"]
+    with qtbot.waitSignal(finetune.frozen_layers_changed, timeout=1000):
+        finetune.frozen_layers_changed.emit(["conv_stem"])  # wired across two lazily built panels
+    assert "conv_stem" in layers.tree_model.frozen
+    with qtbot.waitSignal(window.session.layers_ready, timeout=60_000):
+        window.session.set_image(load_image(sample_path("cat")))
+        window.session.adopt_installed_model()
+    qtbot.waitUntil(lambda: layers.is_ready(), timeout=60_000)
