@@ -10,7 +10,8 @@ from .activations import Capture, Capturer
 
 
 class ActivationCache:
-    """Captures keyed by (model, image, layers, train); newest kept, oldest evicted.
+    """Captures keyed by (model, image, layers, train); newest kept, oldest evicted (before a new pass,
+    so at most ``max_items`` captures are ever held).
 
     Compute once, view many: a capture of every layer also answers any request for a
     subset of them. Capturers are kept per (model, layers, train) so what they learned
@@ -36,12 +37,18 @@ class ActivationCache:
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
-        capture = self._capturer(model, chosen, train)(make_input())
+        capturer = self._capturer(model, chosen, train)
+        x = make_input()
+        self._trim(self.max_items - 1)  # before the pass: the new capture reuses the memory the oldest gave back
+        capture = capturer(x)
         self.computed += 1
         self._items[key] = capture
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        self._trim(self.max_items)
         return capture
+
+    def _trim(self, size: int) -> None:
+        while len(self._items) > max(size, 0):
+            self._items.popitem(last=False)
 
     def _capturer(self, model: nn.Module, chosen: frozenset | None, train: bool) -> Capturer:
         key = (id(model), chosen, train)

@@ -7,7 +7,11 @@ under ``no_grad``). A module called several times (torchvision's ResNet reuses `
 is recorded once per call: ``layer1.0.relu``, ``layer1.0.relu:2`` … A tensor that a later
 in-place op overwrites (``out += identity``) is detected through its version counter;
 those names are then cloned and the pass is run once more, so a capture never holds
-corrupted values.
+corrupted values. A full capture in eval mode does not hold what it can compute again
+exactly from what it holds: the outputs of batch norms and of piecewise-linear activations
+are :class:`~convviz.core.capture_records.Derived` from their inputs when first read (bit for bit
+the pass's values), so the pass writes far less fresh memory and a timm ``BatchNormAct2d``
+keeps its in-place activation.
 
 **The caller's model is left untouched.** Everything a capture needs — forward hooks,
 in-place activations switched to out-of-place (identical results), the train/eval mode,
@@ -20,12 +24,16 @@ capturer's use; it has nothing left to undo on the model. The cache of recent ca
 """
 from __future__ import annotations
 
+import operator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import torch
 from torch import nn
+
+from .capture_records import (  # noqa: F401  (Capture and Records are part of this module's interface)
+    DERIVED_TYPES, Capture, Derived, NormPlan, PassRecord, Records, norm_plan, plain_module,
+)
 
 #: Modules whose input is recorded too (the layer's input, pre-activation, pre-pooling …).
 INPUT_TYPES = (
@@ -36,6 +44,7 @@ INPUT_TYPES = (
 )
 
 _ABSENT = object()
+_TRAINING = operator.attrgetter("training")
 
 
 def call_name(name: str, call: int) -> str:
@@ -61,70 +70,6 @@ def first_tensor(value):
             if found is not None:
                 return found
     return None
-
-
-@dataclass
-class Capture:
-    """Outputs (and leaf inputs) of one forward pass; detached tensors that keep the batch (N, …)."""
-
-    logits: torch.Tensor
-    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    inputs: dict[str, torch.Tensor] = field(default_factory=dict)  #: for :data:`INPUT_TYPES` modules
-    layers: tuple[str, ...] | None = None  #: the record names asked for; None: every module
-    train: bool = False  #: whether the pass ran in training mode (dropout active)
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.logits.shape[0]) if self.logits.dim() > 1 else 1
-
-    def names(self) -> list[str]:
-        return list(self.outputs)
-
-    def output(self, name: str) -> torch.Tensor:
-        """The output of ``name`` for the whole batch (N, …)."""
-        try:
-            return self.outputs[name]
-        except KeyError:
-            raise KeyError(f"no layer named {name!r} in this capture") from None
-
-    def output_array(self, name: str, index: int = 0):
-        """The output of ``name`` for batch item ``index`` as a float32 numpy array (plain data)."""
-        return _item(self.output(name), index, name)
-
-    def input_array(self, name: str, index: int = 0):
-        """The input of ``name`` for batch item ``index`` as float32 numpy, if it was recorded."""
-        if name not in self.inputs:
-            raise KeyError(f"{name!r}: its input was not recorded (only conv, pool, activation, dropout, linear)")
-        return _item(self.inputs[name], index, name)
-
-
-def _item(tensor: torch.Tensor, index: int, name: str):
-    size = int(tensor.shape[0]) if tensor.dim() else 0
-    if not -size <= index < size:
-        raise IndexError(f"{name}: no batch item {index} (the batch holds {size})")
-    return tensor[index].detach().float().cpu().numpy()
-
-
-class _Pass:
-    """State of one capturing forward pass."""
-
-    def __init__(self, clone: set[str], learning: bool):
-        self.clone = clone
-        self.outputs: dict[str, torch.Tensor] = {}
-        self.inputs: dict[str, torch.Tensor] = {}
-        self.versions: dict[str, tuple[torch.Tensor, int]] = {}
-        self.calls: dict[nn.Module, int] = {}
-        #: learning only: which name first produced each tensor, and outputs that were
-        #: already another module's output (Identity, containers returning a child's result)
-        self.producer: dict[int, str] | None = {} if learning else None
-        self.same_as: dict[str, str] = {}
-
-    def keep(self, key: str, tensor: torch.Tensor, store: dict, name: str) -> None:
-        store[name] = tensor.clone() if self.clone and key in self.clone else tensor
-        self.versions[key] = (tensor, tensor._version)
-
-    def stale(self) -> set[str]:
-        return {key for key, (tensor, version) in self.versions.items() if tensor._version != version}
 
 
 def _recording_forward(module: nn.Module, forward, record):
@@ -156,8 +101,8 @@ class Capturer:
     With ``layers=None`` the first capture also learns which modules only hand on a tensor
     another module produced (``Identity``, a ``Sequential`` returning its last child's
     result); they are not hooked afterwards and their outputs are filled in by reference.
-    An all-layer capture holds every output (about 80 MB per 224×224 image on Lite0, which
-    is most of its cost over a plain forward); choose ``layers`` for large batches.
+    Later eval-mode captures derive batch-norm and activation outputs (see the module
+    docstring): on Lite0 at 224×224 they hold ~27 MB instead of ~80 MB per image.
     Not re-entrant and not thread-safe: one capture at a time per model.
     """
 
@@ -172,7 +117,8 @@ class Capturer:
         if isinstance(model, torch.jit.ScriptModule) and self.layers != ():
             raise ValueError("a TorchScript model runs its layers outside Python: they cannot be captured")
         self._modules = list(model.modules())
-        self._pass: _Pass | None = None
+        self._info = {module: (name, module in self.with_inputs) for module, name in self.names.items()}
+        self._pass: PassRecord | None = None
         self._wrappers: dict[nn.Module, Callable] = {}  #: recording forwards, built once per module
         self._closed = False
         if self.layers is None:
@@ -181,6 +127,11 @@ class Capturer:
         else:
             self._hooked = list(self._wanted)
             self._switchable = [m for m in self._wanted if "inplace" in m.__dict__]
+        derive = self.layers is None and not self.train  # eval-mode full captures derive (module docstring)
+        self._derivable = frozenset(m for m in self.names if derive and type(m) in DERIVED_TYPES)
+        plans = ((m, norm_plan(m, name)) for m, name in self.names.items() if derive)
+        self._norm_plans: dict[nn.Module, NormPlan] = {m: plan for m, plan in plans if plan is not None}
+        self._steady: tuple[list, list] | None = None  #: (hooked, switched) of a deriving pass
 
     def _resolve(self, layers: Iterable[str]) -> tuple[str, ...]:
         if isinstance(layers, str):
@@ -216,6 +167,10 @@ class Capturer:
         with self._borrowed(x) as replay:
             learning = self.layers is None and not self.aliases
             capture, record = self._run(x, learning)
+            if record is not None and record.failed:  # a derived batch norm is called twice: hold its records
+                self._norm_plans, self._steady = {}, None
+                replay()
+                capture, record = self._run(x, learning)
             if record is None:  # the graph changed under the aliases: learn again
                 self.aliases, self._hooked, learning = {}, list(self.names), True
                 replay()
@@ -232,14 +187,11 @@ class Capturer:
     @contextmanager
     def _borrowed(self, x: torch.Tensor):
         """Put the model in capture state; yield ``replay`` (same random draws, same buffers); restore."""
-        switched = [m for m in self._switchable if m.__dict__["inplace"] is True]
         modes = None
-        if any(m.training != self.train for m in self._modules):
+        if (not self.train) in map(_TRAINING, self._modules):
             modes = [(m, m.training) for m in self._modules]
         saved_buffers, rng = [], None
         try:
-            for module in switched:  # an in-place activation overwrites its input before the hook
-                module.__dict__["inplace"] = False  # a plain attribute: skip Module.__setattr__
             if modes is not None:
                 self.model.train(self.train)
             if self.train:
@@ -261,10 +213,8 @@ class Capturer:
             if modes is not None:
                 for module, mode in modes:
                     module.training = mode
-            for module in switched:
-                module.__dict__["inplace"] = True
 
-    def _learn(self, record: _Pass) -> None:
+    def _learn(self, record: PassRecord) -> None:
         """Stop hooking modules that only returned another module's tensor, untouched, in one call."""
         by_name = {name: module for module, name in self.names.items()}
         for name, source in record.same_as.items():
@@ -273,26 +223,67 @@ class Capturer:
                 self.aliases[name] = source
         skipped = {by_name[name] for name in self.aliases}
         self._hooked = [m for m in self.names if m not in skipped]
+        self._norm_plans = {module: plan for module, plan in self._norm_plans.items()  # each called once
+                            if all(record.calls.get(m) == 1 for m in (module, *plan.children))}
+        self._steady = None
 
-    def _watch(self) -> list:
-        """Make every hooked module record its calls; returns what :meth:`_unwatch` undoes."""
-        record = self._hook if self.layers is None else self._hook_chosen
+    def _steady_plan(self) -> tuple[list, list]:
+        """(modules to hook, in-place activations to switch off) in a pass that derives: a derived batch
+        norm is hooked itself, its children are not (their records come from its) nor switched."""
+        if self._steady is None:
+            children = {child for plan in self._norm_plans.values() for child in plan.children}
+            hooked = [m for m in self._hooked if m not in children]
+            present = set(hooked)
+            hooked += [m for m in self._norm_plans if m not in present]
+            self._steady = hooked, [m for m in self._switchable if m not in children]
+        return self._steady
+
+    def _watch(self, hooked: list, record: PassRecord | None = None) -> list | None:
+        """Make every hooked module record its calls; returns what :meth:`_unwatch` undoes.
+
+        With ``record`` (a deriving pass) the batch norms and activations with no hooks or forward
+        of anyone else's are derived; None (all undone) if a batch norm or its child has some.
+        """
+        hook = self._hook if self.layers is None else self._hook_chosen
+        norms, derivable, held = self._norm_plans, self._derivable, []
         undo = []
-        for module in self._hooked:
+        for module in hooked:
             own = module.__dict__
             if module._forward_hooks or module._forward_pre_hooks:
                 # hooks of its own may change what it returns: record after them, as its caller sees it
-                undo.append((None, module.register_forward_hook(record)))
+                undo.append((None, module.register_forward_hook(hook)))
             elif "forward" in own:
                 undo.append((own, own["forward"]))
-                own["forward"] = _recording_forward(module, own["forward"], record)
+                own["forward"] = _recording_forward(module, own["forward"], hook)
             else:
                 wrapper = self._wrappers.get(module)
                 if wrapper is None:
-                    wrapper = self._wrappers[module] = _recording_forward(module, module.forward, record)
+                    wrapper = self._wrappers[module] = _recording_forward(module, module.forward, hook)
                 undo.append((own, _ABSENT))
                 own["forward"] = wrapper
+                if record is None or module not in norms or self._norm_ready(module):
+                    continue
+            if record is not None and module in norms:
+                self._unwatch(undo)
+                return None
+            if record is not None and module in derivable:
+                held.append(module)
+        if record is not None:
+            record.norms = norms
+            record.derive = derivable.difference(held) if held else derivable
         return undo
+
+    def _norm_ready(self, module: nn.Module) -> bool:
+        """Whether ``module``'s records may be derived this pass: no hooks of anyone's on its children, and
+        its plan still current (a replaced parameter or buffer renews the plan for the next pass)."""
+        plan = self._norm_plans[module]
+        if not plan.current(module):
+            plan = norm_plan(module, self.names[module])
+            self._norm_plans[module], self._steady = plan, None
+            if plan is None:
+                del self._norm_plans[module]
+            return False
+        return all(map(plain_module, plan.children))
 
     @staticmethod
     def _unwatch(undo: list) -> None:
@@ -304,15 +295,24 @@ class Capturer:
             else:
                 own["forward"] = previous
 
-    def _run(self, x: torch.Tensor, learning: bool) -> tuple[Capture, _Pass | None]:
-        self._pass = record = _Pass(self.clone_names, learning)
-        undo = []
+    def _run(self, x: torch.Tensor, learning: bool) -> tuple[Capture, PassRecord | None]:
+        self._pass = record = PassRecord(self.clone_names, learning)
+        undo, switched = None, []
         try:
-            undo = self._watch()
+            if not learning and (self._norm_plans or self._derivable):
+                hooked, switchable = self._steady_plan()
+                undo = self._watch(hooked, record)
+            if undo is None:  # learning, nothing to derive, or a caller's hook in the way: hold everything
+                undo, switchable = self._watch(self._hooked), self._switchable
+            switched = [m for m in switchable if m.__dict__["inplace"] is True]
+            for module in switched:  # an in-place activation overwrites its input before the hook
+                module.__dict__["inplace"] = False  # a plain attribute: skip Module.__setattr__
             logits = first_tensor(self.model(x))
         finally:
             self._pass = None
-            self._unwatch(undo)
+            self._unwatch(undo or [])
+            for module in switched:
+                module.__dict__["inplace"] = True
         if logits is None:
             raise ValueError("the model returned no tensor")
         outputs = record.outputs
@@ -320,25 +320,43 @@ class Capturer:
             if source not in outputs:
                 return None, None
             outputs[name] = outputs[source]
-        capture = Capture(logits.detach(), outputs, record.inputs, self.layers, self.train)
+        capture = Capture(logits.detach(), Records(outputs), Records(record.inputs), self.layers, self.train)
         return capture, record
 
     def _hook(self, module, args, output):
         record = self._pass
         if record is None:
             return
+        name, with_input = self._info[module]
         count = record.calls[module] = record.calls.get(module, 0) + 1
-        name = self.names[module] if count == 1 else f"{self.names[module]}:{count}"
+        if count != 1:
+            name = f"{name}:{count}"
         out = output if type(output) is torch.Tensor else first_tensor(output)
-        if out is not None:  # inlined keep(): this runs once per module per pass
-            record.outputs[name] = out.clone() if record.clone and name in record.clone else out
-            record.versions[name] = (out, out._version)
-            if record.producer is not None:
-                source = record.producer.setdefault(id(out), name)
-                if source != name and module not in self.with_inputs and record.versions[source][1] == out._version:
-                    record.same_as[name] = source
-        if module in self.with_inputs and args and isinstance(args[0], torch.Tensor):
-            record.keep("<" + name, args[0], record.inputs, name)
+        given = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        plan = record.norms.get(module) if record.norms else None
+        if plan is not None:
+            if count != 1 or out is None or given is None:
+                record.failed = True  # its children's records (not hooked) would be missing
+            else:
+                record.derive_norm(plan, name, given, out)
+            return
+        if with_input and given is not None:
+            given = record.keep("<" + name, given, record.inputs, name)
+            if out is not None and module in record.derive and out is not args[0]:
+                record.derived(name, out, Derived(DERIVED_TYPES[type(module)](module), given))
+                return
+        if out is None:
+            return
+        linked = record.linked(out) if record.links else None
+        if linked is not None:  # this module handed on a derived output
+            record.outputs[name] = linked
+            return
+        record.outputs[name] = out.clone() if record.clone and name in record.clone else out
+        record.held.append((name, out, out._version))
+        if record.producer is not None:
+            source, version = record.producer.setdefault(id(out), (name, out._version))
+            if source != name and not with_input and version == out._version:
+                record.same_as[name] = source
 
     def _hook_chosen(self, module, args, output):
         record = self._pass
@@ -365,4 +383,3 @@ def predict_top(logits: torch.Tensor, labels, k: int = 5, index: int = 0) -> lis
         {"label": labels[int(i)], "index": int(i), "prob": float(p)}
         for p, i in zip(values.tolist(), indices.tolist())
     ]
-

@@ -113,11 +113,18 @@ def tile_maps(maps: np.ndarray, layout: MosaicLayout) -> np.ndarray:
     else:
         lo, hi = np.float32(layout.minimum.min()), np.float32(layout.maximum.max())
     span = np.asarray(hi - lo, dtype=np.float32)
-    scaled = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0.0).astype(np.float32)
+    flat = ~(span > 0)  # no range (or NaN): the tile is 0
     if layout.order is not None:
-        scaled = scaled[layout.order]
+        maps, lo, span, flat = (a[layout.order] if a.ndim else a for a in (maps, lo, span, flat))
     rows, cols = layout.grid
     padded = np.full((rows * cols, h + gap, w + gap), np.nan, dtype=np.float32)
-    padded[:c, :h, :w] = scaled
+    tiles = padded[:c, :h, :w]  # (maps − lo) / span written in place: the same float32 values, fewer copies
+    np.subtract(maps, lo, out=tiles)
+    np.divide(tiles, np.where(flat, np.float32(1), span), out=tiles)
+    if flat.ndim == 0:
+        if flat:
+            tiles[...] = 0.0
+    elif flat.any():
+        tiles[flat.reshape(-1)] = 0.0
     out = padded.reshape(rows, cols, h + gap, w + gap).transpose(0, 2, 1, 3).reshape(rows * (h + gap), cols * (w + gap))
     return out[: rows * (h + gap) - gap, : cols * (w + gap) - gap]

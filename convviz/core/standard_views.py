@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -21,10 +22,13 @@ class Predictions:
 
 @dataclass(frozen=True)
 class LayerMosaic:
-    """All channels of one layer tiled into one image, and per-channel statistics."""
+    """All channels of one layer, their per-channel statistics, and (made on first use) the tiled image.
+
+    The Layers panel tiles ``maps`` itself for its pane, so the view leaves :attr:`mosaic` to whoever
+    reads it: the first maps of a new image reach the screen sooner.
+    """
 
     layer: str
-    mosaic: np.ndarray
     shape: tuple[int, ...]
     minimum: np.ndarray
     maximum: np.ndarray
@@ -32,6 +36,12 @@ class LayerMosaic:
     tile_hw: tuple[int, int]
     gap: int = 1
     maps: np.ndarray | None = None  #: the raw (C, H, W) values (a vector as (C, 1, 1)), float32
+
+    @cached_property
+    def mosaic(self) -> np.ndarray:
+        """Every channel in one near-square grid, each scaled to its own min…max, NaN gaps
+        (:func:`~convviz.core.mosaic.channel_mosaic`)."""
+        return channel_mosaic(self.maps, gap=self.gap)
 
 
 @view("predictions")
@@ -53,9 +63,8 @@ def layer_mosaic(ctx: ViewContext, gap: int = 1) -> LayerMosaic:
     if maps.ndim != 3:
         raise ValueError(f"{ctx.layer}: output shape {shape} is not (channels, height, width); no mosaic")
     return LayerMosaic(
-        layer=ctx.layer, mosaic=channel_mosaic(maps, gap=gap), shape=shape,
-        minimum=maps.min(axis=(1, 2)), maximum=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
-        tile_hw=(int(maps.shape[1]), int(maps.shape[2])), gap=gap, maps=maps,
+        layer=ctx.layer, shape=shape, minimum=maps.min(axis=(1, 2)), maximum=maps.max(axis=(1, 2)),
+        mean=maps.mean(axis=(1, 2)), tile_hw=(int(maps.shape[1]), int(maps.shape[2])), gap=gap, maps=maps,
     )
 
 

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from convviz.core.errors import first_line
+from .capture_thread import run_on_capture_thread
 from .results import ModelInfo
 
 
@@ -83,14 +84,20 @@ class Engine:
         self._forward_ms.clear()
 
     def capture(self, image_key, rgb: np.ndarray):
-        """The capture of the current model on this image: one forward pass, then cached."""
+        """The capture of the current model on this image: one forward pass, then cached.
+
+        The pass runs on the capture thread (:mod:`.capture_thread`): every capture's memory comes
+        from, and goes back to, one allocator pool, so a new image never waits for fresh pages.
+        """
         loaded = self.loaded
         key = (id(loaded.module), image_key)
-        before = self.cache.computed
+        cache = self.cache
+        before = cache.computed
         started = time.perf_counter()
         layers = () if loaded.scripted else None  # TorchScript takes no hooks: the logits only
-        capture = self.cache.get(loaded.module, image_key, lambda: loaded.preprocess.to_tensor(rgb), layers=layers)
-        if self.cache.computed != before:
+        capture = run_on_capture_thread(
+            lambda: cache.get(loaded.module, image_key, lambda: loaded.preprocess.to_tensor(rgb), layers=layers))
+        if cache.computed != before:
             self._forward_ms[key] = (time.perf_counter() - started) * 1000.0
         return capture, self._forward_ms.get(key, 0.0)
 

@@ -8,6 +8,10 @@ Figures (one JSON line each, per model):
   middle convolution; target ≤ 1.03×);
 * ``batch_capture_vs_raw_forward`` — every layer of a ``--batch``-image batch (≤ 1.15×);
 * ``plain_hooks_vs_raw_forward`` — for scale: a forward hook per module keeping every output;
+* ``app_capture_vs_raw_forward`` — the app's path: ``Engine.capture`` of a new image (preprocess, the
+  pass on the engine's capture thread, the oldest capture evicted) asked for from two job threads in
+  turn, as the job pool does, against preprocess + raw forward on a job thread; with the minor page
+  faults per capture and the share of captures that took over 1000 (fresh pages from the system);
 * ``layer_table_ms`` — building the layer table, for scale.
 
 Each figure runs raw and capture in rotation (the order shifts every repeat, so drift and
@@ -23,9 +27,11 @@ import argparse
 import copy
 import json
 import os
+import resource
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -37,6 +43,7 @@ from convviz.core.allocator import keep_freed_memory  # noqa: E402
 from convviz.core.images import load_image  # noqa: E402
 from convviz.core.layer_table import layer_table  # noqa: E402
 from convviz.core.models import load_model  # noqa: E402
+from convviz.workers.engine import Engine  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "samples", "cat.jpg")
 
@@ -133,6 +140,59 @@ def _untouched(model: nn.Module, inplace_before: dict) -> bool:
     return not hooks and inplace_before == {n: m.inplace for n, m in model.named_modules() if hasattr(m, "inplace")}
 
 
+def _held_mb(capture) -> float:
+    """MB of tensor storage a capture holds (outputs computed on first read not counted)."""
+    items = [getattr(records, "_items", records) for records in (capture.outputs, capture.inputs)]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                for store in items for t in store.values() if isinstance(t, torch.Tensor)}
+    return round(sum(storages.values()) / 2**20, 1)
+
+
+def app_capture(loaded, repeats: int, common: dict) -> None:
+    """``app_capture_vs_raw_forward``: Engine.capture of a new image from two job threads in turn."""
+    engine = Engine()
+    with engine.lock:
+        engine.install(loaded, Engine.describe(loaded))
+    rgb = load_image(SAMPLE).rgb
+    twin = copy.deepcopy(loaded.module)
+    keys = iter(range(1, 1 << 30))
+
+    def capture():
+        with engine.lock:
+            engine.capture(("bench", next(keys)), rgb)
+
+    def raw():
+        with torch.no_grad():
+            twin(loaded.preprocess.to_tensor(rgb))
+
+    times = {"raw": [], "capture": []}
+    faults = []
+    pools = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]  # two job threads, used in turn as the job pool does
+
+    def timed(fn, name, record):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        elapsed = _ms(fn)
+        if record:
+            times[name].append(elapsed)
+            if name == "capture":
+                faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+    for i in range(3 + repeats):
+        for name, fn in (("raw", raw), ("capture", capture))[:: 1 if i % 2 else -1]:
+            pools[i % 2].submit(timed, fn, name, i >= 3).result()
+    for pool in pools:
+        pool.shutdown()
+    raw_med, cap_med = statistics.median(times["raw"]), statistics.median(times["capture"])
+    print(json.dumps({"figure": "app_capture_vs_raw_forward", **common, "raw_ms": round(raw_med, 2),
+                      "capture_ms": round(cap_med, 2), "ratio": round(cap_med / raw_med, 3),
+                      "paired_ratio_median": round(statistics.median(
+                          c / r for c, r in zip(times["capture"], times["raw"])), 3),
+                      "page_faults_mean": round(statistics.fmean(faults)),
+                      "captures_faulting_share": round(sum(f > 1000 for f in faults) / len(faults), 2),
+                      "repeats": repeats, "note": "preprocess included on both sides; new image key each time"}),
+          flush=True)
+
+
 def bench(spec: str, repeats: int, layer: str | None, batch: int) -> None:
     loaded = load_model(spec, require_weights=False)
     model = loaded.module
@@ -143,8 +203,10 @@ def bench(spec: str, repeats: int, layer: str | None, batch: int) -> None:
     with Capturer(model) as capturer:
         times = interleaved({"raw": _forward(model, x), "capture": lambda: capturer(x),
                              "twin": _forward(_out_of_place_twin(model), x), "hooks": PlainHooks(model, x)}, repeats)
-        layers = len(capturer(x).outputs)
-    print(json.dumps({"figure": "capture_vs_raw_forward", **common, "layers_captured": layers,
+        capture = capturer(x)
+        layers, held_mb = len(capture.outputs), _held_mb(capture)
+        del capture
+    print(json.dumps({"figure": "capture_vs_raw_forward", **common, "layers_captured": layers, "held_mb": held_mb,
                       **figures(times, "capture"), "target_ratio": 1.15, "cloned_for_inplace": len(capturer.clone_names),
                       "model_untouched": _untouched(model, inplace_before)}), flush=True)
     print(json.dumps({"figure": "capture_vs_out_of_place_twin", **common, **figures(times, "capture", "twin"),
@@ -166,6 +228,8 @@ def bench(spec: str, repeats: int, layer: str | None, batch: int) -> None:
             times = interleaved({"raw": _forward(model, xb), "capture": lambda: capturer(xb)}, max(5, repeats // 3))
         print(json.dumps({"figure": "batch_capture_vs_raw_forward", **common, "batch": batch,
                           **figures(times, "capture"), "target_ratio": 1.15}), flush=True)
+
+    app_capture(loaded, repeats, common)
 
     raw_ms = statistics.median(_ms(_forward(model, x)) for _ in range(5))
     table_ms = statistics.median(_ms(lambda: layer_table(model)) for _ in range(3))

@@ -138,6 +138,18 @@ def test_cache_computes_once_per_model_and_image():
     assert cache.computed == 4
 
 
+def test_cache_evicts_the_oldest_before_a_new_pass():
+    """At most ``max_items`` captures are held, even while the next one is made: its memory is reused."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    cache = ActivationCache(max_items=2)
+    held_during_pass = []
+    model[0].register_forward_pre_hook(lambda *_: held_during_pass.append(len(cache._items)))
+    for key in ("cat", "dog", "cow", "owl"):
+        cache.get(model, key, lambda: torch.randn(1, 3, 8, 8))
+    assert held_during_pass == [0, 1, 1, 1] and list(cache._items) == [
+        (id(model), "cow", None, False), (id(model), "owl", None, False)]
+
+
 def test_predict_top_is_softmax_ranked():
     logits = torch.tensor([[0.0, 3.0, 1.0]])
     top = predict_top(logits, ["a", "b", "c"], k=2)
