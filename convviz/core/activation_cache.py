@@ -30,10 +30,7 @@ class ActivationCache:
         """The capture of (model, image_key); ``make_input()`` (a batch) is called only on a miss."""
         chosen = None if layers is None else frozenset((layers,) if isinstance(layers, str) else layers)
         train = bool(train)
-        key = (id(model), image_key, chosen, train)
-        full = (id(model), image_key, None, train)
-        if key not in self._items and full in self._items and chosen <= self._items[full].outputs.keys():
-            key = full  # every layer was captured already: it holds the ones asked for
+        key = self._key(model, image_key, chosen, train)
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
@@ -45,6 +42,23 @@ class ActivationCache:
         self._items[key] = capture
         self._trim(self.max_items)
         return capture
+
+    def cached(self, model: nn.Module, image_key, layers: Iterable[str] | None = None,
+               train: bool = False) -> Capture | None:
+        """The capture :meth:`get` would return without a pass, or None (nothing computed)."""
+        chosen = None if layers is None else frozenset((layers,) if isinstance(layers, str) else layers)
+        key = self._key(model, image_key, chosen, bool(train))
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def _key(self, model: nn.Module, image_key, chosen: frozenset | None, train: bool) -> tuple:
+        key = (id(model), image_key, chosen, train)
+        full = (id(model), image_key, None, train)
+        if key not in self._items and full in self._items and chosen <= self._items[full].outputs.keys():
+            return full  # every layer was captured already: it holds the ones asked for
+        return key
 
     def _trim(self, size: int) -> None:
         while len(self._items) > max(size, 0):

@@ -148,6 +148,9 @@ def test_cache_evicts_the_oldest_before_a_new_pass():
         cache.get(model, key, lambda: torch.randn(1, 3, 8, 8))
     assert held_during_pass == [0, 1, 1, 1] and list(cache._items) == [
         (id(model), "cow", None, False), (id(model), "owl", None, False)]
+    computed = cache.computed
+    assert cache.cached(model, "cat") is None and cache.cached(model, "owl", layers=["0"]) is cache.cached(model, "owl")
+    assert cache.cached(model, "owl", train=True) is None and cache.computed == computed, "a look-up runs nothing"
 
 
 def test_predict_top_is_softmax_ranked():
