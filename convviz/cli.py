@@ -82,7 +82,7 @@ def cmd_predict(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .core.activations import predict_top
+    from .core.capture.activations import predict_top
     from .core.images import ImageError, probe_image
 
     if args.topk < 1:
@@ -126,8 +126,8 @@ def cmd_predict(args) -> int:
 
 def cmd_layers(args) -> int:
     from .core.errors import first_line
-    from .core.layer_table import layer_table
-    from .core.layer_tree import build_tree
+    from .core.capture.layer_table import layer_table
+    from .core.capture.layer_tree import build_tree
 
     if args.input_size is not None and not 1 <= args.input_size <= MAX_INPUT_SIZE:
         raise CliError(f"--input-size must be from 1 to {MAX_INPUT_SIZE} pixels")
@@ -157,10 +157,10 @@ def cmd_activations(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from .core.activations import Capturer
+    from .core.capture.activations import Capturer
     from .core.atomic import atomic_write_all
-    from .core.colormaps import lookup_table
-    from .core.mosaic import channel_mosaic, to_rgb8
+    from .core.views.colormaps import lookup_table
+    from .core.views.mosaic import channel_mosaic, to_rgb8
 
     try:
         lut = lookup_table(args.colormap)
@@ -203,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .core.atomic import WriteError
     from .core.images import ImageError
-    from .core.model_files import ModelError
+    from .core.model.files import ModelError
 
-    from .core.allocator import keep_freed_memory
+    from .core.capture.allocator import keep_freed_memory
     from .core.errors import first_line
 
     safe_stdout()

@@ -49,10 +49,10 @@ def cmd_finetune(args) -> int:
     from .cli_io import CliError
     from .core.finetune import AugmentSpec, TrainConfig, check_writable, fine_tune, scan_folder
     from .core.finetune.heads import apply_freeze, parse_freeze
-    from .core.model_files import ModelError
+    from .core.model.files import ModelError
     from .core.finetune.bundled_fast import fine_tune_bundled
     from .core.finetune.bundled_fast import prepare as prepare_bundled
-    from .core.models import DEFAULT_SPEC, load_model
+    from .core.model.loading import DEFAULT_SPEC, load_model
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     out = args.out or os.path.join(os.getcwd(), "finetuned.pt")

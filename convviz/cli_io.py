@@ -43,7 +43,7 @@ def model_options(p) -> None:
 
 def load_model_arg(args, require_weights: bool):
     """The model ``--model`` names (its note, if any, becomes a warning line)."""
-    from .core.models import load_model
+    from .core.model.loading import load_model
 
     loaded = load_model(args.model, require_weights=require_weights, allow_pickle=args.allow_pickle)
     if loaded.note:

@@ -111,7 +111,7 @@ def cmd_top_patches(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .core.models import load_model
+    from .core.model.loading import load_model
     from .core.where.compare import check_same_architecture, compare_models
     from .core.where.look_figures import compare_figure
 

@@ -220,8 +220,8 @@ def _time_refusals() -> None:
     torch.set_num_threads(1)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from convviz.core.images import ImageError, load_image
-    from convviz.core.model_files import ModelError
-    from convviz.core.models import load_model
+    from convviz.core.model.files import ModelError
+    from convviz.core.model.loading import load_model
 
     with tempfile.TemporaryDirectory() as folder:
         marker = os.path.join(folder, "m")

@@ -16,7 +16,7 @@ def test_import_contracts_hold():
 
 
 def test_core_does_not_import_qt_at_runtime():
-    code = ("import sys, convviz.core.models, convviz.core.activations, convviz.core.layer_table, convviz.core.images;"
+    code = ("import sys, convviz.core.model.loading, convviz.core.capture.activations, convviz.core.capture.layer_table, convviz.core.images;"
             "print([m for m in sys.modules if m.startswith(('PySide6','pyqtgraph','superqt'))])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -54,7 +54,7 @@ def test_activations_png_and_npy(capsys, tmp_path, sample_path):
     assert code == 0
     array = np.load(npy)
     assert array.shape == (32, 112, 112)
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
     from convviz.core.images import load_image
 
     loaded = load_model("default")

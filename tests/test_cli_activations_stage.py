@@ -10,7 +10,7 @@ from convviz.cli import main
 def hooked(name, path):
     """(input, output) of module ``name`` of the default model on image ``path`` (batch item 0)."""
     from convviz.core.images import load_image
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     loaded = load_model("default")
     module = dict(loaded.module.named_modules())[name]

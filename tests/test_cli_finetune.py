@@ -9,8 +9,8 @@ from PIL import Image
 
 from convviz.cli import main
 from convviz.core.finetune import checkpoint_dict
-from convviz.core.models import build_architecture
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.loading import build_architecture
+from convviz.core.model.preprocess import Preprocess
 
 KEYS = {"classes", "train_images", "val_images", "val_accuracy", "per_class_accuracy", "confusion", "seconds", "out"}
 
@@ -133,7 +133,7 @@ def test_finetune_writes_no_onnxruntime_telemetry(tmp_path):
 
 def test_finetune_lite1_reloads_as_the_trained_network(capsys, tmp_path):
     """A bundled Lite1 (with convviz[lite]) fine-tunes and its checkpoint reloads as tf_efficientnet_lite1."""
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     data = make_folder(tmp_path / "data", per_class=4)
     out = str(tmp_path / "lite1.pt")

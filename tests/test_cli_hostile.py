@@ -38,7 +38,7 @@ def gs_spy(tmp_path, monkeypatch):
 
 
 def test_eps_named_png_refused_before_the_model_loads(capsys, tmp_path, gs_spy, monkeypatch):
-    import convviz.core.models as models
+    import convviz.core.model.loading as models
 
     monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     code, out, err = run(capsys, "predict", corpus.eps_file(tmp_path, "cat.png"))

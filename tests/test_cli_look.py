@@ -10,8 +10,8 @@ from PIL import Image
 
 from convviz.cli import main
 from convviz.core.finetune import checkpoint_dict
-from convviz.core.models import build_architecture
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.loading import build_architecture
+from convviz.core.model.preprocess import Preprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATS_DOGS = os.path.join(ROOT, "..", "shared", "data", "cats-dogs-60")

@@ -31,7 +31,7 @@ def composite_file(tmp_path_factory):
 
 def test_cam_json_is_the_core_result_and_the_png_is_written(capsys, tmp_path, sample_path):
     from convviz.core.images import load_image
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
     from convviz.core.where.gradcam import grad_cam
 
     out = tmp_path / "cam.png"

@@ -84,11 +84,11 @@ class TaskInputs:
     """What the runner hands a task: its own arguments plus what its :class:`Need` s asked for."""
 
     args: dict = field(default_factory=dict)  #: the task's own arguments (plain data)
-    model: Any = None  #: :class:`convviz.core.models.LoadedModel` (MODEL or MODEL_COPY)
+    model: Any = None  #: :class:`convviz.core.model.loading.LoadedModel` (MODEL or MODEL_COPY)
     rgb: Any = None  #: (H, W, 3) uint8 of the current image (IMAGE)
     second: Any = None  #: the second :class:`LoadedModel` (SECOND_MODEL)
     rows: tuple = ()  #: the current model's layer-table rows, when known
-    preprocess: Any = None  #: the current model's :class:`~convviz.core.preprocess.Preprocess`, when known
+    preprocess: Any = None  #: the current model's :class:`~convviz.core.model.preprocess.Preprocess`, when known
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ class Engine:
 
     def __init__(self, cache_items: int = 2):
         self.lock = threading.Lock()
-        self.loaded = None  #: :class:`convviz.core.models.LoadedModel` or None
+        self.loaded = None  #: :class:`convviz.core.model.loading.LoadedModel` or None
         self.info: ModelInfo | None = None
         self._cache_items = cache_items
         self._cache = None
@@ -32,9 +32,9 @@ class Engine:
 
     @property
     def cache(self):
-        """The :class:`~convviz.core.activation_cache.ActivationCache` (created on first use)."""
+        """The :class:`~convviz.core.capture.cache.ActivationCache` (created on first use)."""
         if self._cache is None:
-            from convviz.core.activation_cache import ActivationCache
+            from convviz.core.capture.cache import ActivationCache
 
             self._cache = ActivationCache(self._cache_items)
         return self._cache
@@ -46,14 +46,14 @@ class Engine:
         import torch  # noqa: F401
         import torchvision  # noqa: F401
 
-        from convviz.core.allocator import keep_freed_memory
+        from convviz.core.capture.allocator import keep_freed_memory
 
         keep_freed_memory()
 
     @staticmethod
     def build(spec: str, allow_pickle: bool = False):
         """Load the model named ``spec`` (random weights when the zoo's are not cached)."""
-        from convviz.core.models import load_model
+        from convviz.core.model.loading import load_model
 
         return load_model(spec, require_weights=False, allow_pickle=allow_pickle)
 
@@ -62,7 +62,7 @@ class Engine:
         """Layer table and conv layer names of a freshly built model (no forward of real data)."""
         from torch import nn
 
-        from convviz.core.layer_table import layer_table
+        from convviz.core.capture.layer_table import layer_table
 
         note = loaded.note
         size = loaded.preprocess.input_size
@@ -107,7 +107,7 @@ class Engine:
 
     def view(self, kind: str, layer: str | None, args: dict, image_key, rgb: np.ndarray):
         """The frozen result of core view ``kind`` for ``layer`` of the current model on this image."""
-        from convviz.core.views import ViewContext, get_view
+        from convviz.core.views.registry import ViewContext, get_view
 
         function = get_view(kind)
         if layer is not None and self.loaded.scripted:

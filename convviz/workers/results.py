@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.preprocess import Preprocess
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ModelInfo:
     title: str
     note: str
     preprocess: Preprocess
-    rows: tuple = ()  #: :class:`convviz.core.layer_table.LayerRow` per module call
+    rows: tuple = ()  #: :class:`convviz.core.capture.layer_table.LayerRow` per module call
     conv_layers: tuple[str, ...] = ()
     params: int = 0
     device: str = "cpu"

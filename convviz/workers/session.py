@@ -2,7 +2,7 @@
 
 A panel asks for a view by kind — ``session.request_view(key, kind, layer, **args)`` —
 and gets ``view_ready(key, data)`` (or ``view_failed(key, message)``) back on the GUI
-thread; ``data`` is the frozen result of the core view function (:mod:`convviz.core.views`).
+thread; ``data`` is the frozen result of the core view function (:mod:`convviz.core.views.registry`).
 The session remembers each key's subscription and replays them all when the image or the
 model changes (announced first by ``views_stale``), so what a panel shows never describes
 an older image or model. Every request gets a ticket; a stale result is dropped in the
@@ -67,7 +67,7 @@ def _model_job(engine: Engine, gens: Generations, ticket: Ticket, spec: str, all
     """Import torch, build the model, trace its layer table, install it (worker thread)."""
     yield "Starting PyTorch…"
     engine.import_torch()
-    from convviz.core.model_files import ModelError, PickledModelError
+    from convviz.core.model.files import ModelError, PickledModelError
 
     if not gens.is_current(ticket):
         return None

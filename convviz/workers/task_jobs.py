@@ -87,7 +87,7 @@ def _inputs(engine, task, args: dict, rgb):
     needs = task.needs
     second = None
     if Need.SECOND_MODEL in needs:
-        from convviz.core.models import load_model
+        from convviz.core.model.loading import load_model
 
         second = load_model(args["second_spec"], require_weights=False)
     if Need.MODEL in needs or Need.MODEL_COPY in needs:

@@ -38,11 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from convviz.core.activations import Capturer  # noqa: E402
-from convviz.core.allocator import keep_freed_memory  # noqa: E402
+from convviz.core.capture.activations import Capturer  # noqa: E402
+from convviz.core.capture.allocator import keep_freed_memory  # noqa: E402
 from convviz.core.images import load_image  # noqa: E402
-from convviz.core.layer_table import layer_table  # noqa: E402
-from convviz.core.models import load_model  # noqa: E402
+from convviz.core.capture.layer_table import layer_table  # noqa: E402
+from convviz.core.model.loading import load_model  # noqa: E402
 from convviz.workers.engine import Engine  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "samples", "cat.jpg")

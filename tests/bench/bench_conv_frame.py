@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from PySide6.QtGui import QColor, QImage, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget  # noqa: E402
 
-from convviz.core.geometry import conv_axis, sliding_output, toy_input, toy_kernel  # noqa: E402
+from convviz.core.geometry.arithmetic import conv_axis, sliding_output, toy_input, toy_kernel  # noqa: E402
 from convviz.ui.convolution.panel import ConvolutionPanel  # noqa: E402
 
 

@@ -27,7 +27,7 @@ import json, sys, time
 t0 = float(sys.argv[2])
 import torch, torchvision
 from convviz.core.images import load_image
-from convviz.core.models import load_model
+from convviz.core.model.loading import load_model
 from convviz.core.finetune.scan import scan_folder
 loaded = load_model("default")
 model, pp = loaded.module.eval(), loaded.preprocess
@@ -93,7 +93,7 @@ def bench_pieces(data: str) -> None:
     from convviz.core.finetune.features import ImageDataset, extract_features, normalize
     from convviz.core.finetune.scan import scan_folder
     from convviz.core.finetune.train import network_of
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     loaded = load_model("default")
     network = network_of(loaded, TrainConfig())  # the features the default run reads (core.taps), its input

@@ -124,7 +124,7 @@ def main() -> None:
     import torch
     from PySide6.QtWidgets import QApplication
 
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
     from convviz.workers.engine import Engine
     from convviz.workers.process import configure_gui_process
 

@@ -70,7 +70,7 @@ def accuracy(f, m, y, train, val, width: int, mirror: bool) -> float:
     import torch
 
     from convviz.core.finetune.head_fit import choose_l2, fit_logistic, single_thread
-    from convviz.core.models import mirror_scores
+    from convviz.core.model.loading import mirror_scores
 
     f, m = f[:, :width], m[:, :width]
     x = torch.cat([f[train], m[train]])

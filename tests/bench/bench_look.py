@@ -29,8 +29,8 @@ import torch  # noqa: E402
 from convviz.core.finetune.features import ImageDataset, make_loader, normalize  # noqa: E402
 from convviz.core.finetune.scan import Sample  # noqa: E402
 from convviz.core.images import load_image  # noqa: E402
-from convviz.core.layer_table import layer_table  # noqa: E402
-from convviz.core.models import load_model  # noqa: E402
+from convviz.core.capture.layer_table import layer_table  # noqa: E402
+from convviz.core.model.loading import load_model  # noqa: E402
 from convviz.core.where import erf, top_patches  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

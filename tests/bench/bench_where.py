@@ -31,8 +31,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from convviz.core.images import load_image  # noqa: E402
-from convviz.core.layer_table import layer_table  # noqa: E402
-from convviz.core.models import load_model  # noqa: E402
+from convviz.core.capture.layer_table import layer_table  # noqa: E402
+from convviz.core.model.loading import load_model  # noqa: E402
 from convviz.core.where import dense, windows  # noqa: E402
 from convviz.core.where.gradcam import grad_cam  # noqa: E402
 

@@ -6,9 +6,9 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from convviz.core.activation_cache import ActivationCache
-from convviz.core.activations import Capturer, predict_top
-from convviz.core.mosaic import channel_mosaic, tile_origin
+from convviz.core.capture.cache import ActivationCache
+from convviz.core.capture.activations import Capturer, predict_top
+from convviz.core.views.mosaic import channel_mosaic, tile_origin
 
 
 

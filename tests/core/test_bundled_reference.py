@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from convviz.core import lite
+from convviz.core.model import lite
 from convviz.core.images import load_image
-from convviz.core.models import ModelError, load_model
-from convviz.core.padding import real_padding
+from convviz.core.model.loading import ModelError, load_model
+from convviz.core.geometry.padding import real_padding
 
 reference = pytest.importorskip("efficientnet_lite_pytorch", reason="test dependency: pip install -e '.[test]'")
 VARIANTS = [pytest.param(spec, id=spec) for spec in ("default", "lite1", "lite2")]
@@ -68,7 +68,7 @@ def test_stride_two_layers_pad_tf_same(pair):
 
 
 def test_saved_state_dict_and_checkpoint_reload_as_the_same_network(tmp_path):
-    from convviz.core.model_files import checkpoint_dict, save_checkpoint
+    from convviz.core.model.files import checkpoint_dict, save_checkpoint
 
     ours = load_model("default")
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))

@@ -4,9 +4,9 @@ import torch
 import torchvision
 from torch import nn
 
-from convviz.core.activation_cache import ActivationCache
-from convviz.core.activations import Capturer
-from convviz.core.capture_records import Derived, Records
+from convviz.core.capture.cache import ActivationCache
+from convviz.core.capture.activations import Capturer
+from convviz.core.capture.records import Derived, Records
 
 
 def _lite0():

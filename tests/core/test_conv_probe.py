@@ -1,10 +1,10 @@
-"""convviz.core.conv_probe: the recomputed dot product equals the model's own output."""
+"""convviz.core.geometry.conv_probe: the recomputed dot product equals the model's own output."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from convviz.core.conv_probe import conv_layer_data, probe, probe_module
+from convviz.core.geometry.conv_probe import conv_layer_data, probe, probe_module
 
 CASES = {
     "plain": dict(in_channels=3, out_channels=4, kernel_size=3),

@@ -11,8 +11,8 @@ from convviz.core.finetune.backend import choose_backend
 from convviz.core.finetune.features import extract_features
 from convviz.core.finetune.network import Network
 from convviz.core.finetune.scan import scan_folder
-from convviz.core.models import build_architecture
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.loading import build_architecture
+from convviz.core.model.preprocess import Preprocess
 
 from test_finetune_fixtures import make_folder
 

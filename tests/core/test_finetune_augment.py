@@ -7,7 +7,7 @@ from convviz.core.finetune import AugmentSpec, build_transform, preview_grid, sh
 from convviz.core.finetune.features import ImageDataset
 from convviz.core.finetune.scan import scan_folder
 from convviz.core.images import load_image
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.preprocess import Preprocess
 
 from test_finetune_fixtures import make_folder
 

@@ -14,8 +14,8 @@ from convviz.core.finetune.bundled_graph import GRAPH_SIZES, TAPS, graph_file, l
 from convviz.core.finetune.features import ImageDataset, normalize
 from convviz.core.finetune.heads import headless
 from convviz.core.finetune.network import Network
-from convviz.core.lite import PREPROCESS, bundled_weights_path, remap_keys
-from convviz.core.model_files import read_weights
+from convviz.core.model.lite import PREPROCESS, bundled_weights_path, remap_keys
+from convviz.core.model.files import read_weights
 
 from test_finetune_fixtures import make_folder
 
@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def lite0():
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     return load_model("default")
 
@@ -38,7 +38,7 @@ def tapped(lite0):
     """The headless bundled model as the fast path reads it: pooled bn2 + blocks.4 + blocks.5 (core.taps)."""
     import copy
 
-    from convviz.core.taps import add_taps
+    from convviz.core.model.taps import add_taps
 
     return headless(add_taps(copy.deepcopy(lite0.module), TAPS))
 
@@ -50,7 +50,7 @@ def state():
 
 def backbone_state(state):
     """The bundled state dict without its classifier, as a state-only network gives it to the graph."""
-    from convviz.core.preprocess import Preprocess
+    from convviz.core.model.preprocess import Preprocess
 
     kept = Network("default", Preprocess(**PREPROCESS), TAPS, state=state).backbone_state()
     assert "classifier.weight" in state and not any(k.startswith("classifier.") for k in kept)
@@ -171,7 +171,7 @@ def test_a_cancelled_bundled_run_saves_what_the_built_model_saves(lite0, tmp_pat
 
 
 def test_preprocess_constant_is_timms_config(lite0):
-    from convviz.core.preprocess import Preprocess
+    from convviz.core.model.preprocess import Preprocess
 
     assert Preprocess(**PREPROCESS) == lite0.preprocess
 

@@ -6,8 +6,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from convviz.core.models import LoadedModel, build_architecture
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.loading import LoadedModel, build_architecture
+from convviz.core.model.preprocess import Preprocess
 
 TINY_ARCH = "mobilenet_v3_small"
 

@@ -10,7 +10,7 @@ from convviz.core.finetune.backend import OnnxBackend, TorchBackend, cache_dir, 
 from convviz.core.finetune.head_fit import choose_l2, fit_logistic
 from convviz.core.finetune.heads import headless
 from convviz.core.finetune.network import Network
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.preprocess import Preprocess
 
 from test_finetune_fixtures import tiny_model
 

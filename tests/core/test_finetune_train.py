@@ -5,7 +5,7 @@ import torch
 
 from convviz.core.finetune import AugmentSpec, TrainConfig, fine_tune, scan_folder
 from convviz.core.images import load_image
-from convviz.core.models import load_model
+from convviz.core.model.loading import load_model
 
 from test_finetune_fixtures import make_folder, tiny_model
 
@@ -71,8 +71,8 @@ def test_full_loop_runs_epochs(scan):
 
 def test_fast_path_sees_the_whole_image_at_the_models_size():
     from convviz.core.finetune.train import preprocess_for
-    from convviz.core.models import LoadedModel
-    from convviz.core.preprocess import Preprocess
+    from convviz.core.model.loading import LoadedModel
+    from convviz.core.model.preprocess import Preprocess
 
     loaded = LoadedModel("x", "x", torch.nn.Identity(), Preprocess(input_size=224, crop_pct=0.875))
     fast = preprocess_for(loaded.preprocess, TrainConfig())

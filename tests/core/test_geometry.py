@@ -1,4 +1,4 @@
-"""convviz.core.geometry against PyTorch's own Conv2d / MaxPool2d / AvgPool2d."""
+"""convviz.core.geometry.arithmetic against PyTorch's own Conv2d / MaxPool2d / AvgPool2d."""
 import itertools
 from fractions import Fraction
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from convviz.core import geometry as g
+from convviz.core.geometry import arithmetic as g
 
 
 

@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from convviz.core import models
-from convviz.core.model_files import MAX_INFLATED_BYTES, ModelError, PickledModelError, pickle_globals
-from convviz.core.models import load_model
+from convviz.core.model import loading as models
+from convviz.core.model.files import MAX_INFLATED_BYTES, ModelError, PickledModelError, pickle_globals
+from convviz.core.model.loading import load_model
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import hostile_corpus as corpus  # noqa: E402

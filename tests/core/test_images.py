@@ -5,7 +5,7 @@ from PIL import Image
 
 from convviz.core import images
 from convviz.core.images import ImageError, image_from_array, load_image
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.preprocess import Preprocess
 
 
 def _save(tmp_path, img, name, **kw):

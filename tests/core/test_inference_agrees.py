@@ -15,8 +15,8 @@ from PIL import Image
 from convviz.cli import main as cli_main
 from convviz.core.finetune import TrainConfig, fine_tune, scan_folder
 from convviz.core.images import load_image
-from convviz.core.models import load_model
-from convviz.core.taps import taps_of
+from convviz.core.model.loading import load_model
+from convviz.core.model.taps import taps_of
 from convviz.workers.engine import Engine
 
 #: Classes of crops from the bundled photos: (class, photos), each photo cut into crops.

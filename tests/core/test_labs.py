@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convviz.core import labs
-from convviz.core.activation_cache import ActivationCache
+from convviz.core.labs import views as labs
+from convviz.core.capture.cache import ActivationCache
 from convviz.core.images import load_image
-from convviz.core.layer_table import layer_table
-from convviz.core.views import ViewContext, get_view, view_kinds
+from convviz.core.capture.layer_table import layer_table
+from convviz.core.views.registry import ViewContext, get_view, view_kinds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,7 +21,7 @@ def lite0():
     """The bundled model, one capture of the cat sample, and its layer table (built once)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     model = load_model("default")
     image = load_image(os.path.join(ROOT, "resources", "samples", "cat.jpg"))
@@ -76,7 +76,7 @@ def test_pool_lab_on_real_map(lite0):
 
 
 def test_pool_lab_uses_a_pooling_layers_input_and_settings():
-    from convviz.core.models import build_architecture
+    from convviz.core.model.loading import build_architecture
 
     module = build_architecture("resnet18", require_weights=False)[0]
     cache = ActivationCache()
@@ -142,8 +142,8 @@ def test_rows_and_modules_get_the_same_labs():
     from timm.layers import BatchNormAct2d
     from torch import nn
 
-    from convviz.core.lab_names import act_type_of, row_labs
-    from convviz.core.layer_table import layer_table
+    from convviz.core.labs.names import act_type_of, row_labs
+    from convviz.core.capture.layer_table import layer_table
 
     net = nn.Sequential(nn.Conv2d(3, 4, 1, padding=1), nn.Conv2d(4, 4, 1, padding="same"), nn.Conv2d(4, 4, 1),
                         BatchNormAct2d(4, act_layer=nn.ReLU), BatchNormAct2d(4, apply_act=False), nn.MaxPool2d(2),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from convviz.core.labs_activation import ACTIVATIONS, DIFFERENCES, activation_lab
+from convviz.core.labs.activation import ACTIVATIONS, DIFFERENCES, activation_lab
 
 X = torch.linspace(-12, 12, 240_001, dtype=torch.float64)  # step 1e-4
 STEP = 1e-4
@@ -64,7 +64,7 @@ def test_lab_sentence_is_the_facts():
 
 
 def test_a_share_that_is_not_zero_is_never_written_as_zero():
-    from convviz.core.lab_text import share_text
+    from convviz.core.labs.text import share_text
 
     assert share_text(0.0) == "0.0%" and share_text(1.0) == "100.0%" and share_text(0.4012) == "40.1%"
     assert share_text(3e-5) == "<0.1%" and share_text(1 - 3e-5) == ">99.9%"

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convviz.core.activations import Capture
-from convviz.core.lab_names import DROPOUT_KINDS, DROPOUT_TYPE_NAMES
-from convviz.core.labs import dropout_lab_view, lab_for
-from convviz.core.labs_dropout import SELU_SATURATION, alpha_constants, dropout_kind, dropout_lab
-from convviz.core.views import ViewContext
+from convviz.core.capture.activations import Capture
+from convviz.core.labs.names import DROPOUT_KINDS, DROPOUT_TYPE_NAMES
+from convviz.core.labs.views import dropout_lab_view, lab_for
+from convviz.core.labs.dropout import SELU_SATURATION, alpha_constants, dropout_kind, dropout_lab
+from convviz.core.views.registry import ViewContext
 
 #: kind → torch's functional form on a (C, H, W) map as the layer sees it (a batch of one)
 TORCH = {

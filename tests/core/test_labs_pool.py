@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convviz.core.geometry import pool_axis
-from convviz.core.labs_pool import pool_lab
+from convviz.core.geometry.arithmetic import pool_axis
+from convviz.core.labs.pool import pool_lab
 
 
 
@@ -89,9 +89,9 @@ def test_pool_lab_on_toy_and_refusals():
 def test_view_averages_as_the_avgpool_layer_does():
     from torch import nn
 
-    from convviz.core.activations import Capture
-    from convviz.core.labs import pool_lab_view
-    from convviz.core.views import ViewContext
+    from convviz.core.capture.activations import Capture
+    from convviz.core.labs.views import pool_lab_view
+    from convviz.core.views.registry import ViewContext
 
     x = torch.rand(1, 3, 6, 7) + 1
     for include in (True, False):

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convviz.core.labs_activation import ACTIVATIONS, activation_lab, batchnorm_act_preactivation
-from convviz.core.labs_dropout import dropout_lab
-from convviz.core.labs_pointwise import is_pointwise, pointwise_lab
-from convviz.core.labs_pool import pool_lab, reduction_text
+from convviz.core.labs.activation import ACTIVATIONS, activation_lab, batchnorm_act_preactivation
+from convviz.core.labs.dropout import dropout_lab
+from convviz.core.labs.pointwise import is_pointwise, pointwise_lab
+from convviz.core.labs.pool import pool_lab, reduction_text
 
 
 

@@ -4,9 +4,9 @@ import torch
 import torchvision
 from torch import nn
 
-from convviz.core.activations import call_name
-from convviz.core.layer_table import layer_table
-from convviz.core.layer_tree import DROPOUT_NOTE, build_tree, first_layer_for, is_dropout, short_name
+from convviz.core.capture.activations import call_name
+from convviz.core.capture.layer_table import layer_table
+from convviz.core.capture.layer_tree import DROPOUT_NOTE, build_tree, first_layer_for, is_dropout, short_name
 
 
 def start_order(model, x):

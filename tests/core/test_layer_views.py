@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convviz.core.activations import Capturer
-from convviz.core.filters import filter_pictures, first_image_conv
-from convviz.core.layer_views import descending_ranks, is_vector_shape
-from convviz.core.models import load_model
-from convviz.core.views import ViewContext, get_view, view_kinds
+from convviz.core.capture.activations import Capturer
+from convviz.core.views.filters import filter_pictures, first_image_conv
+from convviz.core.views.layer import descending_ranks, is_vector_shape
+from convviz.core.model.loading import load_model
+from convviz.core.views.registry import ViewContext, get_view, view_kinds
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import timm
 import torch
 from torch import nn
 
-from convviz.core.lite import STAGE_DEPTHS, bundled_weights_path, remap_key, remap_keys
-from convviz.core.model_files import checkpoint_dict, save_checkpoint
-from convviz.core.preprocess import Preprocess
-from convviz.core.models import ModelError, PickledModelError, load_model
+from convviz.core.model.lite import STAGE_DEPTHS, bundled_weights_path, remap_key, remap_keys
+from convviz.core.model.files import checkpoint_dict, save_checkpoint
+from convviz.core.model.preprocess import Preprocess
+from convviz.core.model.loading import ModelError, PickledModelError, load_model
 
 
 @pytest.fixture(scope="module")

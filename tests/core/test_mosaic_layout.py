@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from convviz.core.mosaic import channel_mosaic, grid_shape
-from convviz.core.mosaic_layout import columns_for, layout_for, tile_maps
+from convviz.core.views.mosaic import channel_mosaic, grid_shape
+from convviz.core.views.mosaic_layout import columns_for, layout_for, tile_maps
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-from convviz.core.layer_table import layer_table
+from convviz.core.capture.layer_table import layer_table
 
 
 def _linearised(model: nn.Module) -> nn.Module:

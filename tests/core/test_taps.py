@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 from convviz.core.finetune.heads import replace_head
-from convviz.core.models import LoadedModel, ModelError, load_model, mirror_scores
-from convviz.core.taps import (DEFAULT_TAPS, add_taps, can_tap, check_taps, default_taps, head_features,
+from convviz.core.model.loading import LoadedModel, ModelError, load_model, mirror_scores
+from convviz.core.model.taps import (DEFAULT_TAPS, add_taps, can_tap, check_taps, default_taps, head_features,
                                state_head_features, taps_of)
 
 
@@ -95,7 +95,7 @@ def test_two_threads_running_one_tapped_model_each_get_their_own_stages(lite0):
 def test_a_checkpoint_of_the_earlier_tapped_class_loads_as_the_same_network(lite0, tmp_path):
     """Checkpoints saved when taps swapped the model's class hold the plain network's keys and a wider
     classifier; they load to the same function (written out here: pooled bn2, blocks.4, blocks.5, linear)."""
-    from convviz.core.model_files import checkpoint_dict, save_checkpoint
+    from convviz.core.model.files import checkpoint_dict, save_checkpoint
 
     state = dict(lite0.module.state_dict())
     torch.manual_seed(3)
@@ -161,7 +161,7 @@ def test_mirror_scores_are_mean_log_softmax_and_the_loaded_model_uses_them(lite0
 
 
 def test_tapped_mirror_checkpoint_round_trip(lite0, tmp_path):
-    from convviz.core.model_files import checkpoint_dict, save_checkpoint
+    from convviz.core.model.files import checkpoint_dict, save_checkpoint
 
     tapped = add_taps(copy.deepcopy(lite0.module)).eval()
     torch.manual_seed(2)
@@ -189,10 +189,10 @@ def test_taps_on_an_architecture_without_stages_are_refused_in_one_line(tmp_path
 
 
 def test_predictions_view_averages_the_mirror_image_for_such_a_model(lite0, sample_path):
-    from convviz.core.activations import Capturer, predict_top
+    from convviz.core.capture.activations import Capturer, predict_top
     from convviz.core.images import load_image
-    from convviz.core.standard_views import predictions
-    from convviz.core.views import ViewContext
+    from convviz.core.views.standard import predictions
+    from convviz.core.views.registry import ViewContext
 
     rgb = load_image(sample_path("cat")).rgb
     loaded = LoadedModel("default", "t", lite0.module, lite0.preprocess, mirror=True)

@@ -10,8 +10,8 @@ import torch
 import torchvision
 from torch import nn
 
-from convviz.core.layer_table import layer_table
-from convviz.core.unit_field import UnitField, field_sentence, unit_field
+from convviz.core.capture.layer_table import layer_table
+from convviz.core.capture.unit_field import UnitField, field_sentence, unit_field
 
 from test_receptive_field import _linearised
 
@@ -80,7 +80,7 @@ def test_resnet18_every_conv_layer():
 
 
 def test_bundled_model_every_conv_layer():
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from convviz.core.layer_table import layer_table
-from convviz.core.models import LoadedModel, build_architecture, load_model
-from convviz.core.preprocess import Preprocess
+from convviz.core.capture.layer_table import layer_table
+from convviz.core.model.loading import LoadedModel, build_architecture, load_model
+from convviz.core.model.preprocess import Preprocess
 from convviz.core.where import dense
 from convviz.core.where.fcn import dense_logits, find_head
 from convviz.core.where.frame import _trace, layer_grid

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from convviz.core.images import load_image
-from convviz.core.models import load_model
+from convviz.core.model.loading import load_model
 from convviz.core.tasks import Cancelled, TaskInputs, TaskState, get_task
 from convviz.core.where import dense, windows
 from convviz.core.where.boxes import Box, best_of, merge

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from convviz.core.images import load_image
-from convviz.core.layer_table import layer_table
-from convviz.core.models import LoadedModel, load_model
-from convviz.core.preprocess import Preprocess
+from convviz.core.capture.layer_table import layer_table
+from convviz.core.model.loading import LoadedModel, load_model
+from convviz.core.model.preprocess import Preprocess
 from convviz.core.tasks import TaskInputs, TaskState, get_task
 from convviz.core.where.frame import Frame, Grid, to_photo
 from convviz.core.where.gradcam import CamResult, default_layer, grad_cam, layer_cam

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from convviz.core.finetune import TrainConfig, fine_tune, scan_folder
-from convviz.core.models import LoadedModel, build_architecture, load_model
-from convviz.core.preprocess import Preprocess
+from convviz.core.model.loading import LoadedModel, build_architecture, load_model
+from convviz.core.model.preprocess import Preprocess
 from convviz.core.tasks import TaskInputs, get_task
 from convviz.core.where import compare
 
@@ -50,7 +50,7 @@ def test_frozen_layers_of_a_real_fine_tune_do_not_move(scan, tmp_path, rgb):
 
 def test_unfrozen_blocks_move_and_the_rest_stays():
     from convviz.core.finetune.heads import apply_freeze, set_train_mode
-    from convviz.core.head import replace_head
+    from convviz.core.model.head import replace_head
 
     before = tiny_model(48)
     model = copy.deepcopy(before.module)

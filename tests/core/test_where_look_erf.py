@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from convviz.core.layer_table import layer_table
+from convviz.core.capture.layer_table import layer_table
 from convviz.core.tasks import TaskInputs, get_task
 from convviz.core.where import erf
 
@@ -74,7 +74,7 @@ def test_real_network_batched_units_equal_single_units_and_model_grads_untouched
 
 
 def test_effective_field_is_much_smaller_than_the_box_on_the_bundled_model():
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     loaded = load_model("default")
     rgb = np.random.default_rng(1).integers(0, 256, (224, 224, 3)).astype(np.uint8)

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from convviz.core.activations import Capturer
+from convviz.core.capture.activations import Capturer
 from convviz.core.images import ImageError, load_image
-from convviz.core.layer_table import layer_table
-from convviz.core.models import LoadedModel
-from convviz.core.preprocess import Preprocess
+from convviz.core.capture.layer_table import layer_table
+from convviz.core.model.loading import LoadedModel
+from convviz.core.model.preprocess import Preprocess
 from convviz.core.tasks import Cancelled, TaskInputs, TaskState, get_task
 from convviz.core.where import top_patches as tp
 
@@ -212,6 +212,6 @@ def test_on_the_shared_cats_and_dogs(lite0_model):
 
 @pytest.fixture(scope="module")
 def lite0_model():
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     return load_model("default")

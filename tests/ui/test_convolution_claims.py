@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convviz.core.geometry import analyse_axis, pool_same_padding, ranges_text, tf_same_spec, toy_spec
+from convviz.core.geometry.arithmetic import analyse_axis, pool_same_padding, ranges_text, tf_same_spec, toy_spec
 from convviz.ui.convolution.arithmetic import UNREAD_REASONS, unread_reason
 from convviz.ui.convolution.text import MINUS, formula_html, note_html, output_caption, tf_same_html, unread_parts
 

@@ -171,7 +171,7 @@ def _conv_data(**kwargs):
     import torch
     from torch import nn
 
-    from convviz.core.conv_probe import conv_layer_data
+    from convviz.core.geometry.conv_probe import conv_layer_data
 
     torch.manual_seed(0)
     module = nn.Conv2d(**kwargs).eval()
@@ -296,7 +296,7 @@ def _stem_data():
     import torch
     from torch import nn
 
-    from convviz.core.conv_probe import conv_layer_data
+    from convviz.core.geometry.conv_probe import conv_layer_data
 
     torch.manual_seed(0)
     module = nn.Conv2d(3, 8, 3, stride=2, padding=1).eval()
@@ -422,7 +422,7 @@ def test_same_padding_with_stride_two(panel, qtbot):
 
 
 def test_real_layer_list_has_kernel_and_type_hints(panel, qtbot):
-    from convviz.core.layer_table import LayerRow
+    from convviz.core.capture.layer_table import LayerRow
 
     rows = [LayerRow("features.0", "Conv2d", (32, 112, 112), kernel=(3, 3), stride=(2, 2), groups=1),
             LayerRow("features.1", "Conv2d", (32, 112, 112), kernel=(3, 3), stride=(1, 1), groups=32),

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from convviz.core.conv_probe import conv_layer_data
-from convviz.core.layer_table import layer_table
+from convviz.core.geometry.conv_probe import conv_layer_data
+from convviz.core.capture.layer_table import layer_table
 from convviz.ui.convolution.real_text import field_line, layer_summary, padding_line
 
 timm = pytest.importorskip("timm")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from convviz.core.geometry import analyse_axis, toy_spec
+from convviz.core.geometry.arithmetic import analyse_axis, toy_spec
 from convviz.ui.convolution.text import formula_html, note_html, output_caption
 
 GRID = list(itertools.product(range(1, 10), range(1, 5), range(1, 4), range(0, 3), range(1, 3), (False, True)))

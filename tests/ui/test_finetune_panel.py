@@ -139,7 +139,7 @@ def test_train_end_to_end_results_and_use_model(qtbot, panel, tiny_folder):
     stays meanwhile is measured in tests/bench/bench_finetune_gui.py.)"""
     import torch
 
-    from convviz.core.models import load_model
+    from convviz.core.model.loading import load_model
 
     scan(qtbot, panel, tiny_folder)
     panel.training.epochs.setValue(20)

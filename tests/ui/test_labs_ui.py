@@ -86,7 +86,7 @@ def hover(grid, cell, row, col):
 
 
 def test_registry_names_are_the_core_labs():
-    from convviz.core.labs import LABS
+    from convviz.core.labs.views import LABS
 
     assert tuple(name for name, _, _ in LAB_WIDGETS) == LABS
     assert [cls for _, _, cls in LAB_WIDGETS] == [ReluLab, PoolLab, DropoutLab, PointwiseLab]
@@ -95,8 +95,8 @@ def test_registry_names_are_the_core_labs():
 def test_each_widget_applies_where_the_core_says(qtbot, session, lite0_engine):
     """One rule (core.lab_names): every lab tab is enabled exactly where the core's lab_for, given the
     module, offers that lab, on every layer of Lite0; the Layers panel's --lab layer is the core's."""
-    from convviz.core.lab_names import first_row_for_lab
-    from convviz.core.labs import first_layer_for_lab, lab_for
+    from convviz.core.labs.names import first_row_for_lab
+    from convviz.core.labs.views import first_layer_for_lab, lab_for
 
     modules = dict(lite0_engine.loaded.module.named_modules())
     widgets = [make_lab(qtbot, cls, session) for _, _, cls in LAB_WIDGETS]

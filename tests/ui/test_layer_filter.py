@@ -2,7 +2,7 @@
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from convviz.core.layer_table import LayerRow
+from convviz.core.capture.layer_table import LayerRow
 from convviz.ui.layers.panel import LayersPanel
 
 from ui_helpers import STEP_MS

@@ -7,7 +7,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
 from convviz.core.images import load_image
-from convviz.core.layer_table import LayerRow
+from convviz.core.capture.layer_table import LayerRow
 from convviz.ui.layers.panel import LayersPanel
 from convviz.ui.main_window import MainWindow
 from convviz.workers.session import Session

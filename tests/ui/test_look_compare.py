@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from convviz.core.finetune import checkpoint_dict
-from convviz.core.head import replace_head
+from convviz.core.model.head import replace_head
 from convviz.core.images import load_image
 from convviz.core.where.look_figures import colour
 from convviz.ui.compare.panel import KEY, suggested_other

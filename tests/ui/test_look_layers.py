@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convviz.core.unit_field import unit_field
+from convviz.core.capture.unit_field import unit_field
 from convviz.ui.layers import erf_view, top_patches_view
 
 from ui_helpers import STEP_MS

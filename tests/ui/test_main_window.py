@@ -6,8 +6,8 @@ from PySide6.QtGui import QDropEvent, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from convviz.core.images import load_image
-from convviz.core.mosaic import channel_mosaic
-from convviz.core.mosaic_layout import tile_maps
+from convviz.core.views.mosaic import channel_mosaic
+from convviz.core.views.mosaic_layout import tile_maps
 from convviz.ui import main_window as main_window_module
 from convviz.ui.main_window import VIEWS, MainWindow
 from ui_helpers import LOAD_MS, STEP_MS, view_of
@@ -167,7 +167,7 @@ def test_a_field_larger_than_the_input_is_said_so(qtbot, ready):
 
 
 def test_a_border_unit_says_how_much_of_its_box_is_padding(qtbot, ready):
-    from convviz.core.unit_field import field_sentence, unit_field
+    from convviz.core.capture.unit_field import field_sentence, unit_field
 
     name = "blocks.2.0.conv_dw"
     row = ready.session.model_info.row(name)

@@ -5,7 +5,7 @@ from convviz.ui.widgets.model_picker import SUGGESTED_SPECS, ModelPicker
 
 
 def test_picker_offers_the_core_suggestions():
-    from convviz.core.models import SUGGESTED_SPECS as CORE_SPECS
+    from convviz.core.model.loading import SUGGESTED_SPECS as CORE_SPECS
 
     assert SUGGESTED_SPECS == CORE_SPECS
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from convviz.core.images import LoadedImage, load_image
-from convviz.core.standard_views import LayerMosaic, Predictions
+from convviz.core.views.standard import LayerMosaic, Predictions
 from convviz.workers.results import Generations
 from convviz.workers.session import Session
 

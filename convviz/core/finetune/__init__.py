@@ -20,8 +20,8 @@ _WHERE = {
     'shift_by_one_pixel_demo': 'augment',
     'atomic_write': '.atomic',  # a leading dot: a module of convviz.core (the name's one home)
     'check_writable': '.atomic',
-    'checkpoint_dict': '.model_files',
-    'save_checkpoint': '.model_files',
+    'checkpoint_dict': '.model.files',
+    'save_checkpoint': '.model.files',
     'Evaluation': 'evaluate',
     'Misclassified': 'evaluate',
     'evaluate_logits': 'evaluate',

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..preprocess import Preprocess
+from ..model.preprocess import Preprocess
 
 if TYPE_CHECKING:  # transforms v2 costs ~3 s of imports: loaded only when an augmentation is built
     from torchvision.transforms import v2

@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from ..lite import PREPROCESS, bundled_weights_path, remap_keys
-from ..model_files import ModelError, read_weights
-from ..models import DEFAULT_SPEC
-from ..preprocess import Preprocess
+from ..model.lite import PREPROCESS, bundled_weights_path, remap_keys
+from ..model.files import ModelError, read_weights
+from ..model.loading import DEFAULT_SPEC
+from ..model.preprocess import Preprocess
 from .bundled_graph import GRAPH_SIZES, TAPS, graph_file
 from .network import Network
 from .onnx_backbone import available

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..taps import DEFAULT_TAPS
+from ..model.taps import DEFAULT_TAPS
 from .onnx_backbone import OnnxRunner, agrees, eager_features, new_session, probe
 
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
@@ -159,8 +159,8 @@ def _fold_all_but_state(model, state_keys: set[str]):
 
 
 def main() -> None:  # pragma: no cover - a maintainer's tool
-    from ..models import load_model
-    from ..taps import add_taps
+    from ..model.loading import load_model
+    from ..model.taps import add_taps
     from .heads import headless
 
     module = headless(add_taps(load_model("default").module, TAPS)).to(memory_format=torch.contiguous_format)

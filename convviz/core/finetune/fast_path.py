@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import mirror_scores
+from ..model.loading import mirror_scores
 from .backend import FeatureBackend, choose_backend
 from .evaluate import Evaluation, evaluate_logits
 from .features import extract_features

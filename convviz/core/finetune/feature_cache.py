@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..preprocess import Preprocess
+from ..model.preprocess import Preprocess
 from ..atomic import atomic_write
 
 MAX_SHARDS = 16  #: more shards than this are merged into one on the next write

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..images import ALLOWED_FORMATS, ImageError, load_image, pil_to_rgb
-from ..preprocess import Preprocess
+from ..model.preprocess import Preprocess
 from .augment import augmented_input, build_transform, sample_seed
 from .feature_cache import cache_root, file_digest, open_store
 from .scan import Sample

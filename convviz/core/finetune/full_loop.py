@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models import predicted_scores
+from ..model.loading import predicted_scores
 from . import augment
 from .augment import build_transform
 from .augment_spec import AugmentSpec

@@ -1,4 +1,4 @@
-"""Freezing for timm and torchvision classifiers; the head itself is :mod:`convviz.core.head`'s.
+"""Freezing for timm and torchvision classifiers; the head itself is :mod:`convviz.core.model.head`'s.
 
 Freezing strategies: ``"head"`` (only the new head trains), ``"last:N"`` (also the last N backbone
 blocks), ``"none"`` (everything trains). Frozen BatchNorm layers stay in eval mode during training
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..head import HEAD_CONTAINERS, head_in_features, head_name, replace_head, strip_head
+from ..model.head import HEAD_CONTAINERS, head_in_features, head_name, replace_head, strip_head
 from .train_config import parse_freeze
 
 __all__ = ["FreezeReport", "apply_freeze", "backbone_blocks", "head_freeze_report", "head_in_features", "head_name",

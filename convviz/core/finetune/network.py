@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..preprocess import Preprocess
-from ..taps import add_taps, state_head_features
+from ..model.preprocess import Preprocess
+from ..model.taps import add_taps, state_head_features
 from .heads import FreezeReport, apply_freeze, head_freeze_report, head_name, headless, replace_head
 
 #: the classifier's key prefix in a state-only network (a timm EfficientNet: the bundled model)
@@ -50,7 +50,7 @@ class Network:
         """The model, built from ``arch`` (with ``state``) when the network is only a state dict."""
         if self.model is not None:
             return self.model
-        from ..models import load_model
+        from ..model.loading import load_model
 
         model = load_model(self.arch).module  # its classifier is stripped or replaced before any use
         model.load_state_dict(dict(self.state))

@@ -98,7 +98,7 @@ def freeze_task(inputs, state) -> FreezeInfo:
     import torch
 
     from . import apply_freeze, augment, backbone_blocks, replace_head, with_taps
-    from ..taps import taps_of
+    from ..model.taps import taps_of
 
     model = inputs.model.module
     with augment.rng_guard:  # a new head's init draws from torch's global generator, which a preview reseeds

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ..model_files import ModelError, is_convviz_checkpoint, read_weights
-from ..models import DEFAULT_SPEC, LoadedModel
-from ..taps import add_taps, default_taps, taps_of
+from ..model.files import ModelError, is_convviz_checkpoint, read_weights
+from ..model.loading import DEFAULT_SPEC, LoadedModel
+from ..model.taps import add_taps, default_taps, taps_of
 from .backend import choose_backend
 from .fast_path import fast
 from .full_loop import full
@@ -112,7 +112,7 @@ def _checked(config: TrainConfig) -> TrainConfig:
 
 def head_taps(model, config: TrainConfig) -> tuple[int, ...]:
     """The stages the new head reads too: ``config.taps``, else the model's own (a fine-tuned model
-    again), else :func:`~convviz.core.taps.default_taps`."""
+    again), else :func:`~convviz.core.model.taps.default_taps`."""
     if config.taps is not None:
         return tuple(config.taps)
     return taps_of(model) or default_taps(model)

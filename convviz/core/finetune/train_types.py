@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model_files import checkpoint_dict, save_checkpoint
-from ..preprocess import Preprocess
+from ..model.files import checkpoint_dict, save_checkpoint
+from ..model.preprocess import Preprocess
 from .evaluate import Evaluation
 from .heads import FreezeReport
 from .network import Network, Trained

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..activations import predict_top
+from ..capture.activations import predict_top
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .layer_tap import layer_row, run_to, spatial_row
 
@@ -82,7 +82,7 @@ def _param_modules(model: nn.Module) -> dict[str, tuple[nn.Module, dict[str, tor
 
 
 def _head(model: nn.Module) -> str | None:
-    from ..head import head_name
+    from ..model.head import head_name
 
     try:
         return head_name(model)
@@ -170,13 +170,13 @@ def last_map_layer(rows) -> str:
 
 def compare_models(a, b, rgb: np.ndarray, layer: str | None = None, k: int = 5, rows=(),
                    state: TaskState | None = None, evidence: bool = True) -> CompareResult:
-    """Models ``a`` and ``b`` (:class:`~convviz.core.models.LoadedModel`) on photo ``rgb``: weight change
+    """Models ``a`` and ``b`` (:class:`~convviz.core.model.loading.LoadedModel`) on photo ``rgb``: weight change
     per layer, top-``k`` predictions of each, ``layer``'s maps (default: the last map layer) and, with
     ``evidence``, each model's Grad-CAM for its own top class there."""
     state = state or TaskState()
     check_same_architecture(a.module, b.module, a.title, b.title)
     if not rows:
-        from ..layer_table import layer_table
+        from ..capture.layer_table import layer_table
 
         size = a.preprocess.input_size
         rows = tuple(layer_table(a.module, (3, size, size)))

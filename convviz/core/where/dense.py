@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..models import mirror_scores
+from ..model.loading import mirror_scores
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import Box, clip, merge, view_hw
 from .frame import Frame, Grid, layer_grid, mask_boxes, mean_side, to_photo, whole_frame
@@ -76,7 +76,7 @@ def photo_tensor(preprocess, rgb: np.ndarray, hw: tuple[int, int]) -> torch.Tens
 
 def pads(model: nn.Module) -> bool:
     """True when any convolution or pooling of ``model`` pads its input (TF "SAME" included)."""
-    from ..padding import is_dynamic_same
+    from ..geometry.padding import is_dynamic_same
 
     for module in model.modules():
         if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)):

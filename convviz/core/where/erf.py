@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
-from ..unit_field import unit_field
+from ..capture.unit_field import unit_field
 from .layer_tap import check_channel, layer_row, run_to, spatial_row
 
 MASS = 0.9  #: the share of the gradient mass whose area is reported

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..activations import call_name, first_tensor
-from ..receptive_field import FieldTracer
+from ..capture.activations import call_name, first_tensor
+from ..capture.receptive_field import FieldTracer
 from .frame import Grid, remember_grid
 
 

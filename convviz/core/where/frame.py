@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..activations import first_tensor, split_call_name
-from ..receptive_field import FieldTracer
+from ..capture.activations import first_tensor, split_call_name
+from ..capture.receptive_field import FieldTracer
 
 @dataclass(frozen=True)
 class Frame:

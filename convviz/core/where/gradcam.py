@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..activations import first_tensor
+from ..capture.activations import first_tensor
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import view_hw
 from .classes import resolve_class
@@ -75,7 +75,7 @@ def default_layer(rows) -> str:
 def _rows_for(model, size: int, rows):
     if rows:
         return tuple(rows)
-    from ..layer_table import layer_table
+    from ..capture.layer_table import layer_table
 
     return tuple(layer_table(model, (3, size, size)))
 

@@ -12,7 +12,7 @@ import difflib
 import torch
 from torch import nn
 
-from ..activations import first_tensor, split_call_name
+from ..capture.activations import first_tensor, split_call_name
 
 
 class _Reached(Exception):
@@ -57,10 +57,10 @@ def no_layer(model: nn.Module, layer: str) -> str:
 
 
 def layer_row(model: nn.Module, layer: str, input_size: int, rows=()):
-    """The :class:`~convviz.core.layer_table.LayerRow` of record ``layer`` (from ``rows`` when given,
+    """The :class:`~convviz.core.capture.layer_table.LayerRow` of record ``layer`` (from ``rows`` when given,
     else from the layer table of ``model`` at ``input_size``)."""
     if not rows:
-        from ..layer_table import layer_table
+        from ..capture.layer_table import layer_table
 
         rows = layer_table(model, (3, input_size, input_size))
     for row in rows:

@@ -10,7 +10,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..colormaps import lookup_table
+from ..views.colormaps import lookup_table
 
 BACKGROUND = (250, 250, 250)
 INK = (30, 30, 30)

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..colormaps import lookup_table
+from ..views.colormaps import lookup_table
 from .boxes import Box, palette, view_hw
 
 LEGEND_PAD = 8

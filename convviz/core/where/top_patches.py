@@ -3,7 +3,7 @@
 One pass over the folder serves every channel of the layer: each image's maximum per channel (and
 where it lies) is merged into a running top-k per channel, so memory is (channels × k) however
 many images there are. A patch is the argmax unit's receptive field (the real input pixels of its
-theoretical box, :func:`convviz.core.unit_field.unit_field`) mapped back onto the original photo.
+theoretical box, :func:`convviz.core.capture.unit_field.unit_field`) mapped back onto the original photo.
 One patch per image per channel (its strongest unit), as in Zeiler & Fergus (2014).
 
 The pass is cached on disk per model (layers + weights), preprocessing, layer, k and folder
@@ -23,7 +23,7 @@ import torch
 
 from ..images import ImageError, load_image
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
-from ..unit_field import unit_field
+from ..capture.unit_field import unit_field
 from .layer_tap import check_channel, layer_row, run_to, spatial_row
 
 TOP_K = 9

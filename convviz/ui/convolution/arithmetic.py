@@ -3,13 +3,13 @@
 Toy grid: a convolution is shown channel by channel — the selected input channel's
 products in full, every channel's partial sum, then the sum **plus the bias** (as CNN
 Explainer does); pooling is per channel (max, mean or √Σx² of that channel's window).
-Real layer: the same per-channel story from a :class:`~convviz.core.conv_probe.ConvProbe`.
+Real layer: the same per-channel story from a :class:`~convviz.core.geometry.conv_probe.ConvProbe`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from convviz.core.geometry import CONV, AxisGeometry
+from convviz.core.geometry.arithmetic import CONV, AxisGeometry
 from convviz.ui.convolution.text import unread_parts
 
 MINUS = "−"

@@ -81,13 +81,13 @@ class ConvolutionPanel(Panel):
 
     def set_conv_layers(self, names: list[str], rows=None) -> None:
         """Fill the layer list with Conv2d module paths; shown data is cleared. With the model's
-        :class:`~convviz.core.layer_table.LayerRow` list, each entry shows kernel/type hints."""
+        :class:`~convviz.core.capture.layer_table.LayerRow` list, each entry shows kernel/type hints."""
         self.real.set_layers(names, rows)
         if self.player.index == REAL:
             self.real.request_current()
 
     def set_conv_data(self, data) -> None:
-        """Show a whole layer (a :class:`~convviz.core.conv_probe.ConvLayerData`, or None)."""
+        """Show a whole layer (a :class:`~convviz.core.geometry.conv_probe.ConvLayerData`, or None)."""
         self.real.set_data(data)
         if data is not None:
             self.ready.emit()

@@ -1,6 +1,6 @@
 """Real mode of the Convolution panel: a model's Conv2d filter sliding over that layer's
 actual input, the actual output map building up, and the dot product behind any output
-value (recomputed in numpy by :func:`convviz.core.conv_probe.probe`, torch-free).
+value (recomputed in numpy by :func:`convviz.core.geometry.conv_probe.probe`, torch-free).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from convviz.core.conv_probe import ConvLayerData, probe
+from convviz.core.geometry.conv_probe import ConvLayerData, probe
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay
 from convviz.ui.widgets.stage_view import grab_stage

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from convviz.core.conv_probe import ConvLayerData
-from convviz.core.geometry import fraction_text, ranges_text
-from convviz.core.unit_field import unit_field
+from convviz.core.geometry.conv_probe import ConvLayerData
+from convviz.core.geometry.arithmetic import fraction_text, ranges_text
+from convviz.core.capture.unit_field import unit_field
 
 
 def value_range(values: np.ndarray) -> str:
@@ -94,7 +94,7 @@ def padding_line(data: ConvLayerData) -> str:
 
 def seen_extent(data: ConvLayerData) -> tuple[tuple[int, int], tuple[int, int]]:
     """(fewest, most) real pixels, rows and columns, that the field of one of the layer's output units
-    covers on the model input (:func:`convviz.core.unit_field.unit_field`: the field clipped to the input)."""
+    covers on the model input (:func:`convviz.core.capture.unit_field.unit_field`: the field clipped to the input)."""
     (_, oh, ow), seen = data.output.shape, []
     for index in range(max(oh, ow)):
         seen.append(unit_field(data, min(index, oh - 1), min(index, ow - 1), data.image_hw).seen_hw)

@@ -1,7 +1,7 @@
 """Words and formulas of the Convolution panel, as small HTML strings (no Qt, no torch).
 
-Each builder takes the geometry of :mod:`convviz.core.geometry` (or a
-:class:`~convviz.core.conv_probe.ConvProbe`) and says in plain language what the layer does
+Each builder takes the geometry of :mod:`convviz.core.geometry.arithmetic` (or a
+:class:`~convviz.core.geometry.conv_probe.ConvProbe`) and says in plain language what the layer does
 with those numbers; the widgets only place the strings.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from convviz.core.geometry import (LAYER_NAMES, POOL, AxisGeometry, AxisSpec, analyse_axis, fraction_text,
+from convviz.core.geometry.arithmetic import (LAYER_NAMES, POOL, AxisGeometry, AxisSpec, analyse_axis, fraction_text,
                                    ranges_text)
 
 OK, INFO, WARN, ERROR = "ok", "info", "warn", "error"

@@ -1,6 +1,6 @@
 """Toy mode of the Convolution panel: a small grid, its padding ring, the filter window
 sliding cell by cell and the output filling in, with the formula and the non-integer
-case spelled out. All numbers come from :mod:`convviz.core.geometry`.
+case spelled out. All numbers come from :mod:`convviz.core.geometry.arithmetic`.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
                                QSpinBox, QVBoxLayout, QWidget)
 from superqt import QLabeledSlider
 
-from convviz.core.geometry import (CONV, LAYER_NAMES, AxisSpec, analyse_axis, pool_same_padding, same_padding,
+from convviz.core.geometry.arithmetic import (CONV, LAYER_NAMES, AxisSpec, analyse_axis, pool_same_padding, same_padding,
                                    sliding_output, tf_same_spec, toy_bias, toy_input, toy_kernel_bank, toy_spec)
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.grid_canvas import GridCanvas, Overlay

@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 
-from convviz.core.geometry import CONV, AxisSpec
+from convviz.core.geometry.arithmetic import CONV, AxisSpec
 from convviz.ui.convolution.arithmetic import num
 from convviz.ui.widgets import grid_canvas as cv
 from convviz.ui.widgets.stage_layout import caption_html, legend_html

@@ -4,7 +4,7 @@ A lab asks the session for its view (``session.request_view("labs.<name>", kind,
 **args)``); the view is computed from the cached forward pass, so changing a lab's
 arguments never runs the model again. Subclasses give :attr:`NAME`, :meth:`args` and
 :meth:`render`; the view kind and which layers the lab applies to are the core's
-(:mod:`convviz.core.lab_names`: one home for the lab names and their rules).
+(:mod:`convviz.core.labs.names`: one home for the lab names and their rules).
 
 A lab that is not on screen does not compute: :meth:`set_layer` on a hidden lab (or hiding
 it) drops its slot, and the request is made when the lab is shown again.
@@ -16,7 +16,7 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
-from convviz.core.lab_names import ACTIVATION_TYPES, BATCHNORM_ACT, VIEW_KIND, act_type_of, is_map_shape, row_labs
+from convviz.core.labs.names import ACTIVATION_TYPES, BATCHNORM_ACT, VIEW_KIND, act_type_of, is_map_shape, row_labs
 
 from ..widgets.reflow import FitHeight
 from ..widgets.sections import vstack
@@ -31,7 +31,7 @@ def row_type(row, module_type: str | None) -> str:
 class LabWidget(QWidget):
     """Base of the four labs: ``bind``, ``set_layer``, ``applies_to``, ``is_ready``, ``unit_hovered``."""
 
-    NAME = ""  #: ``relu`` / ``pool`` / ``dropout`` / ``pointwise`` (:data:`convviz.core.lab_names.LABS`)
+    NAME = ""  #: ``relu`` / ``pool`` / ``dropout`` / ``pointwise`` (:data:`convviz.core.labs.names.LABS`)
     unit_hovered = Signal(object)  #: (layer, row, col) of a real unit under the mouse, or None
     ready = Signal()  #: a view was rendered
     changed = Signal()  #: ``applies_to`` answers may have changed (new model)
@@ -66,7 +66,7 @@ class LabWidget(QWidget):
 
     @property
     def view_kind(self) -> str:
-        """The core view kind of this lab (:data:`convviz.core.lab_names.VIEW_KIND`)."""
+        """The core view kind of this lab (:data:`convviz.core.labs.names.VIEW_KIND`)."""
         return VIEW_KIND[self.NAME]
 
     # ---- the lab API ----------------------------------------------------------------
@@ -92,7 +92,7 @@ class LabWidget(QWidget):
 
     def applies_to(self, row, module_type: str | None = None) -> bool:
         """Whether this lab has something to show for ``row`` (a LayerRow): the core's rule
-        (:func:`convviz.core.lab_names.row_labs`), with a fused BatchNormAct2d's act from the model's rows."""
+        (:func:`convviz.core.labs.names.row_labs`), with a fused BatchNormAct2d's act from the model's rows."""
         if row is None:
             return False
         type_name = row_type(row, module_type)

@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QButtonGroup, QComboBox, QHBoxLayout, QLabel, QRadioButton, QSlider, QSpinBox, QWidget
 
-from convviz.core.lab_names import DROPOUT_KINDS, DROPOUT_TYPE_NAMES, INFERENCE_NOTE
+from convviz.core.labs.names import DROPOUT_KINDS, DROPOUT_TYPE_NAMES, INFERENCE_NOTE
 
 from ..widgets.sections import text_label
 from .base import LabWidget, is_map_shape

@@ -12,7 +12,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from convviz.core.colormaps import lookup_table
+from convviz.core.views.colormaps import lookup_table
 
 BACKGROUND = QColor(250, 250, 250)
 HIGHLIGHT = QColor(255, 140, 0)

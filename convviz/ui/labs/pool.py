@@ -12,7 +12,7 @@ import html
 
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
-from convviz.core.lab_names import POOL_TYPE_NAMES
+from convviz.core.labs.names import POOL_TYPE_NAMES
 from convviz.ui.widgets.stage_player import StagePlayer
 
 from ..widgets.sections import text_label

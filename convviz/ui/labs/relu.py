@@ -12,8 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QWidget
 
-from convviz.core.lab_names import ACTIVATION_TYPES
-from convviz.core.lab_text import share_text
+from convviz.core.labs.names import ACTIVATION_TYPES
+from convviz.core.labs.text import share_text
 
 from ..widgets.sections import text_label, vstack
 from .base import LAB_MARGIN, LAB_SPACING, LabWidget

@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from convviz.core.atomic import WriteError, atomic_write
-from convviz.core.mosaic import to_rgb8
+from convviz.core.views.mosaic import to_rgb8
 
 #: A channel PNG is enlarged (nearest neighbour) until its short side reaches this many pixels.
 CHANNEL_MIN_SIDE = 224

@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from convviz.core.mosaic_layout import columns_for
+from convviz.core.views.mosaic_layout import columns_for
 from convviz.ui.widgets.channel_view import image_view
 
 FILTERS_KEY = "layers.first_filters"

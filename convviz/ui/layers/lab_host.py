@@ -3,7 +3,7 @@
 A lab is any QWidget with
 
 - ``set_layer(name: str, row) -> None``: called whenever the selected layer changes
-  (``row`` is its :class:`~convviz.core.layer_table.LayerRow`, None if unknown);
+  (``row`` is its :class:`~convviz.core.capture.layer_table.LayerRow`, None if unknown);
 - ``applies_to(row) -> bool``: whether it has something to show for that layer (its tab
   is disabled otherwise);
 

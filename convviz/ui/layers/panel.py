@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from convviz.core.lab_names import LABS, first_row_for_lab
-from convviz.core.layer_views import is_vector_shape
+from convviz.core.labs.names import LABS, first_row_for_lab
+from convviz.core.views.layer import is_vector_shape
 from convviz.ui.labs import LAB_WIDGETS
 from convviz.ui.panel import Panel
 from convviz.ui.widgets.mosaic_view import MosaicView

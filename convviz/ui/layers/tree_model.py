@@ -10,7 +10,7 @@ from PySide6.QtCore import QAbstractItemModel, QAbstractListModel, QModelIndex, 
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
-from convviz.core.layer_tree import DROPOUT_NOTE, LayerTree, build_tree, is_dropout, short_name
+from convviz.core.capture.layer_tree import DROPOUT_NOTE, LayerTree, build_tree, is_dropout, short_name
 
 COLUMNS = ("Layer", "Type", "Output", "k / s / p", "RF")
 COLUMN_TIPS = (

@@ -70,7 +70,7 @@ class VectorView(QWidget):
         layout.addLayout(body, 1)
 
     def set_vector(self, data, type_name: str = "") -> None:
-        """Show a :class:`~convviz.core.layer_views.LayerVector`."""
+        """Show a :class:`~convviz.core.views.layer.LayerVector`."""
         self.data = data
         n = len(data.values)
         what = "logits, one per class" if data.is_logits else "values, one per channel"

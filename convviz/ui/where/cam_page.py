@@ -22,7 +22,7 @@ def slider(lo: int, hi: int, value: int) -> QSlider:
 
 def heat_legend() -> str:
     """Rich text: the heat's colours at no evidence, half the peak and the peak; grey outside the crop."""
-    from convviz.core.colormaps import lookup_table
+    from convviz.core.views.colormaps import lookup_table
 
     lut = lookup_table("viridis")
     swatch = "<span style='background-color: rgb({},{},{});'>&nbsp;&nbsp;&nbsp;&nbsp;</span>&nbsp;{}"

@@ -1,6 +1,6 @@
 """The toolbar's model picker: an editable list of model specs and "Open model file…".
 
-``SUGGESTED_SPECS`` is a copy of :data:`convviz.core.models.SUGGESTED_SPECS`, kept here
+``SUGGESTED_SPECS`` is a copy of :data:`convviz.core.model.loading.SUGGESTED_SPECS`, kept here
 because that module imports torch at its top and the window must paint before torch has
 loaded; ``tests/ui/test_model_picker.py`` checks the two lists stay equal.
 """

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (
     QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QWidget,
 )
 
-from convviz.core.colormaps import lookup_table
-from convviz.core.mosaic import to_rgb8
-from convviz.core.mosaic_layout import ORDERS, columns_for, layout_for, tile_maps
+from convviz.core.views.colormaps import lookup_table
+from convviz.core.views.mosaic import to_rgb8
+from convviz.core.views.mosaic_layout import ORDERS, columns_for, layout_for, tile_maps
 
 from .sections import vstack
 from .channel_view import ChannelView, image_view
@@ -53,7 +53,7 @@ class MosaicView(QWidget):
         self.maps: np.ndarray | None = None  #: raw (C, H, W) values of the layer
         self.mosaic: np.ndarray | None = None  #: the tiled [0, 1] image as shown (NaN gaps)
         self.shape: tuple = ()
-        self.stats = None  #: :class:`~convviz.core.mosaic_layout.MosaicLayout`
+        self.stats = None  #: :class:`~convviz.core.views.mosaic_layout.MosaicLayout`
         self.per_channel = True
         self.order = "index"
         self._hovered = None

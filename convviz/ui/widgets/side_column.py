@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from convviz.core.unit_field import field_sentence, unit_field
+from convviz.core.capture.unit_field import field_sentence, unit_field
 
 from .image_view import PhotoView, field_rect
 from .predictions_view import PredictionsView

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 #: Core modules whose ``@view`` functions are registered on first use.
 VIEW_MODULES = (
-    "convviz.core.standard_views",
-    "convviz.core.labs",
-    "convviz.core.filters",
-    "convviz.core.layer_views",
+    "convviz.core.views.standard",
+    "convviz.core.labs.views",
+    "convviz.core.views.filters",
+    "convviz.core.views.layer",
 )
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
@@ -36,11 +36,11 @@ _imported = False
 class ViewContext:
     """What a view function may read: the capture, the model, and the layer asked for."""
 
-    capture: Any  #: :class:`convviz.core.activations.Capture` of the current image
-    model: Any  #: :class:`convviz.core.models.LoadedModel`
+    capture: Any  #: :class:`convviz.core.capture.activations.Capture` of the current image
+    model: Any  #: :class:`convviz.core.model.loading.LoadedModel`
     layer: str | None = None  #: record name (``blocks.2.1.conv_dw``, ``layer1.0.relu:2``)
     module: Any = None  #: the ``nn.Module`` at ``layer`` (None for ``:2`` calls' base lookup failures)
-    row: Any = None  #: :class:`convviz.core.layer_table.LayerRow` of ``layer`` (None if absent)
+    row: Any = None  #: :class:`convviz.core.capture.layer_table.LayerRow` of ``layer`` (None if absent)
     forward_ms: float = 0.0  #: time of the forward pass that filled ``capture``
     make_input: Any = None  #: ``() -> (1, 3, S, S)`` tensor: the model's input for this image (None: unknown)
 
@@ -58,7 +58,7 @@ class ViewContext:
     def class_scores(self):
         """(1, classes) class scores of this image as the model predicts them: its captured logits, or for
         a model that averages with the mirror image (``model.mirror``) that average. Every view that
-        shows a prediction reads it here (:meth:`convviz.core.models.LoadedModel.class_scores`)."""
+        shows a prediction reads it here (:meth:`convviz.core.model.loading.LoadedModel.class_scores`)."""
         if self.model.mirror and self.make_input is None:
             raise ValueError("this model predicts from the image and its mirror image; the view has no input to mirror")
         x = self.make_input() if self.model.mirror else None

@@ -1,6 +1,6 @@
 """Pooling lab: max, average and L2-norm pooling of the same map, window by window.
 
-The windows come from :mod:`convviz.core.geometry` (the Convolution panel's arithmetic);
+The windows come from :mod:`convviz.core.geometry.arithmetic` (the Convolution panel's arithmetic);
 the values are computed here in numpy, tap by tap, and checked against ``F.max_pool2d``,
 ``F.avg_pool2d`` (``count_include_pad=True``, torch's default) and ``F.lp_pool2d`` (p = 2)
 in ``tests/core/test_labs_pool.py``. Pooling has no weights: what it reduces is the number
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import AxisGeometry, pool_axis, window_indices
+from ..geometry.arithmetic import AxisGeometry, pool_axis, window_indices
 
 MODES = ("max", "avg", "l2")
 

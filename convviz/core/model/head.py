@@ -2,14 +2,14 @@
 
 The *head* is the last ``nn.Linear`` of the classifier (timm: ``get_classifier``; torchvision:
 ``fc``, ``classifier``, ``heads`` or ``head``). Loading a fine-tuned checkpoint rebuilds its head
-(:func:`convviz.core.models.build_architecture`) and fine-tuning trains a new one
+(:func:`convviz.core.model.loading.build_architecture`) and fine-tuning trains a new one
 (:mod:`convviz.core.finetune`), so it lives here, below both.
 """
 from __future__ import annotations
 
 from torch import nn
 
-from .model_files import ModelError
+from .files import ModelError
 from .taps import head_features, taps_of
 
 #: Attribute names torchvision and timm give a classifier (a Linear or a container ending in one).

@@ -6,10 +6,10 @@ from functools import cached_property
 
 import numpy as np
 
-from .activations import predict_top
-from .conv_probe import conv_layer_data
+from ..capture.activations import predict_top
+from ..geometry.conv_probe import conv_layer_data
 from .mosaic import channel_mosaic
-from .views import ViewContext, view
+from .registry import ViewContext, view
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class LayerMosaic:
     @cached_property
     def mosaic(self) -> np.ndarray:
         """Every channel in one near-square grid, each scaled to its own min…max, NaN gaps
-        (:func:`~convviz.core.mosaic.channel_mosaic`)."""
+        (:func:`~convviz.core.views.mosaic.channel_mosaic`)."""
         return channel_mosaic(self.maps, gap=self.gap)
 
 
@@ -70,7 +70,7 @@ def layer_mosaic(ctx: ViewContext, gap: int = 1) -> LayerMosaic:
 
 @view("conv")
 def conv_layer(ctx: ViewContext):
-    """Input, output and weights of a real Conv2d (:class:`~convviz.core.conv_probe.ConvLayerData`)."""
+    """Input, output and weights of a real Conv2d (:class:`~convviz.core.geometry.conv_probe.ConvLayerData`)."""
     name = ctx.require_layer()
     if ctx.module is None or name not in ctx.capture.inputs:
         raise ValueError(f"{name}: not a convolution of this model")

@@ -1,6 +1,6 @@
 """Labs: what one stage of a CNN does, on the tensors captured in the forward pass.
 
-Four labs, each a view (:mod:`convviz.core.views`) computed from the activation cache —
+Four labs, each a view (:mod:`convviz.core.views.registry`) computed from the activation cache —
 changing a lab's settings never runs the model again:
 
 ============  ================  =======================================================
@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from .lab_names import (
+from .names import (
     ACTIVATION_TYPES, DROPOUT_TYPE_NAMES, LABS, POOL_TYPE_NAMES, VIEW_KIND, first_row_for_lab, labs_for, row_labs,
 )
-from .labs_activation import ACTIVATIONS, ActivationLab, capture_activation_lab, is_batchnorm_act
-from .labs_dropout import DropoutLab, dropout_kind, dropout_lab
-from .labs_pointwise import PointwiseLab, pointwise_lab
-from .labs_pool import PoolLab, pool_lab
-from .views import ViewContext, view
+from .activation import ACTIVATIONS, ActivationLab, capture_activation_lab, is_batchnorm_act
+from .dropout import DropoutLab, dropout_kind, dropout_lab
+from .pointwise import PointwiseLab, pointwise_lab
+from .pool import PoolLab, pool_lab
+from ..views.registry import ViewContext, view
 
 POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
 assert tuple(t.__name__ for t in POOL_TYPES) == POOL_TYPE_NAMES
@@ -40,9 +40,9 @@ __all__ = ["LABS", "VIEW_KIND", "ActivationLab", "PoolLab", "DropoutLab", "Point
 def lab_for(layer, module: nn.Module | None = None) -> tuple[str, ...]:
     """The labs (of :data:`LABS`) that apply to ``layer``: a LayerRow or an ``nn.Module``.
 
-    The rules are :func:`~convviz.core.lab_names.labs_for`'s (the lab widgets read the same). With a
+    The rules are :func:`~convviz.core.labs.names.labs_for`'s (the lab widgets read the same). With a
     LayerRow alone a ``BatchNormAct2d`` is not offered the ReLU lab (the row cannot tell whether its
-    ``act`` is Identity): pass its ``module``, or ask :func:`~convviz.core.lab_names.row_labs` with
+    ``act`` is Identity): pass its ``module``, or ask :func:`~convviz.core.labs.names.row_labs` with
     the act's type from the rows.
     """
     if isinstance(layer, nn.Module):
@@ -71,7 +71,7 @@ def _module_pads(conv: nn.Conv2d) -> tuple[int, ...]:
 def first_layer_for_lab(layers, lab: str) -> str | None:
     """Name of the first layer where ``lab`` applies, or None.
 
-    ``layers`` is a list of LayerRows (model call order: :func:`~convviz.core.lab_names.first_row_for_lab`,
+    ``layers`` is a list of LayerRows (model call order: :func:`~convviz.core.labs.names.first_row_for_lab`,
     as the Layers panel's ``--lab``) or ``(name, module)`` pairs (``model.named_modules()``). For ``pool``
     and ``dropout`` a real pooling / Dropout layer is preferred; without one (EfficientNet-Lite0 has no
     MaxPool) the first layer with a (C, H, W) map is chosen — with modules only, the first Conv2d.

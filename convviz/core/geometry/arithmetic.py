@@ -260,7 +260,7 @@ def pool_same_padding(kernel: int, stride: int, dilation: int = 1, size: int = 1
 
 
 def tf_same_spec(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> AxisSpec:
-    """A Conv2d axis padded as TensorFlow / ONNX "SAME" (:func:`convviz.core.padding.tf_same_split`):
+    """A Conv2d axis padded as TensorFlow / ONNX "SAME" (:func:`convviz.core.geometry.padding.tf_same_split`):
     uneven for an odd total, the extra cell after."""
     from .padding import tf_same_split
 

@@ -4,7 +4,7 @@ Torch-free, so the GUI reads it at start-up without importing torch (the first m
 it, off the GUI thread): ``--lab`` (:mod:`convviz.app`), the lab widgets (:mod:`convviz.ui.labs`),
 the Layers panel's first layer for a lab and the core views (:mod:`.labs`) all read these rules.
 
-A layer is described by facts a :class:`~convviz.core.layer_table.LayerRow` holds (type name,
+A layer is described by facts a :class:`~convviz.core.capture.layer_table.LayerRow` holds (type name,
 output shape, kernel, groups, real padding) plus, for timm's fused ``BatchNormAct2d``, the type of
 its ``act`` child (its own row, ``NAME.act``; an ``Identity`` act means no activation to show).
 """

@@ -1,7 +1,7 @@
 """The layer table: every module's type, output shape, window settings and receptive field.
 
 Built from one real forward pass (zeros, batch 1) traced by
-:class:`~convviz.core.receptive_field.FieldTracer`, so shapes are torch's own and
+:class:`~convviz.core.capture.receptive_field.FieldTracer`, so shapes are torch's own and
 receptive fields follow the real graph (residual adds, Inception branches).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .activations import call_name, first_tensor
-from .padding import is_dynamic_same, padding_text, real_padding
+from ..geometry.padding import is_dynamic_same, padding_text, real_padding
 from .receptive_field import FieldTracer
 
 

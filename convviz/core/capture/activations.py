@@ -9,7 +9,7 @@ in-place op overwrites (``out += identity``) is detected through its version cou
 those names are then cloned and the pass is run once more, so a capture never holds
 corrupted values. A full capture in eval mode does not hold what it can compute again
 exactly from what it holds: the outputs of batch norms and of piecewise-linear activations
-are :class:`~convviz.core.capture_records.Derived` from their inputs when first read (bit for bit
+are :class:`~convviz.core.capture.records.Derived` from their inputs when first read (bit for bit
 the pass's values), so the pass writes far less fresh memory and a timm ``BatchNormAct2d``
 keeps its in-place activation.
 
@@ -20,7 +20,7 @@ duration of one call and restored in a ``finally``, even when the forward raises
 calls the model has no hook of ours and its flags are the caller's, so it can be copied,
 saved or trained at any time. ``close()`` (or leaving a ``with`` block) ends the
 capturer's use; it has nothing left to undo on the model. The cache of recent captures is
-:class:`~convviz.core.activation_cache.ActivationCache`, built on this module.
+:class:`~convviz.core.capture.cache.ActivationCache`, built on this module.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .capture_records import (  # noqa: F401  (Capture and Records are part of this module's interface)
+from .records import (  # noqa: F401  (Capture and Records are part of this module's interface)
     DERIVED_TYPES, Capture, Derived, NormPlan, PassRecord, Records, norm_plan, plain_module,
 )
 
@@ -375,7 +375,7 @@ class Capturer:
 
 def predict_top(logits: torch.Tensor, labels, k: int = 5, index: int = 0) -> list[dict]:
     """Top-``k`` softmax entries of batch item ``index`` of (N, classes) logits or class scores
-    (:meth:`~convviz.core.models.LoadedModel.class_scores`): ``{"label","index","prob"}``."""
+    (:meth:`~convviz.core.model.loading.LoadedModel.class_scores`): ``{"label","index","prob"}``."""
     row = logits[index] if logits.dim() > 1 else logits
     probs = torch.softmax(row.float().reshape(-1), dim=0)  # as models.class_probabilities
     values, indices = probs.topk(min(k, probs.numel()))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .views import ViewContext, view
+from .registry import ViewContext, view
 
 
 def is_vector_shape(shape) -> bool:
@@ -50,7 +50,7 @@ class LayerVector:
 def layer_vector(ctx: ViewContext) -> LayerVector:
     """The layer's output as a vector; if it is the model's output, with class names and the model's
     probabilities (:meth:`ViewContext.class_scores`, as the Predictions view shows them)."""
-    from .models import class_probabilities
+    from ..model.loading import class_probabilities
 
     out = ctx.output()
     shape = tuple(int(n) for n in out.shape)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from convviz.core.geometry import CONV, AxisGeometry, AxisSpec, analyse_axis
-from convviz.core.padding import is_dynamic_same, real_padding
+from convviz.core.geometry.arithmetic import CONV, AxisGeometry, AxisSpec, analyse_axis
+from convviz.core.geometry.padding import is_dynamic_same, real_padding
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -80,7 +80,7 @@ class ConvLayerData:
         return range(first, first + per_group)
 
     def axes(self) -> tuple[AxisGeometry, AxisGeometry]:
-        """Window geometry along rows and columns (see :mod:`convviz.core.geometry`)."""
+        """Window geometry along rows and columns (see :mod:`convviz.core.geometry.arithmetic`)."""
         top, bottom, left, right = self.padding
         rows = AxisSpec(self.input.shape[1], self.kernel_size[0], self.stride[0], top, bottom, self.dilation[0], CONV)
         cols = AxisSpec(self.input.shape[2], self.kernel_size[1], self.stride[1], left, right, self.dilation[1], CONV)

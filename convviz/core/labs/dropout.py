@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .lab_names import DROPOUT_KINDS, INFERENCE_NOTE
+from .names import DROPOUT_KINDS, INFERENCE_NOTE
 
 SELU_SATURATION = 1.7580993408473766  #: α' = λ·α of SELU; SELU(x) → −α' as x → −∞ (ATen's ``alpha``)
 CHANNELWISE = ("Dropout1d", "Dropout2d", "FeatureAlphaDropout")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from .padding import real_padding
-from .views import ViewContext, view
+from ..geometry.padding import real_padding
+from .registry import ViewContext, view
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .atomic import atomic_write
-from .errors import first_line
+from ..atomic import atomic_write
+from ..errors import first_line
 
 CHECKPOINT_FORMAT = "convviz-checkpoint-1"
 #: Compressed zip entries may inflate to at most this many bytes in total (torch writes them stored).
@@ -239,7 +239,7 @@ def checkpoint_dict(model: nn.Module | dict, *, arch: str, labels: list[str], pr
                     taps: tuple[int, ...] = (), mirror: bool = False) -> dict:
     """A convviz checkpoint (what :func:`checkpoint_fields` reads back): plain types and CPU tensors only.
 
-    ``model``: a module or its state dict; ``preprocess``: a :class:`~convviz.core.preprocess.Preprocess`;
+    ``model``: a module or its state dict; ``preprocess``: a :class:`~convviz.core.model.preprocess.Preprocess`;
     ``taps``/``mirror``: how the head reads the network and how it predicts (:class:`CheckpointFields`).
     """
     state = model if isinstance(model, dict) else model.state_dict()

@@ -10,7 +10,7 @@ validation accuracy by 1.1 ± 0.2 points (30 splits won, 7 lost) for no measurab
 keeps its pooled output, and ``global_pool`` returns ``[pool(bn2), pool(blocks[i]) for i in taps]``
 instead of ``pool(bn2)``. The model's class, module tree, names and state-dict keys are unchanged
 (every panel explores it as before); only the classifier's input grows. A checkpoint records the
-taps, and loading rebuilds the same forward (:func:`convviz.core.models.build_architecture`).
+taps, and loading rebuilds the same forward (:func:`convviz.core.model.loading.build_architecture`).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lab_text import share_text
+from .text import share_text
 
 @dataclass(frozen=True)
 class Shape:
@@ -162,7 +162,7 @@ def activation_lab(layer: str, function: str, pre: torch.Tensor, out: torch.Tens
 
 
 def capture_activation_lab(capture, name: str, module: nn.Module, channel: int = 0, bins: int = 64) -> ActivationLab:
-    """:func:`activation_lab` of module ``name`` from a :class:`~convviz.core.activations.Capture`.
+    """:func:`activation_lab` of module ``name`` from a :class:`~convviz.core.capture.activations.Capture`.
 
     For a ``BatchNormAct2d`` the pre-activation is what its ``act`` child received (the
     capture records it), or ``BN(x)`` of the module's own input when that was recorded.

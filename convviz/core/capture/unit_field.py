@@ -1,7 +1,7 @@
 """One unit's receptive field on the model input: the theoretical box and the real pixels in it.
 
 The box comes from the layer table (``rf``, ``jump``, ``start``: traced through the real
-forward pass by :mod:`convviz.core.receptive_field`, real padding included). Near the border
+forward pass by :mod:`convviz.core.capture.receptive_field`, real padding included). Near the border
 part of the box lies in padding: the unit then sees only the box clipped to the input.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ a view first reads it, with the very call the module's forward made, so bit for 
   and ``act`` children): of its input, which is the convolution's output the capture holds.
 
 :class:`Records` is the read-only mapping (record name → tensor) a capture exposes;
-:class:`PassRecord` is what one capturing pass fills (:class:`~convviz.core.activations.Capturer`).
+:class:`PassRecord` is what one capturing pass fills (:class:`~convviz.core.capture.activations.Capturer`).
 """
 from __future__ import annotations
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .errors import first_line
+from ..errors import first_line
 from .labels import labels_for
 from .lite import LiteVariant, is_lukemelas, remap_keys, variant
-from .model_files import (
+from .files import (
     ModelError, PickledModelError, check_archive, checkpoint_fields, fit_report, head_classes, is_convviz_checkpoint,
     is_torchscript, load_strict, read_weights, unwrap_state_dict,
 )

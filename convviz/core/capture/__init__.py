@@ -1,0 +1,1 @@
+"""One forward pass → every layer's output, the layer table, receptive fields."""

@@ -1,0 +1,1 @@
+"""Output sizes, window positions, padding rules (symmetric and TF SAME), probes."""
