@@ -13,7 +13,7 @@ from torch import nn
 
 from .activations import call_name, first_tensor
 from ..geometry.padding import is_dynamic_same, padding_text, real_padding
-from .receptive_field import FieldTracer
+from .receptive_field import FieldTracer, traced_pass
 
 
 @dataclass(frozen=True)
@@ -121,14 +121,5 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 2
             params=int(own_params),
         ))
 
-    handles = [m.register_forward_hook(hook) for m in names]
-    was_training = model.training
-    model.eval()
-    try:
-        with tracer:
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    traced_pass(model, tracer, x, names, hook)
     return rows

@@ -136,3 +136,18 @@ class FieldTracer(TorchFunctionMode):
             hi = max(s[1] for s, _ in spans)
             fields.append(Field(hi - lo + 1, max(j for _, j in spans), (lo + hi) / 2))
         return tuple(fields)
+
+
+def traced_pass(model, tracer: FieldTracer, x: torch.Tensor, modules, hook) -> None:
+    """Run ``model`` on ``x`` once under ``tracer``, in eval mode (restored after), with the forward
+    ``hook`` on each of ``modules`` for that pass only."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    was_training = model.training
+    model.eval()
+    try:
+        with tracer:
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)

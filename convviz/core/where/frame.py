@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..capture.activations import first_tensor, split_call_name
-from ..capture.receptive_field import FieldTracer
+from ..capture.receptive_field import FieldTracer, traced_pass
 
 @dataclass(frozen=True)
 class Frame:
@@ -137,15 +137,7 @@ def _trace(model: nn.Module, layer: str, in_hw: tuple[int, int]) -> Grid:
         if calls[0] == call:
             seen.append(first_tensor(output))
 
-    handle = module.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        with tracer:
-            model(x)
-    finally:
-        handle.remove()
-        model.train(was_training)
+    traced_pass(model, tracer, x, [module], hook)
     out = seen[0] if seen else None
     fields = tracer.field_of(out) if out is not None else None
     if fields is None or out.dim() != 4:
