@@ -89,18 +89,23 @@ def _scan_classes(folder: str, classes: list[str], min_side: int, skipped: list[
         class_dir = os.path.join(folder, name)
         if not os.path.isdir(class_dir):
             continue
-        for root, dirs, files in os.walk(class_dir, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for f in sorted(files):
-                if f.startswith("."):
-                    continue
-                path = os.path.join(root, f)
-                reason = check_image(path, min_side)
-                if reason:
-                    skipped.append(Skipped(path, reason))
-                else:
-                    samples.append(Sample(path, label))
+        for path, reason in walk_images(class_dir, min_side):
+            if reason:
+                skipped.append(Skipped(path, reason))
+            else:
+                samples.append(Sample(path, label))
     return samples
+
+
+def walk_images(folder: str, min_side: int = MIN_SIDE):
+    """Every file under ``folder`` (sorted, hidden entries and symlinked folders skipped) with the reason it
+    cannot be used as an image ("" when it can)."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if not f.startswith("."):
+                path = os.path.join(root, f)
+                yield path, check_image(path, min_side) or ""
 
 
 def stratified_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -81,21 +81,15 @@ class TopPatchesResult:
 def list_images(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
     """Image files under ``folder`` (recursive, sorted, hidden entries skipped) and (path, reason)
     for the files that are not usable images; one-line :class:`ImageError` when none is."""
-    from ..finetune.scan import check_image
+    from ..finetune.scan import walk_images
 
     folder = os.path.abspath(os.fspath(folder))
     name = os.path.basename(folder) or folder
     if not os.path.isdir(folder):
         raise ImageError(f"{name}: no such folder")
     paths, skipped = [], []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in sorted(files):
-            if f.startswith("."):
-                continue
-            path = os.path.join(root, f)
-            reason = check_image(path)
-            (skipped.append((path, reason)) if reason else paths.append(path))
+    for path, reason in walk_images(folder):
+        (skipped.append((path, reason)) if reason else paths.append(path))
     if not paths and not skipped:
         raise ImageError(f"{name}: the folder is empty (no image files in it or its sub-folders)")
     if not paths:
