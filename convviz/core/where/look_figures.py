@@ -8,36 +8,16 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..views.colormaps import lookup_table
+from .render import font, plain
 
 BACKGROUND = (250, 250, 250)
 INK = (30, 30, 30)
 MUTED = (110, 110, 110)
 ORANGE = (255, 140, 0)
 EMPTY = (225, 225, 225)
-
-
-_ASCII = str.maketrans({"‖": "||", "−": "-", "→": "->", "∂": "d", "σ": "sd", "Δ": "d", "≈": "~", "×": "x", "–": "-",
-                        "…": "...", "·": "-"})
-
-
-def font(size: int = 13):
-    """DejaVu Sans where the system has it (every symbol used here), else Pillow's own font."""
-    try:
-        return ImageFont.truetype("DejaVuSans.ttf", size)
-    except OSError:
-        try:
-            return ImageFont.load_default(size=size)
-        except TypeError:  # Pillow < 10.1: the bitmap font
-            return ImageFont.load_default()
-
-
-def plain(text: str, face) -> str:
-    """``text`` as ``face`` can draw it: symbols spelled in ASCII unless it is DejaVu Sans."""
-    name = face.getname()[0] if hasattr(face, "getname") else ""
-    return text if name == "DejaVu Sans" else text.translate(_ASCII)
 
 
 def say(draw, xy, text: str, face, fill=INK) -> None:

@@ -17,26 +17,35 @@ LEGEND_PAD = 8
 BOX_COLOUR = (255, 64, 64)  #: the Grad-CAM box
 
 
-_PLAIN = str.maketrans({"×": "x", "“": '"', "”": '"', "–": "-", "−": "-", "…": "...", "²": "^2"})
+#: how a symbol is spelled by a font that lacks it (Pillow's own, and fonts other than DejaVu Sans)
+_PLAIN = str.maketrans({"×": "x", "“": '"', "”": '"', "–": "-", "−": "-", "…": "...", "²": "^2", "‖": "||",
+                        "→": "->", "∂": "d", "σ": "sd", "Δ": "d", "≈": "~", "·": "-"})
 
 
 def font(size: int = 14):
-    """DejaVu Sans where the system has it (it has × and “ ”), else Pillow's own font."""
-    for name in ("DejaVuSans.ttf", "Arial.ttf", "arial.ttf"):
+    """DejaVu Sans where the system has it (it has every symbol the figures use), else another font that
+    spells them in ASCII (:func:`plain`)."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        pass
+    for name in ("Arial.ttf", "arial.ttf"):
         try:
-            return ImageFont.truetype(name, size)
+            fallback = ImageFont.truetype(name, size)
+            break
         except OSError:
             continue
-    try:
-        fallback = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the bitmap font
-        fallback = ImageFont.load_default()
+    else:
+        try:
+            fallback = ImageFont.load_default(size=size)
+        except TypeError:  # Pillow < 10.1: the bitmap font
+            fallback = ImageFont.load_default()
     fallback.plain = True
     return fallback
 
 
-def _text(text: str, text_font) -> str:
-    """``text`` in characters ``text_font`` can draw (Pillow's own font lacks ×, curly quotes…)."""
+def plain(text: str, text_font) -> str:
+    """``text`` in characters ``text_font`` can draw."""
     return text.translate(_PLAIN) if getattr(text_font, "plain", False) else text
 
 
@@ -94,7 +103,7 @@ def draw_boxes(img: np.ndarray, boxes, photo_hw, colours) -> np.ndarray:
         colour = tuple(int(c) for c in colour)
         x0, y0, x1, y1 = box.x0 * sx, box.y0 * sy, box.x1 * sx - 1, box.y1 * sy - 1
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=3)
-        tag = _text(f"{box.label} {box.score:.2f}", text_font)
+        tag = plain(f"{box.label} {box.score:.2f}", text_font)
         tx0, ty0, tx1, ty1 = draw.textbbox((0, 0), tag, font=text_font)
         ty = y0 if y0 + ty1 + 4 < img.shape[0] else max(0, y1 - ty1 - 4)
         draw.rectangle((x0, ty, x0 + tx1 + 6, ty + ty1 + 4), fill=colour)
@@ -110,8 +119,8 @@ def with_legend(img: np.ndarray, items, caption: str = "") -> np.ndarray:
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_h = probe.textbbox((0, 0), "Ag", font=text_font)[3] + 6
     per_line = max(20, int(width / max(1.0, probe.textlength("n", font=text_font))))
-    lines = textwrap.wrap(_text(caption, text_font), per_line) if caption else []
-    items = [(colour, _text(text, text_font)) for colour, text in items]
+    lines = textwrap.wrap(plain(caption, text_font), per_line) if caption else []
+    items = [(colour, plain(text, text_font)) for colour, text in items]
     rows, x, placed = 1 if items else 0, LEGEND_PAD, []
     for colour, text in items:
         w = 22 + int(probe.textlength(text, font=text_font)) + 16
