@@ -127,7 +127,7 @@ def dense_logits(model: nn.Module, head: Head, x: torch.Tensor) -> torch.Tensor:
     """(N, classes, h, w) class scores at every position of ``head.maps[0]`` for input batch ``x``:
     ``Σ_k W_k · M_k + b`` (finer maps average-pooled onto the first map's grid). Their spatial
     mean is the model's own logits on ``x`` (exactly when the finer maps divide evenly)."""
-    from .frame import find_module
+    from .layer_tap import find_module
 
     linear = dict(model.named_modules())[head.linear.split(":")[0]]
     seen: dict[str, torch.Tensor] = {}

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..capture.activations import first_tensor, split_call_name
+from ..capture.activations import first_tensor
 from ..capture.receptive_field import FieldTracer, traced_pass
+from .layer_tap import find_module
 
 @dataclass(frozen=True)
 class Frame:
@@ -110,20 +111,6 @@ def mask_boxes(mask: np.ndarray) -> list[tuple[slice, slice, np.ndarray]]:
 
 
 _GRIDS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
-
-
-def find_module(model: nn.Module, layer: str) -> tuple[nn.Module, int]:
-    """(module, 1-based call) of record name ``layer``; ValueError naming the closest layer."""
-    import difflib
-
-    base, call = split_call_name(layer)
-    module = dict(model.named_modules()).get(base) if base else None
-    if module is None:
-        names = [n for n, _ in model.named_modules() if n]
-        close = difflib.get_close_matches(layer, names, n=1)
-        raise ValueError(f"no layer named {layer!r} in this model"
-                         + (f"; did you mean {close[0]}?" if close else " (see `convviz layers`)"))
-    return module, call
 
 
 @torch.no_grad()

@@ -19,7 +19,8 @@ from ..capture.activations import first_tensor
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import view_hw
 from .classes import resolve_class
-from .frame import Frame, Grid, crop_frame, find_module, grid_from_row, layer_grid, mask_boxes, mean_side, to_photo
+from .frame import Frame, Grid, crop_frame, grid_from_row, layer_grid, mask_boxes, mean_side, to_photo
+from .layer_tap import find_module
 
 #: Default fraction of the peak the box's region stays above.
 BOX_THRESHOLD = 0.5

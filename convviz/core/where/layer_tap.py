@@ -21,10 +21,7 @@ class _Reached(Exception):
 
 def run_to(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     """The output of record ``layer`` (``blocks.2.1.conv_dw``, ``layer1.0.relu:2``) for batch ``x``."""
-    base, call = split_call_name(layer)
-    module = dict(model.named_modules()).get(base) if base else None
-    if module is None:
-        raise ValueError(no_layer(model, layer))
+    module, call = find_module(model, layer)
     seen: list[torch.Tensor] = []
     calls = [0]
 
@@ -47,6 +44,15 @@ def run_to(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     if not seen:
         raise ValueError(f"{layer}: the layer does not run in this model's forward pass (an unused branch?)")
     return seen[0]
+
+
+def find_module(model: nn.Module, layer: str) -> tuple[nn.Module, int]:
+    """(module, 1-based call) of record name ``layer``; ValueError naming the closest layer."""
+    base, call = split_call_name(layer)
+    module = dict(model.named_modules()).get(base) if base else None
+    if module is None:
+        raise ValueError(no_layer(model, layer))
+    return module, call
 
 
 def no_layer(model: nn.Module, layer: str) -> str:
