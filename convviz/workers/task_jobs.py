@@ -90,8 +90,6 @@ def _inputs(engine, task, args: dict, rgb):
         from convviz.core.model.loading import load_model
 
         second = load_model(args["second_spec"], require_weights=False)
-    if Need.MODEL in needs or Need.MODEL_COPY in needs:
-        engine.import_torch()
     lock = engine.lock if Need.MODEL in needs else contextlib.nullcontext()
     with lock:
         if (Need.MODEL in needs or Need.MODEL_COPY in needs) and engine.loaded is None:
