@@ -207,15 +207,16 @@ def _compare(a, b, rgb, layer, k, rows, state) -> CompareResult:
     state.check()
     layer = layer or last_map_layer(rows)
     layer_row(a.module, layer, a.preprocess.input_size, rows)  # a clear line for an unknown layer
-    preds = []
-    for loaded in (a, b):
-        scores = loaded.class_scores(loaded.preprocess.to_tensor(rgb))
+    preds, inputs = [], []
+    for loaded in (a, b):  # each model's predictions from its own input, as everywhere
+        x = loaded.preprocess.to_tensor(rgb)
+        scores = loaded.class_scores(x)
         preds.append(tuple(predict_top(scores, loaded.label_names(scores.shape[-1]), k)))
+        inputs.append(x)
         state.check()
     state.progress(0.5, f"{layer}: both models' maps")
     same = _same_scaling(a.preprocess, b.preprocess)
-    xa = a.preprocess.to_tensor(rgb)
-    xb = xa if same else b.preprocess.to_tensor(rgb)
+    xa, xb = inputs[0], inputs[0] if same else inputs[1]
     maps = []
     for loaded, x in ((a, xa), (b, xb)):
         out = run_to(loaded.module, x, layer)[0].float()
