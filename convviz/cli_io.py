@@ -36,16 +36,21 @@ def model_options(p) -> None:
     p.add_argument("--model", default="default", metavar="SPEC",
                    help="'default' (bundled EfficientNet-Lite0), a torchvision name, timm:NAME, "
                         "a model file, or ARCH=STATE_DICT_FILE")
+    trust_option(p)
+
+
+def trust_option(p) -> None:
+    """The explicit opt-in for model files that are code."""
     p.add_argument("--allow-pickle", "--trust-code", dest="allow_pickle", action="store_true",
                    help="allow a model file that is code (a fully pickled model or TorchScript): "
                         "it runs code from the file, use it only if you trust the file's source")
 
 
-def load_model_arg(args, require_weights: bool):
-    """The model ``--model`` names (its note, if any, becomes a warning line)."""
+def load_model_arg(args, require_weights: bool, spec: str | None = None):
+    """The model ``--model`` (or ``spec``) names (its note, if any, becomes a warning line)."""
     from .core.model.loading import load_model
 
-    loaded = load_model(args.model, require_weights=require_weights, allow_pickle=args.allow_pickle)
+    loaded = load_model(spec or args.model, require_weights=require_weights, allow_pickle=args.allow_pickle)
     if loaded.note:
         warnings.warn(loaded.note, UserWarning, stacklevel=2)
     return loaded

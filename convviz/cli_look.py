@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
-from .cli_io import CliError, decode_image, emit_json, load_model_arg, model_options, shown, task_progress
+from .cli_io import CliError, decode_image, emit_json, load_model_arg, model_options, shown, task_progress, trust_option
 
 #: Most channels one ``top-patches --channels`` figure shows.
 MAX_CHANNELS = 64
@@ -27,8 +26,7 @@ def add_parsers(sub) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--model", action="append", required=True, metavar="SPEC",
                    help="give it twice: the model before (e.g. default) and after (e.g. finetuned.pt)")
-    p.add_argument("--allow-pickle", "--trust-code", dest="allow_pickle", action="store_true",
-                   help="allow model files that are code (pickled models, TorchScript); only for files you trust")
+    trust_option(p)
     p.add_argument("--layer", default=None, metavar="NAME", help="whose maps to show (default: the last layer with a map)")
     p.add_argument("--out", required=True, metavar="PNG")
     p.add_argument("--json", action="store_true", help="print one JSON line: the weight change per layer and both predictions")
@@ -111,7 +109,6 @@ def cmd_top_patches(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .core.model.loading import load_model
     from .core.where.compare import check_same_architecture, compare_models
     from .core.where.look_figures import compare_figure
 
@@ -119,13 +116,7 @@ def cmd_compare(args) -> int:
         raise CliError(f"compare needs --model twice (the model before and after), not {len(args.model)} time(s)")
     _check_out(args.out)
     image = decode_image(args.image)
-    models = []
-    for spec in args.model:
-        loaded = load_model(spec, require_weights=False, allow_pickle=args.allow_pickle)
-        if loaded.note:
-            warnings.warn(loaded.note, UserWarning, stacklevel=2)
-        models.append(loaded)
-    a, b = models
+    a, b = (load_model_arg(args, False, spec) for spec in args.model)
     try:
         check_same_architecture(a.module, b.module, a.title, b.title)  # before the progress bar: one line
         with task_progress("compare") as state:
