@@ -6,6 +6,7 @@ import os
 import sys
 
 from .cli_io import CliError, decode_image, emit_json, load_model_arg, model_options, shown, task_progress, trust_option
+from .core.atomic import check_writable
 
 #: Most channels one ``top-patches --channels`` figure shows.
 MAX_CHANNELS = 64
@@ -66,18 +67,12 @@ def _channels(args, count: int, layer: str) -> list[int]:
     return list(range(lo, hi + 1))
 
 
-def _check_out(path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CliError(f"cannot write {shown(path)}: folder {shown(folder)} does not exist")
-
-
 def cmd_top_patches(args) -> int:
     from .core.where.layer_tap import check_channel, layer_row, spatial_row
     from .core.where.look_figures import top_patches_figure
     from .core.where.top_patches import crop_patches, list_images, scan_top
 
-    _check_out(args.out)
+    check_writable(args.out)
     list_images(args.folder)  # an empty folder or one without photos: said before the model loads
     loaded = load_model_arg(args, require_weights=False)
     if loaded.scripted:
@@ -114,7 +109,7 @@ def cmd_compare(args) -> int:
 
     if len(args.model) != 2:
         raise CliError(f"compare needs --model twice (the model before and after), not {len(args.model)} time(s)")
-    _check_out(args.out)
+    check_writable(args.out)
     image = decode_image(args.image)
     a, b = (load_model_arg(args, False, spec) for spec in args.model)
     try:
@@ -148,7 +143,7 @@ def cmd_erf(args) -> int:
     from .core.where.erf import layer_erf, unit_erf
     from .core.where.look_figures import erf_figure
 
-    _check_out(args.out)
+    check_writable(args.out)
     unit = _unit(args.unit)
     image = decode_image(args.image)
     loaded = load_model_arg(args, require_weights=False)
