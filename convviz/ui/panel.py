@@ -24,6 +24,7 @@ class Panel(QWidget):
         super().__init__(parent)
         self.session = None
         self._deferred: list = []  #: requests waiting for the tab to be shown (see when_shown)
+        self._shown_views: dict[str, tuple] = {}  #: key → (kind, layer, args) subscribed while on screen
 
     def bind(self, session) -> None:
         """Connect to the session's signals (called once by the main window)."""
@@ -45,8 +46,22 @@ class Panel(QWidget):
         elif request not in self._deferred:
             self._deferred.append(request)
 
+    def view_while_shown(self, key: str, kind: str, layer: str | None = None, **args) -> None:
+        """Subscribe view slot ``key`` while the tab is on screen only: a hidden tab's view is not
+        recomputed for every new photo (its result arrives on ``session.view_ready`` when shown)."""
+        self._shown_views[key] = (kind, layer, args)
+        if self.isVisible():
+            self.session.request_view(key, kind, layer, **args)
+
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)
+        for key, (kind, layer, args) in self._shown_views.items() if self.session is not None else ():
+            self.session.request_view(key, kind, layer, **args)
         deferred, self._deferred = self._deferred, []
         for request in deferred:
             request()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().hideEvent(event)
+        for key in self._shown_views if self.session is not None else ():
+            self.session.drop_view(key)

@@ -14,6 +14,7 @@ has, so "Cancel" can keep the best model so far.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
@@ -58,6 +59,13 @@ class JobFailed(Exception):
 
 class _JobRuntimeError(Exception):
     """A RuntimeError raised by a job (superqt would take it for a deleted worker and drop it)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _shape(func: Callable) -> tuple[bool, bool, bool]:
+    """(takes ``cancel``, takes ``report``, is a generator function) of a job function, read once per function."""
+    parameters = inspect.signature(func).parameters
+    return "cancel" in parameters, "report" in parameters, inspect.isgeneratorfunction(func)
 
 
 def _run_plain(func, *args, **kwargs):
@@ -174,12 +182,12 @@ class JobRunner(QObject):
         if self.closed:
             handle.ended_at = time.perf_counter()
             return handle
-        parameters = inspect.signature(func).parameters
-        if "cancel" in parameters:
+        takes_cancel, takes_report, generator = _shape(func)
+        if takes_cancel:
             kwargs["cancel"] = token
-        if "report" in parameters:
+        if takes_report:
             kwargs["report"] = lambda value, h=handle: h._worker.yielded.emit(value)
-        if inspect.isgeneratorfunction(func):
+        if generator:
             worker = _Worker(_guarded, func, *args, **kwargs)
         else:
             worker = _Worker(_guarded, _run_plain, func, *args, **kwargs)

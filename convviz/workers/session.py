@@ -134,6 +134,7 @@ class Session(QObject, SessionTasks):
         self.model_trusted = False
         self._image_key = 0
         self._subs: dict[str, Subscription] = {}
+        self._replays = 0  #: replays so far; a replay's deferred views start only if it is still the newest
         self._init_tasks()
 
     # ----------------------------------------------------------------- requests
@@ -203,14 +204,16 @@ class Session(QObject, SessionTasks):
         return self.runner.shutdown(timeout_s)
 
     # ------------------------------------------------------------------ plumbing
-    def _start_view(self, key: str, sub: Subscription) -> None:
+    def _start_view(self, key: str, sub: Subscription):
+        """Submit the job of one subscription; its handle (None when no model or image is in)."""
         ticket = self.gens.next(f"view:{key}")
         if not self.ready:
-            return
+            return None
         handle = self.runner.submit(_view_job, self.engine, self.gens, ticket, sub, self._image_key, self.image.rgb,
                                     name=f"Computing {sub.kind}…")
         handle.finished.connect(partial(self._deliver, key, ticket))
         handle.failed.connect(partial(self._deliver_failure, key, ticket))
+        return handle
 
     def _deliver(self, key: str, ticket: Ticket, result) -> None:
         if result is None or not self.gens.is_current(ticket):
@@ -226,11 +229,33 @@ class Session(QObject, SessionTasks):
 
     def _replay(self) -> None:
         """Recompute every subscription for the new image or model, the most recently asked first: what
-        the user just looked at (a layer's maps) before what was set up long ago (the predictions);
-        new image → first maps 1.79× → 1.65× decode + forward (bench_layers, 3 interleaved A/B runs)."""
+        the user just looked at (a layer's maps) before what was set up long ago (the predictions).
+
+        The others are submitted once the first has been delivered: they all wait for the same forward
+        pass anyway, and started together their jobs hold the GIL just when the GUI thread takes the
+        first result in and paints it. Their older results are made stale at once.
+        """
         self.views_stale.emit()
-        for key, sub in reversed(list(self._subs.items())):
-            self._start_view(key, sub)
+        self._replays += 1
+        subs = list(reversed(self._subs.items()))
+        if not subs:
+            return
+        first, *rest = subs
+        for key, _sub in rest:
+            self.gens.next(f"view:{key}")
+        handle = self._start_view(*first)
+        if handle is None or not handle.running:
+            self._start_rest(self._replays, rest)
+        else:
+            handle.done.connect(partial(self._start_rest, self._replays, rest))
+
+    def _start_rest(self, replay: int, subs: list) -> None:
+        """Start the subscriptions left by replay number ``replay``, unless a newer replay or request took over."""
+        if replay != self._replays:
+            return
+        for key, sub in subs:
+            if self._subs.get(key) is sub:
+                self._start_view(key, sub)
 
     # ------------------------------------------------------------------ results
     def _on_model(self, ticket: Ticket, spec: str, trusted: bool, result) -> None:

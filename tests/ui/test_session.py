@@ -76,6 +76,46 @@ def test_image_change_marks_stale_and_replays_every_subscription(qtbot, loaded, 
         assert loaded.subscription("top").kind == "predictions"
 
 
+def test_replay_submits_the_newest_view_first_and_the_others_once_it_is_delivered(qtbot, loaded, sample_path):
+    wait_view(qtbot, loaded, "m", lambda: loaded.request_view("m", "mosaic", "conv_stem"))
+    events = []
+    loaded.view_ready.connect(lambda key, _d: events.append(("ready", key)))
+    submit = loaded.runner.submit
+
+    def noted(func, *args, **kwargs):
+        events.append(("submit", args[3].kind if func.__name__ == "_view_job" else func.__name__))
+        return submit(func, *args, **kwargs)
+
+    loaded.runner.submit = noted
+    try:
+        loaded.set_image(load_image(sample_path("coffee")))
+        assert events == [("submit", "mosaic")]  # the newest subscription only, at first
+        qtbot.waitUntil(lambda: ("ready", "top") in events, timeout=STEP_MS)
+    finally:
+        loaded.runner.submit = submit
+    assert events == [("submit", "mosaic"), ("ready", "m"), ("submit", "predictions"), ("ready", "top")]
+
+
+def test_a_view_asked_while_a_replay_waits_is_not_overridden_by_it(qtbot, loaded, sample_path):
+    wait_view(qtbot, loaded, "m", lambda: loaded.request_view("m", "mosaic", "conv_stem"))
+    got = []
+    loaded.view_ready.connect(lambda key, data: got.append(len(data.top)) if key == "top" else None)
+    loaded.set_image(load_image(sample_path("coffee")))  # "top" (k=5) waits for "m"
+    loaded.request_view("top", "predictions", k=2)  # asked before the replay starts it
+    qtbot.waitUntil(lambda: not loaded.runner.jobs, timeout=STEP_MS)
+    assert got == [2] and loaded.subscription("top").args == {"k": 2}
+
+
+def test_an_old_images_view_is_not_delivered_while_its_replay_waits(qtbot, loaded, sample_path):
+    labels = []
+    loaded.view_ready.connect(lambda key, data: labels.append(data.top[0]["label"]) if key == "top" else None)
+    loaded.request_view("top", "predictions")  # in flight for the cat …
+    loaded.request_view("m", "mosaic", "conv_stem")
+    loaded.set_image(load_image(sample_path("coffee")))  # … made stale at once, though restarted later
+    qtbot.waitUntil(lambda: not loaded.runner.jobs, timeout=STEP_MS)
+    assert len(labels) == 1 and labels[0] not in {"tabby", "tiger cat", "Egyptian cat"}, labels
+
+
 def test_dropped_view_is_not_delivered(qtbot, loaded):
     keys = []
     loaded.view_ready.connect(lambda key, _d: keys.append(key))

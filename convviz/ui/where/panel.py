@@ -91,7 +91,7 @@ class WherePanel(Panel):
         session.view_ready.connect(lambda key, data: key == TOP and self.cam.set_predictions(data.top))
         session.image_loaded.connect(self._on_image)
         session.model_loaded.connect(self._on_model)
-        session.request_view(TOP, "predictions", k=10)
+        self.view_while_shown(TOP, "predictions", k=10)  # the class list: only while the tab is on screen
 
     def watch_predictions(self, predictions) -> None:
         """A click on a class in the window's predictions chart asks for its Grad-CAM here."""
