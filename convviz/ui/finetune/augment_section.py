@@ -7,6 +7,7 @@ import random
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget
 
+from convviz.core.finetune.augment_spec import DEFAULT_STRENGTHS, AugmentSpec
 from convviz.ui.finetune.thumbs import rgb_pixmap
 from convviz.ui.widgets.sections import heading, vstack
 
@@ -31,8 +32,6 @@ class AugmentSection(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        from convviz.core.finetune.augment_spec import DEFAULT_STRENGTHS
-
         box, caption = heading("3 · Augmentation")
         caption.setText("Random changes that keep the label, drawn anew every epoch. Off: the fast path "
                         "(features are computed once and only the head trains).")
@@ -85,9 +84,7 @@ class AugmentSection(QWidget):
         top = next(t for n, _l, t, _f in CONTROLS if n == name)
         return self.sliders[name].value() / STEPS * top
 
-    def spec(self):
-        from convviz.core.finetune import AugmentSpec
-
+    def spec(self) -> AugmentSpec:
         return AugmentSpec(**{n: (self.strength(n) if self.checks[n].isChecked() else 0.0) for n, *_ in CONTROLS})
 
     def seed_value(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
+from convviz.core.finetune.train_config import TrainConfig
 from convviz.ui.finetune.augment_section import AugmentSection
 from convviz.ui.finetune.data_section import DataSection
 from convviz.ui.finetune.freeze_section import FreezeSection
@@ -161,7 +162,7 @@ class FinetunePanel(Panel):
     # ------------------------------------------------------------------ freeze + preview
     def train_preprocess(self):
         """The model's preprocessing as training with these settings uses it (the core decides)."""
-        from convviz.core.finetune import preprocess_for
+        from convviz.core.finetune.train_types import preprocess_for  # imports torch
 
         return preprocess_for(self.session.model_info.preprocess, self.config())
 
@@ -195,8 +196,6 @@ class FinetunePanel(Panel):
     # ------------------------------------------------------------------ training
     def config(self):
         """The core :class:`TrainConfig` the widgets describe."""
-        from convviz.core.finetune import TrainConfig
-
         return TrainConfig(freeze=self.freeze.strategy(), augment=self.augment.spec(), graph=self.graph_mode,
                            workers=self.loader_workers, seed=self.augment.seed_value(), **self.training.settings())
 
