@@ -4,8 +4,7 @@ The panel only displays and forwards intent: every step is a core task of
 :mod:`convviz.core.finetune.tasks` that the session runs by key (scan, preview, parameter count,
 fast-path preparation, training, save); the session drops what went stale. Training works on the
 session's copy of the current model; "Use this model" loads the saved checkpoint through the normal
-model path (``session.load_model``), so every tab then shows the new classes, and re-opening the
-file later restores them.
+model path (:mod:`.trained_model`).
 """
 from __future__ import annotations
 
@@ -19,12 +18,11 @@ from convviz.ui.finetune.freeze_section import FreezeSection
 from convviz.ui.finetune.layout import StepColumns, message_line
 from convviz.ui.finetune.pacing import TrainPacer
 from convviz.ui.finetune.results_view import ResultsView
+from convviz.ui.finetune.task_keys import FREEZE, PREPARE, PREVIEW, SCAN, TRAIN
+from convviz.ui.finetune.trained_model import TrainedModel
 from convviz.ui.finetune.training_view import TrainingView
 from convviz.ui.panel import Panel
 
-#: the session's task keys of the panel's steps
-SCAN, PREPARE, FREEZE, PREVIEW, TRAIN, SAVE = (f"finetune.{step}" for step in
-                                               ("scan", "prepare", "freeze", "preview", "train", "save"))
 PREVIEW_COUNT = 8
 
 
@@ -50,11 +48,9 @@ class FinetunePanel(Panel):
         self.report = None  #: ScanReport of the chosen folder
         self._announced: list[str] = []  #: frozen layers last told to the Layers tree
         self.outcome = None  #: TrainOutcome of the last run
-        self.model_path: str | None = None  #: the checkpoint "Use this model" loads
         self.save_path: str | None = None  #: where training writes (None: a new file in the data dir)
         self.frozen_layers: list[str] = []
         self.loader_workers: int | None = None  #: DataLoader decode processes (None: the core decides)
-        self._adopting: str | None = None
         self._scanning: str | None = None  #: the folder being scanned
         self._preview_label: str | None = None  #: the class of training image 1 in the preview
         self.pacer = TrainPacer(self._submit_training, lambda n: self.session.task_shown(TRAIN, n), self)
@@ -66,6 +62,7 @@ class FinetunePanel(Panel):
         self.training = TrainingView()
         self.training.follow(self.data)  # Train is enabled only once a folder is usable
         self.results = ResultsView()
+        self.trained_model = TrainedModel(self.results, self)  #: its checkpoint: Save…, Use this model
         self.steps = StepColumns(self, self.message, [self.data, self.freeze, self.augment], [self.training, self.results])
 
         self.data.folder_chosen.connect(self.scan_folder)
@@ -80,15 +77,14 @@ class FinetunePanel(Panel):
         self.training.train.clicked.connect(self.start_training)
         self.training.cancel.clicked.connect(self.cancel_training)
         self.training.drawn.connect(self.pacer.painted)
+        self.trained_model.message.connect(self.show_message)
         self.results.image_clicked.connect(self.open_image_requested)
-        self.results.save_requested.connect(self.save_model)
-        self.results.use_requested.connect(self.use_model)
 
     # ------------------------------------------------------------------ session
     def bind(self, session) -> None:
         super().bind(session)
+        self.trained_model.bind(session)  # first: "Now the current model" is shown before the requests below
         session.model_loaded.connect(self._on_model_loaded)
-        session.model_failed.connect(self._on_model_failed)
         session.image_loaded.connect(lambda _img: self.report is None and self.when_shown(self._request_preview))
         session.task_ready.connect(self._on_task_ready)
         session.task_failed.connect(self._on_task_failed)
@@ -98,7 +94,7 @@ class FinetunePanel(Panel):
             self._on_model_loaded(session.model_info)
 
     def _on_task_ready(self, key: str, result) -> None:
-        handler = {SCAN: self._on_scanned, FREEZE: self._on_freeze_info, TRAIN: self._on_trained, SAVE: self._on_saved,
+        handler = {SCAN: self._on_scanned, FREEZE: self._on_freeze_info, TRAIN: self._on_trained,
                    PREVIEW: lambda preview: self.augment.show_preview(preview, self._preview_label)}.get(key)
         if handler is not None:
             handler(result)
@@ -113,7 +109,7 @@ class FinetunePanel(Panel):
         elif key == TRAIN:
             self.training.set_running(False)
             self.training.show_message("Training stopped.")
-        if key in (SCAN, TRAIN, SAVE):
+        if key in (SCAN, TRAIN):
             self.show_message(message)
 
     def show_message(self, text: str) -> None:
@@ -123,17 +119,9 @@ class FinetunePanel(Panel):
         if text:
             self.message_shown.emit(text)
 
-    def _on_model_loaded(self, info) -> None:
-        if self._adopting is not None and info.spec == self._adopting:
-            self._adopting = None
-            self.results.show_saved(self.model_path, "Now the current model in every tab. ")
+    def _on_model_loaded(self, _info) -> None:
         self.when_shown(self._request_freeze_info)
         self.when_shown(self._request_preview)
-
-    def _on_model_failed(self, message: str) -> None:
-        if self._adopting is not None:
-            self._adopting = None
-            self.show_message(message)
 
     # ------------------------------------------------------------------ scan
     def scan_folder(self, folder: str) -> None:
@@ -254,26 +242,21 @@ class FinetunePanel(Panel):
     def _on_trained(self, outcome) -> None:
         self.training.set_running(False)
         self.outcome = outcome
-        self.model_path = outcome.checkpoint
+        self.trained_model.run_finished(outcome)
         self.training.show_done(outcome)
         self.results.show_outcome(outcome)
         self.training_finished.emit(outcome)
 
     # ------------------------------------------------------------------ the new model
+    @property
+    def model_path(self) -> str | None:
+        """The checkpoint "Use this model" loads (the last run's, or where Save… copied it)."""
+        return self.trained_model.path
+
     def save_model(self, path: str) -> None:
         """Write the trained checkpoint to ``path`` atomically; it becomes the one to use."""
-        if self.model_path is not None and self.session is not None:
-            self.session.run_task(SAVE, "finetune.tasks:copy_checkpoint_task", source=self.model_path, target=path)
-
-    def _on_saved(self, path: str) -> None:
-        self.model_path = path
-        self.show_message("")
-        self.results.show_saved(path, "Saved. ")
+        self.trained_model.save(path)
 
     def use_model(self) -> None:
         """Make the fine-tuned checkpoint the current model (the normal model path)."""
-        if self.model_path is None or self.session is None:
-            return
-        self._adopting = self.model_path
-        self.results.show_saved(self.model_path, "Loading as the current model… ")
-        self.session.load_model(self.model_path)
+        self.trained_model.use()
