@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from convviz.core.views.mosaic import channel_mosaic, grid_shape
+from convviz.core.views.colormaps import lookup_table
+from convviz.core.views.mosaic import GAP_INDEX, channel_mosaic, grid_shape, indexed_lut, to_indexed, to_rgb8
 from convviz.core.views.mosaic_layout import columns_for, layout_for, tile_maps
 
 
@@ -55,3 +56,19 @@ def test_columns_follow_the_pane():
     wide, tall = columns_for(1280, (7, 7), 900, 300), columns_for(1280, (7, 7), 300, 900)
     assert wide > tall
     assert columns_for(1, (5, 5), 10, 10) == 1
+
+
+def test_indexed_mosaic_draws_the_colours_of_its_values_and_transparent_gaps():
+    lut = lookup_table("viridis")
+    mosaic = np.array([[0.0, 0.25, np.nan], [0.5, 1.0, 0.999]], dtype=np.float32)
+    indices = to_indexed(mosaic)
+    assert indices.dtype == np.uint8 and indices.tolist() == [[0, 64, GAP_INDEX], [127, 254, 254]]
+    table = indexed_lut(lut)
+    assert table.shape == (256, 4) and table[GAP_INDEX, 3] == 0 and (table[:GAP_INDEX, 3] == 255).all()
+    drawn = table[indices][..., :3]
+    exported = to_rgb8(mosaic, lut)  # the PNG export's colours (256 levels)
+    assert (drawn[0, 0] == lut[0]).all() and (drawn[1, 1] == lut[255]).all()
+    steps = np.abs(np.arange(255) * 255 / 254 - np.rint(np.arange(255) * 255 / 254))
+    assert steps.max() <= 0.5  # every index shows the colormap entry nearest its value
+    both = ~np.isnan(mosaic)
+    assert np.abs(drawn[both].astype(int) - exported[both].astype(int)).max() <= np.abs(np.diff(lut.astype(int), axis=0)).max()

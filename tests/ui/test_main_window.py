@@ -123,7 +123,11 @@ def test_layer_mosaic_shows_the_real_activation(qtbot, ready):
     assert data.shape == expected.shape
     np.testing.assert_allclose(data.mosaic, channel_mosaic(expected), atol=1e-5)
     shown = ready.layers_panel.mosaic
-    np.testing.assert_allclose(shown.image.image, tile_maps(expected, shown.stats), atol=1e-5)  # pane-wide grid
+    tiled = tile_maps(expected, shown.stats)  # the pane-wide grid
+    np.testing.assert_allclose(shown.mosaic, tiled, atol=1e-5)
+    drawn = shown.image.image.astype(int)  # colour indices: 0…254 over [0, 1], gaps 255
+    assert drawn.dtype.kind == "i" and np.array_equal(drawn == 255, np.isnan(tiled))
+    assert np.abs(drawn[~np.isnan(tiled)] - np.nan_to_num(tiled)[~np.isnan(tiled)] * 254).max() <= 0.5 + 1e-3
     np.testing.assert_allclose(data.maximum, expected.max(axis=(1, 2)), rtol=1e-5)
     shown.select_channel(7)
     np.testing.assert_allclose(shown.channel_values(7), expected[7], rtol=1e-4, atol=1e-4)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from convviz.core.views.colormaps import lookup_table
-from convviz.core.views.mosaic import to_rgb8
+from convviz.core.views.mosaic import indexed_lut, to_indexed, to_rgb8
 from convviz.core.views.mosaic_layout import ORDERS, columns_for, layout_for, tile_maps
 
 from .sections import vstack
@@ -80,7 +80,7 @@ class MosaicView(QWidget):
         self.mosaic_widget = _Canvas()
         self.mosaic_widget.setMinimumSize(200, 140)
         self.view, self.image = image_view(self.mosaic_widget)
-        self.image.setLookupTable(self.lut)
+        self.image.setLookupTable(indexed_lut(self.lut))  # the mosaic is drawn as indices (to_indexed)
         self.highlight = QGraphicsRectItem()
         pen = pg.mkPen(HIGHLIGHT, width=2)
         pen.setCosmetic(True)
@@ -139,7 +139,7 @@ class MosaicView(QWidget):
         """Tile the maps for the current pane size, scaling and order."""
         self.stats = layout_for(self.maps, cols or self._columns(), per_channel=self.per_channel, order=self.order)
         self.mosaic = tile_maps(self.maps, self.stats)
-        self.image.setImage(self.mosaic, autoLevels=False, levels=(0.0, 1.0))
+        self.image.setImage(to_indexed(self.mosaic), autoLevels=False, levels=None)
         self.view.setRange(QRectF(0, 0, self.mosaic.shape[1], self.mosaic.shape[0]), padding=0.01)
         s = self.stats
         if self.per_channel:
