@@ -13,6 +13,7 @@ Register a task with :func:`task`; :func:`get_task` finds it by name (``module:f
 from __future__ import annotations
 
 import enum
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -127,8 +128,6 @@ def task(scope: Scope, needs: tuple = (), title: str = "", graceful: bool = Fals
 def get_task(name: str) -> Task:
     """The task ``module:function`` (its module is imported on first use)."""
     if name not in _TASKS and ":" in name:
-        import importlib
-
         try:
             importlib.import_module("convviz.core." + name.split(":")[0])
         except ImportError:

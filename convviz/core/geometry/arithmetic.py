@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .padding import tf_same_split
+
 CONV = "conv"
 POOL = "pool"
 #: Pooling operations (``AxisSpec.pool``) and the torch layer of each toy mode.
@@ -262,8 +264,6 @@ def pool_same_padding(kernel: int, stride: int, dilation: int = 1, size: int = 1
 def tf_same_spec(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> AxisSpec:
     """A Conv2d axis padded as TensorFlow / ONNX "SAME" (:func:`convviz.core.geometry.padding.tf_same_split`):
     uneven for an odd total, the extra cell after."""
-    from .padding import tf_same_split
-
     before, after = tf_same_split(size, kernel, stride, dilation)
     return AxisSpec(size, kernel, stride, before, after, dilation, CONV)
 

@@ -26,10 +26,12 @@ import difflib
 import os
 from dataclasses import dataclass, field
 
+import huggingface_hub
 import torch
 from torch import nn
 
 from ..errors import first_line
+from .head import replace_head
 from .labels import labels_for
 from .lite import LiteVariant, is_lukemelas, remap_keys, variant
 from .files import (
@@ -37,6 +39,7 @@ from .files import (
     is_torchscript, load_strict, read_weights, unwrap_state_dict,
 )
 from .preprocess import Preprocess
+from .taps import add_taps, taps_of
 
 DEFAULT_SPEC = "default"
 #: Offered in the model picker; any other torchvision or ``timm:`` name works too.
@@ -85,8 +88,6 @@ class LoadedModel:
     def head_note(self) -> str:
         """One line on how the classifier reads the network (:mod:`.taps`) and predicts; "" when plainly.
         The model card shows it, so a model that averages with the mirror image says so."""
-        from .taps import taps_of
-
         taps = taps_of(self.module) if isinstance(self.module, nn.Module) else ()
         parts = ([f"the head reads the pooled outputs of the last layer, {', '.join(f'blocks.{t}' for t in taps)}"]
                  if taps else []) + ([MIRROR_NOTE] if self.mirror else [])
@@ -148,9 +149,6 @@ def build_architecture(arch: str, *, num_classes: int | None = None, require_wei
     ``taps``: a multi-layer head reading those stages too (:mod:`.taps`), sized for ``num_classes``.
     """
     if taps:
-        from .head import replace_head
-        from .taps import add_taps
-
         module, preprocess, pretrained, note = build_architecture(arch, num_classes=num_classes, require_weights=require_weights)
         try:
             add_taps(module, taps)
@@ -260,10 +258,8 @@ def _build_timm(name: str, num_classes: int | None, require_weights: bool):
 def _timm_cached_file(model: nn.Module) -> str | None:
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     if cfg.get("hf_hub_id"):
-        from huggingface_hub import try_to_load_from_cache
-
         for filename in ("model.safetensors", "pytorch_model.bin"):
-            found = try_to_load_from_cache(cfg["hf_hub_id"], filename)
+            found = huggingface_hub.try_to_load_from_cache(cfg["hf_hub_id"], filename)
             if isinstance(found, str) and os.path.isfile(found):
                 return found
     if cfg.get("url"):

@@ -11,14 +11,18 @@ Two models whose layers differ anywhere but in the classifier head are refused i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..capture.activations import predict_top
+from ..capture.layer_table import layer_table
+from ..errors import first_line
+from ..model.head import head_name
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
+from .gradcam import grad_cam
 from .layer_tap import layer_row, run_to, spatial_row
 
 
@@ -82,8 +86,6 @@ def _param_modules(model: nn.Module) -> dict[str, tuple[nn.Module, dict[str, tor
 
 
 def _head(model: nn.Module) -> str | None:
-    from ..model.head import head_name
-
     try:
         return head_name(model)
     except ValueError:
@@ -176,18 +178,12 @@ def compare_models(a, b, rgb: np.ndarray, layer: str | None = None, k: int = 5, 
     state = state or TaskState()
     check_same_architecture(a.module, b.module, a.title, b.title)
     if not rows:
-        from ..capture.layer_table import layer_table
-
         size = a.preprocess.input_size
         rows = tuple(layer_table(a.module, (3, size, size)))
     with torch.no_grad():
         result = _compare(a, b, rgb, layer, k, rows, state)
     if not evidence or result.maps_a.shape[1] * result.maps_a.shape[2] <= 1:
         return result
-    from dataclasses import replace
-
-    from .gradcam import grad_cam
-
     cams = []
     state.progress(0.8, "each model's evidence for its top class (Grad-CAM)")
     for loaded in (a, b):
@@ -195,8 +191,6 @@ def compare_models(a, b, rgb: np.ndarray, layer: str | None = None, k: int = 5, 
         try:
             cams.append(grad_cam(loaded, rgb, None, result.layer, rows))
         except ValueError as exc:  # a layer the class scores do not depend on: the rest stands
-            from ..errors import first_line
-
             return replace(result, evidence_note=f"no Grad-CAM: {first_line(exc)}")
     return replace(result, cam_a=cams[0], cam_b=cams[1])
 

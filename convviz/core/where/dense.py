@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..errors import first_line
+from ..geometry.padding import is_dynamic_same
 from ..model.loading import mirror_scores
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import Box, clip, merge, view_hw
@@ -76,8 +78,6 @@ def photo_tensor(preprocess, rgb: np.ndarray, hw: tuple[int, int]) -> torch.Tens
 
 def pads(model: nn.Module) -> bool:
     """True when any convolution or pooling of ``model`` pads its input (TF "SAME" included)."""
-    from ..geometry.padding import is_dynamic_same
-
     for module in model.modules():
         if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)):
             padding = getattr(module, "padding", 0)
@@ -103,8 +103,6 @@ def dense_maps(loaded, rgb: np.ndarray, size: int = DEFAULT_SIZE, state: TaskSta
             mirrored = dense_logits(model, head, x.flip(3))[0].flip(2)
             scores = mirror_scores(logits[0].movedim(0, -1), mirrored.movedim(0, -1)).movedim(-1, 0)
     except RuntimeError as exc:
-        from ..errors import first_line
-
         raise ValueError(f"{loaded.title} cannot take a {hw[1]}×{hw[0]} input ({first_line(exc)})") from None
     probs = torch.softmax(scores, 0).numpy()
     seconds = time.perf_counter() - started

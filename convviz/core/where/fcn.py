@@ -20,6 +20,7 @@ from torch import nn
 from ..capture.activations import call_name, first_tensor
 from ..capture.receptive_field import FieldTracer
 from .frame import Grid, remember_grid
+from .layer_tap import find_module
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,6 @@ def dense_logits(model: nn.Module, head: Head, x: torch.Tensor) -> torch.Tensor:
     """(N, classes, h, w) class scores at every position of ``head.maps[0]`` for input batch ``x``:
     ``Σ_k W_k · M_k + b`` (finer maps average-pooled onto the first map's grid). Their spatial
     mean is the model's own logits on ``x`` (exactly when the finer maps divide evenly)."""
-    from .layer_tap import find_module
-
     linear = dict(model.named_modules())[head.linear.split(":")[0]]
     seen: dict[str, torch.Tensor] = {}
     handles = []

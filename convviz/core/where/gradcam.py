@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..capture.activations import first_tensor
+from ..capture.layer_table import layer_table
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import view_hw
 from .classes import resolve_class
@@ -76,8 +77,6 @@ def default_layer(rows) -> str:
 def _rows_for(model, size: int, rows):
     if rows:
         return tuple(rows)
-    from ..capture.layer_table import layer_table
-
     return tuple(layer_table(model, (3, size, size)))
 
 

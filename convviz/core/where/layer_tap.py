@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..capture.activations import first_tensor, split_call_name
+from ..capture.layer_table import layer_table
 
 
 class _Reached(Exception):
@@ -66,8 +67,6 @@ def layer_row(model: nn.Module, layer: str, input_size: int, rows=()):
     """The :class:`~convviz.core.capture.layer_table.LayerRow` of record ``layer`` (from ``rows`` when given,
     else from the layer table of ``model`` at ``input_size``)."""
     if not rows:
-        from ..capture.layer_table import layer_table
-
         rows = layer_table(model, (3, input_size, input_size))
     for row in rows:
         if row.name == layer:

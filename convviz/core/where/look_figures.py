@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..views.colormaps import lookup_table
-from .render import font, plain
+from .render import blend, font, heat_rgba, plain, seen_mask, view_photo
 
 BACKGROUND = (250, 250, 250)
 INK = (30, 30, 30)
@@ -159,8 +159,6 @@ def _predictions(draw, x: int, y: int, preds, width: int, face) -> None:
 
 def evidence_picture(photo: np.ndarray, cam) -> np.ndarray:
     """The photo under a Grad-CAM result's heat (grey where the model saw nothing), as the cam views draw it."""
-    from .render import blend, heat_rgba, seen_mask, view_photo
-
     out_hw = cam.heat.shape
     return blend(view_photo(photo, out_hw), heat_rgba(cam.heat, 0.6, seen_mask(cam.frame, out_hw)))
 

@@ -5,6 +5,7 @@ most), with a legend strip below: a colour swatch and a label per class or box, 
 """
 from __future__ import annotations
 
+import io
 import textwrap
 
 import numpy as np
@@ -188,8 +189,6 @@ def side_by_side(*images: np.ndarray, gap: int = 12) -> np.ndarray:
 
 
 def png_bytes(img: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(img).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -16,11 +16,17 @@ import hashlib
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from PIL import Image
 
+from ..atomic import atomic_write
+from ..finetune.backend import weights_hash
+from ..finetune.feature_cache import cache_root, enabled
+from ..finetune.features import ImageDataset, make_loader, normalize
+from ..finetune.scan import Sample, walk_images
 from ..images import ImageError, load_image
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from ..capture.unit_field import unit_field
@@ -81,8 +87,6 @@ class TopPatchesResult:
 def list_images(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
     """Image files under ``folder`` (recursive, sorted, hidden entries skipped) and (path, reason)
     for the files that are not usable images; one-line :class:`ImageError` when none is."""
-    from ..finetune.scan import walk_images
-
     folder = os.path.abspath(os.fspath(folder))
     name = os.path.basename(folder) or folder
     if not os.path.isdir(folder):
@@ -125,8 +129,6 @@ def image_maxima(out: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 def cache_key(model, preprocess, layer: str, k: int, paths: list[str]) -> str:
     """What a pass depends on: the network and its weights, the preprocessing, the layer, k, the files."""
-    from ..finetune.backend import weights_hash
-
     digest = hashlib.sha256(f"{weights_hash(model)}|{preprocess}|{layer}|{k}".encode())
     for path in paths:
         stat = os.stat(path)
@@ -135,8 +137,6 @@ def cache_key(model, preprocess, layer: str, k: int, paths: list[str]) -> str:
 
 
 def _cache_file(key: str) -> str | None:
-    from ..finetune.feature_cache import cache_root, enabled
-
     return os.path.join(cache_root(), "top_patches", f"{key}.npz") if enabled() else None
 
 
@@ -161,8 +161,6 @@ def _load_cached(key: str, layer: str) -> TopPatches | None:
 
 
 def _remember(key: str, top: TopPatches) -> None:
-    from dataclasses import replace
-
     _MEMO[key] = replace(top, cached=True, seconds=0.0)
     while len(_MEMO) > _MEMO_SIZE:
         _MEMO.pop(next(iter(_MEMO)))
@@ -173,8 +171,6 @@ def _store(key: str, top: TopPatches) -> None:
     _remember(key, top)
     if path is None:
         return
-    from ..atomic import atomic_write
-
     reasons = [r for _, r in top.skipped]
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -189,9 +185,6 @@ def _store(key: str, top: TopPatches) -> None:
 def scan_top(loaded, folder: str, layer: str, *, k: int = TOP_K, batch_size: int = BATCH_SIZE,
              state: TaskState | None = None, workers: int | None = None) -> TopPatches:
     """The top-``k`` per channel of record ``layer`` over the images under ``folder`` (one pass, cached)."""
-    from ..finetune.features import ImageDataset, make_loader, normalize
-    from ..finetune.scan import Sample
-
     state = state or TaskState()
     paths, skipped = list_images(folder)
     key = cache_key(loaded.module, loaded.preprocess, layer, k, paths)
@@ -272,8 +265,6 @@ def photo_box(preprocess, photo_wh: tuple[int, int], box: tuple[int, int, int, i
 
 def crop_patches(top: TopPatches, channel: int, preprocess, row=None) -> tuple[Patch, ...]:
     """The patches of ``channel``: each rank's photo decoded at full size and cut to its unit's field."""
-    from PIL import Image
-
     channel = check_channel(channel, top.channels, top.layer)
     patches = []
     for rank in range(top.values.shape[1]):
