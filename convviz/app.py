@@ -19,6 +19,7 @@ SCREENSHOT_TIMEOUT_MS = 300_000
 
 from .core.labs.names import LABS  # noqa: E402,F401  (torch-free: the one table of lab names, for --lab)
 from .ui.registry import panel_names  # noqa: E402  (Qt-free: the one list of panels)
+from .workers.process import configure_gui_process  # noqa: E402  (standard library only)
 
 VIEWS = panel_names()
 
@@ -212,7 +213,6 @@ def main(argv: list[str] | None = None, started_at: float | None = None, exit_pr
     from PySide6.QtWidgets import QApplication
 
     from .ui.settings import APP_NAME, organization
-    from .workers.process import configure_gui_process
 
     configure_gui_process()
 

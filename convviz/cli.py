@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import os
 import sys
 import time
@@ -16,6 +17,10 @@ import time
 from .cli_io import (
     CliError, TimeLimitExceeded, collected_warnings, emit_json, load_model_arg as _load, decode_image as _decode, model_options, quiet_broken_pipe, safe_stdout, shown,
 )
+from .core.atomic import WriteError, atomic_write_all
+from .core.capture.allocator import keep_freed_memory
+from .core.capture.layer_tree import build_tree
+from .core.errors import first_line
 
 EXIT_USAGE = 2
 #: Largest ``layers --input-size``.
@@ -27,8 +32,6 @@ COMMAND_MODULES = ("convviz.cli_finetune", "convviz.cli_look", "convviz.cli_wher
 
 
 def _command_modules():
-    import importlib
-
     return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
@@ -125,9 +128,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from .core.errors import first_line
     from .core.capture.layer_table import layer_table
-    from .core.capture.layer_tree import build_tree
 
     if args.input_size is not None and not 1 <= args.input_size <= MAX_INPUT_SIZE:
         raise CliError(f"--input-size must be from 1 to {MAX_INPUT_SIZE} pixels")
@@ -158,7 +159,6 @@ def cmd_activations(args) -> int:
     from PIL import Image
 
     from .core.capture.activations import Capturer
-    from .core.atomic import atomic_write_all
     from .core.views.colormaps import lookup_table
     from .core.views.mosaic import channel_mosaic, to_rgb8
 
@@ -201,12 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         sub = bool(argv) and argv[0] == "app"
         return app_main(argv[1:] if sub else argv, exit_process=True, prog="convviz app" if sub else "convviz")
     args = _parser().parse_args(argv)
-    from .core.atomic import WriteError
     from .core.images import ImageError
     from .core.model.files import ModelError
-
-    from .core.capture.allocator import keep_freed_memory
-    from .core.errors import first_line
 
     safe_stdout()
     keep_freed_memory()

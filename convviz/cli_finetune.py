@@ -1,9 +1,13 @@
 """``convviz finetune DATA_DIR``: transfer learning on an image folder, from the command line."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
+import time
+
+from .cli_io import CliError
 
 
 def add_parsers(sub) -> None:
@@ -39,14 +43,10 @@ def add_parsers(sub) -> None:
 
 
 def cmd_finetune(args) -> int:
-    import copy
-    import time
-
     started = time.perf_counter()
     import torch
     from tqdm import tqdm
 
-    from .cli_io import CliError
     from .core.finetune import AugmentSpec, TrainConfig, check_writable, fine_tune, scan_folder
     from .core.finetune.heads import apply_freeze, parse_freeze
     from .core.model.files import ModelError

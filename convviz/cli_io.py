@@ -18,6 +18,8 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
+from .core.tasks import TaskState
+
 
 #: Seconds one image may take to decode before the command gives up on it.
 DECODE_SECONDS = 60
@@ -152,8 +154,6 @@ def quiet_broken_pipe() -> int:
 def task_progress(desc: str):
     """A core :class:`~convviz.core.tasks.TaskState` whose progress draws a tqdm bar on stderr."""
     from tqdm import tqdm
-
-    from .core.tasks import TaskState
 
     bar = tqdm(total=100, desc=desc, unit="%", file=sys.stderr, leave=False,
                bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")

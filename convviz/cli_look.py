@@ -6,7 +6,7 @@ import os
 import sys
 
 from .cli_io import CliError, decode_image, emit_json, load_model_arg, model_options, shown, task_progress, trust_option
-from .core.atomic import check_writable
+from .core.atomic import atomic_write, check_writable
 
 #: Most channels one ``top-patches --channels`` figure shows.
 MAX_CHANNELS = 64
@@ -45,8 +45,6 @@ def add_parsers(sub) -> None:
 
 def _save_png(path: str, rgb) -> None:
     from PIL import Image
-
-    from .core.atomic import atomic_write
 
     atomic_write(path, lambda handle: Image.fromarray(rgb).save(handle, format="PNG"))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 
 from .cli_io import CliError, decode_image, emit_json, load_model_arg, model_options, shown, task_progress
+from .core.atomic import atomic_write
+from .core.where.classes import resolve_classes
 
 
 def add_parsers(sub) -> None:
@@ -51,7 +53,6 @@ def _fraction(value, name: str):
 
 
 def cmd_cam(args) -> int:
-    from .core.atomic import atomic_write
     from .core.where.gradcam import BOX_THRESHOLD, grad_cam
     from .core.where.render import cam_picture, png_bytes
 
@@ -77,9 +78,7 @@ def cmd_cam(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from .core.atomic import atomic_write
     from .core.where import dense, windows
-    from .core.where.classes import resolve_classes
     from .core.where.fcn import find_head
     from .core.where.render import boxes_picture, png_bytes, segment_picture
 
