@@ -3,8 +3,8 @@
 The panel only displays and forwards intent: every step is a core task of
 :mod:`convviz.core.finetune.tasks` that the session runs by key (scan, preview, parameter count,
 fast-path preparation, training, save); the session drops what went stale. Training works on the
-session's copy of the current model; "Use this model" loads the saved checkpoint through the normal
-model path (:mod:`.trained_model`).
+session's copy of the current model (:mod:`.training_run`); "Use this model" loads the saved
+checkpoint through the normal model path (:mod:`.trained_model`).
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from convviz.ui.finetune.freeze_section import FreezeSection
 from convviz.ui.finetune.layout import StepColumns, message_line
 from convviz.ui.finetune.pacing import TrainPacer
 from convviz.ui.finetune.results_view import ResultsView
-from convviz.ui.finetune.task_keys import FREEZE, PREPARE, PREVIEW, SCAN, TRAIN
+from convviz.ui.finetune.task_keys import FREEZE, PREPARE, PREVIEW, SCAN
 from convviz.ui.finetune.trained_model import TrainedModel
+from convviz.ui.finetune.training_run import TrainingRun
 from convviz.ui.finetune.training_view import TrainingView
 from convviz.ui.panel import Panel
 
@@ -47,13 +48,11 @@ class FinetunePanel(Panel):
         super().__init__(parent)
         self.report = None  #: ScanReport of the chosen folder
         self._announced: list[str] = []  #: frozen layers last told to the Layers tree
-        self.outcome = None  #: TrainOutcome of the last run
         self.save_path: str | None = None  #: where training writes (None: a new file in the data dir)
         self.frozen_layers: list[str] = []
         self.loader_workers: int | None = None  #: DataLoader decode processes (None: the core decides)
         self._scanning: str | None = None  #: the folder being scanned
         self._preview_label: str | None = None  #: the class of training image 1 in the preview
-        self.pacer = TrainPacer(self._submit_training, lambda n: self.session.task_shown(TRAIN, n), self)
 
         self.message = message_line()
         self.data = DataSection()
@@ -62,6 +61,7 @@ class FinetunePanel(Panel):
         self.training = TrainingView()
         self.training.follow(self.data)  # Train is enabled only once a folder is usable
         self.results = ResultsView()
+        self.training_run = TrainingRun(self.training, self._training_args, self)  #: Train → task → outcome
         self.trained_model = TrainedModel(self.results, self)  #: its checkpoint: Save…, Use this model
         self.steps = StepColumns(self, self.message, [self.data, self.freeze, self.augment], [self.training, self.results])
 
@@ -75,8 +75,10 @@ class FinetunePanel(Panel):
             changed.connect(lambda _s: self.training.has_curves() or self._expect_run())
         self._expect_run()
         self.training.train.clicked.connect(self.start_training)
-        self.training.cancel.clicked.connect(self.cancel_training)
-        self.training.drawn.connect(self.pacer.painted)
+        self.training_run.progress.connect(self.training_progress)
+        self.training_run.failed.connect(self.show_message)
+        for then in (self.trained_model.run_finished, self.results.show_outcome, self.training_finished):
+            self.training_run.finished.connect(then)  # called in this order
         self.trained_model.message.connect(self.show_message)
         self.results.image_clicked.connect(self.open_image_requested)
 
@@ -84,17 +86,16 @@ class FinetunePanel(Panel):
     def bind(self, session) -> None:
         super().bind(session)
         self.trained_model.bind(session)  # first: "Now the current model" is shown before the requests below
+        self.training_run.bind(session)
         session.model_loaded.connect(self._on_model_loaded)
         session.image_loaded.connect(lambda _img: self.report is None and self.when_shown(self._request_preview))
         session.task_ready.connect(self._on_task_ready)
         session.task_failed.connect(self._on_task_failed)
-        session.task_progress.connect(lambda key, p: key == TRAIN and self._on_progress(p))
-        session.task_cancelled.connect(lambda key: key == TRAIN and self.training.set_running(False))
         if session.model_info is not None:
             self._on_model_loaded(session.model_info)
 
     def _on_task_ready(self, key: str, result) -> None:
-        handler = {SCAN: self._on_scanned, FREEZE: self._on_freeze_info, TRAIN: self._on_trained,
+        handler = {SCAN: self._on_scanned, FREEZE: self._on_freeze_info,
                    PREVIEW: lambda preview: self.augment.show_preview(preview, self._preview_label)}.get(key)
         if handler is not None:
             handler(result)
@@ -102,15 +103,11 @@ class FinetunePanel(Panel):
     def _on_task_failed(self, key: str, message: str) -> None:
         if key == SCAN:
             self.data.show_failed(self._scanning, self.report)
+            self.show_message(message)
         elif key == FREEZE:
             self.freeze.count.setText(message)
         elif key == PREVIEW:
             self.augment.preview_caption.setText(message)
-        elif key == TRAIN:
-            self.training.set_running(False)
-            self.training.show_message("Training stopped.")
-        if key in (SCAN, TRAIN):
-            self.show_message(message)
 
     def show_message(self, text: str) -> None:
         """One line above the sections (empty: hidden)."""
@@ -196,9 +193,21 @@ class FinetunePanel(Panel):
 
     @property
     def training_running(self) -> bool:
-        return self.pacer.pending or (self.session is not None and self.session.task_running(TRAIN))
+        """From the Train click until the run ends (its task may not be submitted yet)."""
+        return self.training_run.running
+
+    @property
+    def pacer(self) -> TrainPacer:
+        """Paces the training task to the painting of its updates."""
+        return self.training_run.pacer
+
+    @property
+    def outcome(self):
+        """TrainOutcome of the last run (None before one ended)."""
+        return self.training_run.outcome
 
     def start_training(self) -> None:
+        """Train with the current settings on the scanned folder, in the background."""
         if self.session is None or self.training_running:
             return
         if self.report is None:
@@ -208,44 +217,14 @@ class FinetunePanel(Panel):
             self.show_message("No model is loaded yet.")
             return
         self.show_message("")
-        self.training.reset()
-        self._expect_run()  # already so, unless the settings changed while curves were shown
-        self.training.set_running(True)
-        self.training.show_message("Starting…")
-        self.pacer.arm()  # the task starts once the cleared curves are painted (see pacing)
+        self.training_run.start(self.point_unit(), self.config().resolved().epochs)
 
-    def _submit_training(self) -> None:
-        if self.session is None or self.session.runner.closed:
-            self.training.set_running(False)
-            return
-        self.session.run_task(TRAIN, "finetune.tasks:train_task", paced=True, scan=self.report.scan,
-                              config=self.config(), save_path=self.save_path)
+    def _training_args(self) -> dict:
+        return dict(scan=self.report.scan, config=self.config(), save_path=self.save_path)
 
     def cancel_training(self) -> None:
-        if self.pacer.disarm():
-            self.training.set_running(False)
-            self.training.show_message("Cancelled before it started.")
-        elif self.training_running:
-            self.training.show_message("Cancelling: stopping after this batch…")
-            self.training.cancel.setEnabled(False)
-            self.session.cancel_task(TRAIN)
-
-    def _on_progress(self, progress) -> None:
-        if progress.partial is not None:  # a training update (the other steps only have text)
-            redraws = self.training.show_update(progress.partial, progress.text)
-            self.training_progress.emit(progress.partial)
-            window = self.window().windowHandle()
-            self.pacer.update_arrived(redraws and self.isVisible() and window is not None and window.isExposed())
-        elif progress.text:
-            self.training.show_message(progress.text)
-
-    def _on_trained(self, outcome) -> None:
-        self.training.set_running(False)
-        self.outcome = outcome
-        self.trained_model.run_finished(outcome)
-        self.training.show_done(outcome)
-        self.results.show_outcome(outcome)
-        self.training_finished.emit(outcome)
+        """Cancel the run (before it started, or after the running batch)."""
+        self.training_run.cancel()
 
     # ------------------------------------------------------------------ the new model
     @property
