@@ -7,12 +7,16 @@ modules that need them are imported inside the methods: the first model load pay
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
+from convviz.core.capture.allocator import keep_freed_memory
 from convviz.core.errors import first_line
+from convviz.core.views.registry import ViewContext, get_view
 from .capture_thread import run_on_capture_thread
 from .results import ModelInfo
 
@@ -45,8 +49,6 @@ class Engine:
         import timm  # noqa: F401
         import torch  # noqa: F401
         import torchvision  # noqa: F401
-
-        from convviz.core.capture.allocator import keep_freed_memory
 
         keep_freed_memory()
 
@@ -107,8 +109,6 @@ class Engine:
 
     def view(self, kind: str, layer: str | None, args: dict, image_key, rgb: np.ndarray):
         """The frozen result of core view ``kind`` for ``layer`` of the current model on this image."""
-        from convviz.core.views.registry import ViewContext, get_view
-
         function = get_view(kind)
         if layer is not None and self.loaded.scripted:
             raise ValueError(f"{layer}: a TorchScript model takes no hooks, so its layers cannot be shown "
@@ -142,9 +142,6 @@ class Engine:
         The one way to get a copy: a deep copy made under :attr:`lock` (tens of milliseconds), so
         the views keep the live model and never read weights that change.
         """
-        import copy
-        from dataclasses import replace
-
         with self.lock:
             loaded = self.loaded
             if loaded is None:

@@ -11,6 +11,7 @@ one sentence.
 from __future__ import annotations
 
 import glob
+import html
 import os
 import re
 
@@ -22,7 +23,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from convviz.core.where.look_figures import colour
+from convviz.core.finetune.tasks import default_save_dir
+from convviz.core.where.look_figures import colour, evidence_picture
 from convviz.ui.panel import Panel
 from convviz.ui.widgets.sections import heading, text_label
 
@@ -49,8 +51,6 @@ def suggested_other(info) -> tuple[str, int]:
     found = _FINE_TUNED.search(info.title) if info is not None else None
     if found:
         return found.group(1), BEFORE
-    from convviz.core.finetune.tasks import default_save_dir
-
     saved = sorted(glob.glob(os.path.join(default_save_dir(), "*.pt")), key=os.path.getmtime)
     return (saved[-1], AFTER) if saved else ("", AFTER)
 
@@ -244,8 +244,6 @@ class ComparePanel(Panel):
             self.run()
 
     def _latest(self) -> None:
-        from convviz.core.finetune.tasks import default_save_dir
-
         saved = sorted(glob.glob(os.path.join(default_save_dir(), "*.pt")), key=os.path.getmtime)
         if not saved:
             self.status.setText(f"No fine-tune saved yet in {default_save_dir()}: train one in the Fine-tune tab.")
@@ -358,8 +356,6 @@ class ComparePanel(Panel):
             if cam is None or image is None:
                 tile.set_rgb(None, f"{which}: no Grad-CAM at this layer")
                 continue
-            from convviz.core.where.look_figures import evidence_picture
-
             tile.set_rgb(evidence_picture(image.rgb, cam), f"{which}: evidence for “{cam.label}” ({cam.prob * 100:.0f}%)")
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
@@ -389,6 +385,4 @@ def _short(title: str, n: int = 28) -> str:
 
 
 def _esc(text: str) -> str:
-    import html
-
     return html.escape(str(text))

@@ -6,6 +6,8 @@ from PySide6.QtWidgets import (
     QComboBox, QCompleter, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget,
 )
 
+from convviz.core.views.colormaps import lookup_table
+from convviz.core.where.boxes import Box
 from convviz.ui.where.canvas import PhotoCanvas
 
 #: How many of the model's top classes the list offers.
@@ -22,8 +24,6 @@ def slider(lo: int, hi: int, value: int) -> QSlider:
 
 def heat_legend() -> str:
     """Rich text: the heat's colours at no evidence, half the peak and the peak; grey outside the crop."""
-    from convviz.core.views.colormaps import lookup_table
-
     lut = lookup_table("viridis")
     swatch = "<span style='background-color: rgb({},{},{});'>&nbsp;&nbsp;&nbsp;&nbsp;</span>&nbsp;{}"
     parts = [swatch.format(*map(int, lut[k]), text) for k, text in
@@ -197,7 +197,6 @@ class CamPage(QWidget):
 
     def box(self):
         """The box drawn: the region above the slider's fraction of the peak (the core's rule, no recompute)."""
-        from convviz.core.where.boxes import Box
         from convviz.core.where.gradcam import peak_box
 
         r = self.result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
+from convviz.core.where.boxes import palette
 from convviz.ui.where.cam_page import slider
 from convviz.ui.where.canvas import MAX_BOXES, PhotoCanvas
 
@@ -13,8 +14,6 @@ DEFAULT_SIZE = 448
 
 def box_colours(boxes):
     """One palette colour per class, in the order classes first appear (best box first)."""
-    from convviz.core.where.boxes import palette
-
     classes = list(dict.fromkeys(b.index for b in boxes))
     colours = palette(len(classes))
     return [colours[classes.index(b.index)] for b in boxes]

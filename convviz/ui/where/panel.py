@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QTabBar, QVBoxLayout, QWidget,
 )
 
+from convviz.core.atomic import atomic_write
 from convviz.ui.panel import Panel
 from convviz.ui.where.cam_page import CamPage
 from convviz.ui.where.detect_page import DetectPage
@@ -286,7 +287,6 @@ class WherePanel(Panel):
             path = QFileDialog.getSaveFileName(self, "Export PNG", f"where-{self.step()}.png", "PNG (*.png)")[0]
         if not path:
             return False
-        from convviz.core.atomic import atomic_write
         from convviz.core.where.render import png_bytes
 
         try:

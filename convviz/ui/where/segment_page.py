@@ -6,6 +6,7 @@ import html
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
+from convviz.core.where.boxes import palette
 from convviz.ui.where.cam_page import SIDE_WIDTH, page_layout, slider
 from convviz.ui.where.canvas import PhotoCanvas
 
@@ -108,7 +109,6 @@ class SegmentPage(QWidget):
         self._labels()
         if self.result is None:
             return
-        from convviz.core.where.boxes import palette
         from convviz.core.where.dense import coarseness_text, segment
         from convviz.core.where.render import segment_rgba
 
