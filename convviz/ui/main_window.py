@@ -317,6 +317,8 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- results
     def _on_image_loaded(self, image) -> None:
+        if self.session.model_info is not None:  # its views follow: the photo is painted after the first
+            self.side.hold_repaint()
         self.side.set_image(image)
         width, height = image.size
         self.status.set_image(image.name, width, height)
@@ -355,11 +357,13 @@ class MainWindow(QMainWindow):
         self.side.show_field(None)
 
     def _on_view(self, key: str, data) -> None:
+        self.side.release_repaint()
         if key == PREDICTIONS_KEY:
             self.side.set_predictions(data.top)
             self.status.set_forward(data.forward_ms)
 
     def _on_view_failed(self, key: str, message: str) -> None:
+        self.side.release_repaint()
         if key == PREDICTIONS_KEY:
             self.side.predictions_failed(message)
         self.status.set_error(message)

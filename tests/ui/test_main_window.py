@@ -49,6 +49,23 @@ def test_opens_with_the_cat_and_top5(ready):
     assert ready.side.pred_caption.text() == "EfficientNet-Lite0 (ImageNet)"
 
 
+def test_a_new_photo_is_painted_after_its_first_view_not_during_the_forward(qtbot, ready, sample_path):
+    side, held = ready.side, []
+    ready.session.image_loaded.connect(lambda _image: held.append(side.updatesEnabled()))
+    ready.session.view_ready.connect(lambda _key, _data: held.append(side.updatesEnabled()))
+    view_of(qtbot, ready, "predictions", lambda: ready.open_image(sample_path("coffee")))
+    assert held[:2] == [False, False]  # held from the photo's arrival to its first view's delivery …
+    qtbot.waitUntil(side.updatesEnabled, timeout=STEP_MS)  # … and painted right after it
+    assert ready.photo.photo.image.shape == ready.session.image.rgb.shape
+
+
+def test_a_held_side_column_paints_again_when_no_view_comes(qtbot, ready):
+    ready.side.hold_ms = 20
+    ready.side.hold_repaint()
+    assert not ready.side.updatesEnabled()
+    qtbot.waitUntil(ready.side.updatesEnabled, timeout=STEP_MS)
+
+
 def test_another_image_marks_results_updating_then_replaces_them(qtbot, ready, sample_path):
     stale = []
     ready.session.views_stale.connect(lambda: stale.append(ready.side.pred_caption.text()))

@@ -2,7 +2,7 @@
 the top-5 predictions and the model card. It shrinks with the window and can be collapsed."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from convviz.core.capture.unit_field import field_sentence, unit_field
@@ -18,8 +18,15 @@ ENLARGED_NOTE_AT = 2.0  #: say how enlarged the model sees a photo from this fac
 class SideColumn(QWidget):
     """Photo, predictions and model card; every caption describes what is shown now."""
 
+    #: longest a new photo's repaint waits for the first view of it (see :meth:`hold_repaint`), ms
+    hold_ms = 150
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self._held = False
+        self._hold_timer = QTimer(self)
+        self._hold_timer.setSingleShot(True)
+        self._hold_timer.timeout.connect(self.release_repaint)
         self.photo = PhotoView()
         self.photo.setMinimumSize(160, 120)
         self.predictions = PredictionsView()
@@ -49,6 +56,26 @@ class SideColumn(QWidget):
         layout.addWidget(model_head)
         layout.addWidget(self.model_card)
         layout.addStretch(0)
+
+    # ---- repaint -----------------------------------------------------------------
+    def hold_repaint(self) -> None:
+        """Paint nothing until :meth:`release_repaint` (or :attr:`hold_ms`): a new photo and its
+        stale predictions are painted right after the photo's first maps, not during the forward
+        pass, which the paint (pyqtgraph, under the GIL) would slow by ~4 ms (bench_layers)."""
+        self._held = True
+        self.setUpdatesEnabled(False)
+        self._hold_timer.start(self.hold_ms)
+
+    def release_repaint(self) -> None:
+        """Repaint once the events already queued (the result just delivered, its paint) are done."""
+        self._hold_timer.stop()
+        if self._held:
+            self._held = False
+            QTimer.singleShot(0, self._paint_again)
+
+    def _paint_again(self) -> None:
+        if not self._held:
+            self.setUpdatesEnabled(True)
 
     # ---- photo -------------------------------------------------------------------
     def set_image(self, image) -> None:
