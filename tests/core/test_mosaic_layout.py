@@ -5,7 +5,7 @@ import torch
 
 from convviz.core.views.colormaps import lookup_table
 from convviz.core.views.mosaic import GAP_INDEX, channel_mosaic, grid_shape, indexed_lut, to_indexed, to_rgb8
-from convviz.core.views.mosaic_layout import columns_for, layout_for, tile_maps
+from convviz.core.views.mosaic_layout import columns_for, layout_for, tile_indices, tile_maps
 
 
 @pytest.fixture
@@ -72,3 +72,18 @@ def test_indexed_mosaic_draws_the_colours_of_its_values_and_transparent_gaps():
     assert steps.max() <= 0.5  # every index shows the colormap entry nearest its value
     both = ~np.isnan(mosaic)
     assert np.abs(drawn[both].astype(int) - exported[both].astype(int)).max() <= np.abs(np.diff(lut.astype(int), axis=0)).max()
+
+
+@pytest.mark.parametrize("order", ["index", "mean", "max"])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_tile_indices_are_the_indexed_tiled_mosaic(maps, order, per_channel):
+    maps = maps.copy()
+    maps[3] = 1.5  # a flat channel: a tile of 0
+    maps[5, 2, 1] = np.nan  # a NaN value: drawn like a gap
+    for cols in (1, 3, 4, 10):
+        layout = layout_for(maps, cols, per_channel=per_channel, order=order)
+        expected = to_indexed(tile_maps(maps, layout))
+        got = tile_indices(maps, layout)
+        assert got.dtype == np.uint8 and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+        assert (got == GAP_INDEX).sum() > 0

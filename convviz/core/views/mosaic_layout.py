@@ -3,7 +3,8 @@
 :func:`columns_for` picks the column count that makes tiles largest in a pane of a given
 size; :func:`tile_maps` lays the (C, H, W) maps out in that grid, in any channel order,
 each tile scaled to its own min…max or all to the layer's range (so a conv and the
-BatchNorm after it look different). Gaps are NaN.
+BatchNorm after it look different). Gaps are NaN. :func:`tile_indices` makes the same mosaic
+as the 8-bit colour indices the screen draws, in one pass.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .mosaic import GAP_INDEX
 
 ORDERS = ("index", "mean", "max")  #: channel order: as in the layer, or by mean / max, largest first
 
@@ -103,8 +106,9 @@ def layout_for(maps: np.ndarray, cols: int, gap: int = 1, per_channel: bool = Tr
                         max(1, min(int(cols), c)), positions, per_channel)
 
 
-def tile_maps(maps: np.ndarray, layout: MosaicLayout) -> np.ndarray:
-    """(C, H, W) → (rows·(H+gap)−gap, cols·(W+gap)−gap) float32 in [0, 1] with NaN gaps."""
+def _scaled_tiles(maps: np.ndarray, layout: MosaicLayout, fill, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(padded (rows·cols, H+gap, W+gap) array filled with ``fill``, the (C, H, W) float32 tiles in [0, 1]
+    in tile order, NaN where ``maps`` is NaN)."""
     maps = np.asarray(maps, dtype=np.float32)
     c, h, w = maps.shape
     gap = layout.gap
@@ -117,14 +121,41 @@ def tile_maps(maps: np.ndarray, layout: MosaicLayout) -> np.ndarray:
     if layout.order is not None:
         maps, lo, span, flat = (a[layout.order] if a.ndim else a for a in (maps, lo, span, flat))
     rows, cols = layout.grid
-    padded = np.full((rows * cols, h + gap, w + gap), np.nan, dtype=np.float32)
-    tiles = padded[:c, :h, :w]  # (maps − lo) / span written in place: the same float32 values, fewer copies
-    np.subtract(maps, lo, out=tiles)
+    padded = np.full((rows * cols, h + gap, w + gap), fill, dtype=dtype)
+    tiles = padded[:c, :h, :w] if dtype == np.float32 else np.empty((c, h, w), np.float32)
+    np.subtract(maps, lo, out=tiles)  # (maps − lo) / span written in place: the same float32 values, fewer copies
     np.divide(tiles, np.where(flat, np.float32(1), span), out=tiles)
     if flat.ndim == 0:
         if flat:
             tiles[...] = 0.0
     elif flat.any():
         tiles[flat.reshape(-1)] = 0.0
+    return padded, tiles
+
+
+def _untile(padded: np.ndarray, layout: MosaicLayout) -> np.ndarray:
+    """(rows·cols, H+gap, W+gap) tiles → the (rows·(H+gap)−gap, cols·(W+gap)−gap) mosaic."""
+    (rows, cols), (h, w), gap = layout.grid, layout.tile_hw, layout.gap
     out = padded.reshape(rows, cols, h + gap, w + gap).transpose(0, 2, 1, 3).reshape(rows * (h + gap), cols * (w + gap))
     return out[: rows * (h + gap) - gap, : cols * (w + gap) - gap]
+
+
+def tile_maps(maps: np.ndarray, layout: MosaicLayout) -> np.ndarray:
+    """(C, H, W) → (rows·(H+gap)−gap, cols·(W+gap)−gap) float32 in [0, 1] with NaN gaps."""
+    padded, _tiles = _scaled_tiles(maps, layout, np.nan, np.float32)
+    return _untile(padded, layout)
+
+
+def tile_indices(maps: np.ndarray, layout: MosaicLayout) -> np.ndarray:
+    """The 8-bit colour indices of :func:`tile_maps`' mosaic, made in one pass: equal to
+    ``to_indexed(tile_maps(maps, layout))`` (values ``round(x·254)``, gaps and NaN values ``GAP_INDEX``)."""
+    padded, tiles = _scaled_tiles(maps, layout, GAP_INDEX, np.uint8)
+    nan = np.isnan(tiles)
+    np.clip(tiles, 0.0, 1.0, out=tiles)
+    np.multiply(tiles, np.float32(254.0), out=tiles)
+    np.rint(tiles, out=tiles)
+    if nan.any():
+        tiles[nan] = GAP_INDEX
+    c, h, w = tiles.shape
+    padded[:c, :h, :w] = tiles
+    return _untile(padded, layout)

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from convviz.core.views.colormaps import lookup_table
-from convviz.core.views.mosaic import indexed_lut, to_indexed, to_rgb8
-from convviz.core.views.mosaic_layout import ORDERS, columns_for, layout_for, tile_maps
+from convviz.core.views.mosaic import indexed_lut, to_rgb8
+from convviz.core.views.mosaic_layout import ORDERS, columns_for, layout_for, tile_indices, tile_maps
 
 from .sections import vstack
 from .channel_view import ChannelView, image_view
@@ -51,7 +51,7 @@ class MosaicView(QWidget):
         self.name = ""
         self.type_name = ""
         self.maps: np.ndarray | None = None  #: raw (C, H, W) values of the layer
-        self.mosaic: np.ndarray | None = None  #: the tiled [0, 1] image as shown (NaN gaps)
+        self._mosaic: np.ndarray | None = None
         self.shape: tuple = ()
         self.stats = None  #: :class:`~convviz.core.views.mosaic_layout.MosaicLayout`
         self.per_channel = True
@@ -109,6 +109,13 @@ class MosaicView(QWidget):
         vstack(self, self.title, controls, self.hover, (self.mosaic_widget, 1), self.scale_note, spacing=4)
 
     # ------------------------------------------------------------------ data
+    @property
+    def mosaic(self) -> np.ndarray | None:
+        """The tiled [0, 1] image as shown (NaN gaps); the screen draws its 8-bit indices (tile_indices)."""
+        if self._mosaic is None and self.maps is not None:
+            self._mosaic = tile_maps(self.maps, self.stats)
+        return self._mosaic
+
     def set_activation(self, name: str, maps: np.ndarray, shape: tuple, type_name: str = "") -> None:
         """Show the raw (C, H, W) ``maps`` of layer ``name``; keeps the chosen channel when it still exists."""
         maps = np.asarray(maps, dtype=np.float32)
@@ -138,9 +145,10 @@ class MosaicView(QWidget):
     def _lay_out(self, cols: int | None = None) -> None:
         """Tile the maps for the current pane size, scaling and order."""
         self.stats = layout_for(self.maps, cols or self._columns(), per_channel=self.per_channel, order=self.order)
-        self.mosaic = tile_maps(self.maps, self.stats)
-        self.image.setImage(to_indexed(self.mosaic), autoLevels=False, levels=None)
-        self.view.setRange(QRectF(0, 0, self.mosaic.shape[1], self.mosaic.shape[0]), padding=0.01)
+        self._mosaic = None  # the float mosaic is made when read (exports)
+        indices = tile_indices(self.maps, self.stats)
+        self.image.setImage(indices, autoLevels=False, levels=None)
+        self.view.setRange(QRectF(0, 0, indices.shape[1], indices.shape[0]), padding=0.01)
         s = self.stats
         if self.per_channel:
             self.scale_note.setText("Each tile is scaled to its own min…max (dark = its lowest value, "
@@ -181,7 +189,7 @@ class MosaicView(QWidget):
             self.unit_hovered.emit(unit)
 
     def clear(self, message: str = "Select a layer to see all of its channels.") -> None:
-        self.name, self.maps, self.mosaic, self.stats = "", None, None, None
+        self.name, self.maps, self._mosaic, self.stats = "", None, None, None
         self.image.clear()
         self.channel.clear()
         self.highlight.setVisible(False)
