@@ -6,26 +6,24 @@ the user's intent (open, paste, drop, pick a model) to it. The tabs come from
 """
 from __future__ import annotations
 
-import html
 import os
 
 from PySide6.QtCore import QByteArray, QRect, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar, QWidget,
+    QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget,
 )
 
-from convviz import __version__
 from convviz.core.images import ImageError, image_from_array
 from convviz.ui.registry import PANELS, panel_names
-from convviz.ui.settings import KEY_GEOMETRY, KEY_IMAGE, KEY_MODEL, KEY_TAB, SAMPLE_NAMES, app_settings, sample_path
+from convviz.ui.settings import KEY_GEOMETRY, KEY_IMAGE, KEY_MODEL, KEY_TAB, app_settings, sample_path
 from convviz.ui.widgets.image_view import qimage_to_array
-from convviz.ui.widgets.model_picker import ModelPicker, choose_model_file, confirm_pickled_model
+from convviz.ui.widgets.model_picker import choose_model_file, confirm_pickled_model
 from convviz.ui.widgets.save import save_png
 from convviz.ui.widgets.sections import scrollable
 from convviz.ui.widgets.side_column import SideColumn
 from convviz.ui.widgets.status_bar import StatusFields
 from convviz.ui.window_geometry import fits, place_on_screen
+from convviz.ui.window_menus import build_actions, show_about, show_shortcuts
 from convviz.workers.session import Session
 
 VIEWS = panel_names()
@@ -60,7 +58,7 @@ class MainWindow(QMainWindow):
         self.resize(*DEFAULT_SIZE)
         self.setAcceptDrops(True)
         self._build_panels()
-        self._build_actions()
+        build_actions(self)
         self.status = StatusFields(self.statusBar())
         self.error_box = QMessageBox(QMessageBox.Icon.Warning, "convviz", "", QMessageBox.StandardButton.Ok, self)
         self.error_box.setWindowModality(Qt.WindowModality.WindowModal)
@@ -144,56 +142,6 @@ class MainWindow(QMainWindow):
         else:
             side = int(min(SIDE_MAX, max(SIDE_MIN, sum(sizes) * SIDE_SHARE)))
             self.splitter.setSizes([side, sum(sizes) - side])
-
-    def _build_actions(self) -> None:
-        def action(text, slot, shortcut=None, tip=""):
-            act = QAction(text, self)
-            act.triggered.connect(slot)
-            if shortcut:
-                act.setShortcut(QKeySequence(shortcut))
-            act.setStatusTip(tip)
-            return act
-
-        self.open_image_action = action("Open image…", self.choose_image, QKeySequence.StandardKey.Open,
-                                        "Open a photo (JPEG, PNG, TIFF, WebP …)")
-        self.open_model_action = action("Open model file…", self.choose_model_file, "Ctrl+Shift+O",
-                                        "TorchScript, a convviz checkpoint or a state dict")
-        self.paste_action = action("Paste image", self.paste_image, QKeySequence.StandardKey.Paste,
-                                   "Use the image on the clipboard")
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction(self.open_image_action)
-        file_menu.addAction(self.open_model_action)
-        samples = file_menu.addMenu("Sample images")
-        for name in SAMPLE_NAMES:
-            samples.addAction(action(name.capitalize(), lambda _=False, n=name: self.open_image(sample_path(n))))
-        file_menu.addAction(self.paste_action)
-        file_menu.addSeparator()
-        export = file_menu.addMenu("Export")
-        export.addAction(action("Window as PNG…", lambda: self.export_window()))
-        if "layers" in VIEWS:
-            export.addAction(action("Current layer mosaic as PNG…", lambda: self.export_mosaic()))
-        if "convolution" in VIEWS:
-            export.addAction(action("Convolution frame as PNG…", lambda: self.conv_panel.ask_save_frame()))
-            export.addAction(action("Convolution animation as GIF…", lambda: self.conv_panel.ask_save_gif()))
-        file_menu.addSeparator()
-        file_menu.addAction(action("Quit", self.close, QKeySequence.StandardKey.Quit))
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.addAction(action("Show / hide photo column", self.toggle_side, "Ctrl+L"))
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(action("Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
-        help_menu.addAction(action("About convviz", self.show_about))
-
-        self.picker = ModelPicker()
-        self.picker.spec_requested.connect(self.load_model)
-        self.picker.file_requested.connect(self.choose_model_file)
-        toolbar = QToolBar("Main")
-        toolbar.setObjectName("main-toolbar")
-        toolbar.setMovable(False)
-        toolbar.addWidget(self.picker)
-        toolbar.addSeparator()
-        toolbar.addAction(self.open_image_action)
-        toolbar.addAction(self.paste_action)
-        self.addToolBar(toolbar)
 
     def _connect_session(self) -> None:
         s = self.session
@@ -303,17 +251,10 @@ class MainWindow(QMainWindow):
         return keys
 
     def show_shortcuts(self) -> None:
-        rows = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td><td>{html.escape(w)}</td></tr>"
-                       for k, w in self.shortcut_list())
-        QMessageBox.information(self, "Keyboard shortcuts", (
-            f"<table>{rows}</table><p>Animation keys act when the stage has the focus (click it); "
-            "a focused slider, spin box, check box or text field keeps its own keys.</p>"))
+        show_shortcuts(self, self.shortcut_list())
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About convviz", (
-            f"<b>convviz {__version__}</b><p>Open up a convolutional network and see what it does: "
-            "sliding filters, activation maps and receptive fields on your own photos.</p>"
-            "<p>Sample photos: scikit-image's data set (public domain / CC0).</p>"))
+        show_about(self)
 
     # ----------------------------------------------------------------- results
     def _on_image_loaded(self, image) -> None:
