@@ -1,4 +1,7 @@
-"""The job runner: every background thread of the app starts here.
+"""The job runner: every background job of the app runs here.
+
+(The one other thread, :mod:`.capture_thread`, only runs the forward passes that job threads
+hand it and wait for, so every capture's memory comes from one allocator arena.)
 
 A job is a plain function or a generator function. It runs on the runner's pool (superqt
 workers); what it yields is progress (:class:`Progress`, or a string), what it returns is
