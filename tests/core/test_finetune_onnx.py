@@ -113,12 +113,17 @@ def test_logistic_head_reaches_the_regularised_optimum():
     assert float((linear(z).argmax(1) == y).float().mean()) > 0.8
 
 
-def test_l2_chosen_by_cross_validation_on_train_only():
+def test_l2_chosen_by_cross_validated_log_loss_with_groups_kept_together():
     g = torch.Generator().manual_seed(0)
     z = torch.cat([torch.randn(20, 4, generator=g) + 3, torch.randn(20, 4, generator=g) - 3])
     y = torch.cat([torch.zeros(20), torch.ones(20)]).long()
     groups = torch.arange(40)
-    # separable: every candidate scores 100%, so the tie goes to the strongest L2
-    assert choose_l2(z, y, groups, 2, grid=(1e-3, 1e-2, 1e-1)) == 1e-1
-    # mirrored duplicates share a group id: folds never split a pair
-    assert choose_l2(torch.cat([z, z]), torch.cat([y, y]), torch.cat([groups, groups]), 2, grid=(1e-3, 1e-1)) == 1e-1
+    # well separated: the weakest L2 gives the most confident right answers, the least log-loss
+    assert choose_l2(z, y, groups, 2, grid=(1e-3, 1.0)) == 1e-3
+    # labels that are noise: the strongest L2 (predicting near 50 %) has the least held-out log-loss …
+    noise = torch.randn(40, 8, generator=g)
+    coin = torch.randint(0, 2, (40,), generator=g)
+    twice, coins = torch.cat([noise, noise]), torch.cat([coin, coin])
+    assert choose_l2(twice, coins, torch.cat([groups, groups]), 2, grid=(1e-3, 1.0)) == 1.0
+    # … when each sample's twin is in its fold; tested on twins it has learnt, it would pick the weakest
+    assert choose_l2(twice, coins, torch.arange(80), 2, grid=(1e-3, 1.0)) == 1e-3

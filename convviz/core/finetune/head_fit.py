@@ -1,8 +1,10 @@
 """The fast path's head: L2-regularised multinomial logistic regression on standardised features.
 
-Fitted full-batch with L-BFGS (SciPy) from zeros (deterministic); the L2 strength is chosen by k-fold
-cross-validation on the training samples only, with samples that share a group id (an image and
-its mirror image) kept in one fold so a fold never tests on the twin of a training sample.
+Fitted full-batch with L-BFGS (SciPy) from zeros (deterministic); the L2 strength is the one with the
+least k-fold cross-validated log-loss on the training samples only, with samples that share a group
+id (an image and its mirror image) kept in one fold so a fold never tests on the twin of a training
+sample. (Log-loss rather than accuracy: over 40 resampled splits of the clothing set, +0.18 ± 0.06
+points, 10 splits won and 1 lost; cats-dogs +0.21; ``tests/bench/bench_head_recipes.py``.)
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-L2_GRID = (1e-3, 1e-2, 1e-1)  # candidates for the L2 strength (mean loss + l2 * |W|²)
+L2_GRID = (0.03, 0.1, 0.3, 1.0)  # candidates for the L2 strength (mean loss + l2 * |W|²)
 CV_FOLDS = 5
 
 
@@ -76,17 +78,18 @@ def fit_logistic(z: torch.Tensor, y: torch.Tensor, classes: int, l2: float, iter
 @single_thread
 def choose_l2(z: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, classes: int, grid=L2_GRID,
               folds: int = CV_FOLDS, seed: int = 0, iterations: int = 100) -> float:
-    """The L2 strength from ``grid`` with the best ``folds``-fold cross-validated accuracy on
-    (z, y); samples sharing a ``groups`` id stay in one fold; ties go to the stronger L2."""
+    """The L2 strength from ``grid`` with the least ``folds``-fold cross-validated log-loss (summed
+    cross-entropy of the held-out samples) on (z, y); samples sharing a ``groups`` id stay in one
+    fold; ties go to the stronger L2."""
     ids = torch.unique(groups)
     folds = max(2, min(folds, len(ids)))
     perm = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))]
     fold_of = torch.empty(int(groups.max()) + 1, dtype=torch.long)
     fold_of[perm] = torch.arange(len(perm)) % folds
     fold = fold_of[groups]
-    scores = []
+    losses = []
     for l2 in grid:
-        correct = 0.0
+        loss = 0.0
         for k in range(folds):
             train, test = fold != k, fold == k
             if len(torch.unique(y[train])) < classes:
@@ -95,6 +98,6 @@ def choose_l2(z: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, classes: i
                 mu, sd = z[train].mean(0), z[train].std(0) + 1e-6
             linear = fit_logistic((z[train] - mu) / sd, y[train], classes, l2, iterations)
             with torch.no_grad():
-                correct += float((linear((z[test] - mu) / sd).argmax(1) == y[test]).sum())
-        scores.append((correct, l2))
-    return max(scores)[1]
+                loss += float(nn.functional.cross_entropy(linear((z[test] - mu) / sd), y[test], reduction="sum"))
+        losses.append((loss, -l2))
+    return -min(losses)[1]
