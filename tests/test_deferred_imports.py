@@ -61,7 +61,7 @@ HEAVY = (
     "PIL", "numpy", "tqdm",
 )
 
-# Keys, here and in PENDING_ELSEWHERE: (enclosing module, imported name), the name dotted and resolved:
+# Keys: (enclosing module, imported name), the name dotted and resolved:
 # ``from .app import main`` in convviz.cli is ("convviz.cli", "convviz.app.main"), ``import torch.nn`` is
 # (module, "torch.nn"). A statement is skipped only when every name it imports is listed.
 
@@ -73,21 +73,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("convviz.core.model.files", "torch._weights_only_unpickler._get_allowed_globals"):
         "a private torch API that may move: its ImportError is caught at the call, which then allows every torch.* name",
 }
-
-# Violations in files other engineers are editing right now (convviz/core/finetune/): skipped by the rule,
-# listed by test_pending_elsewhere_is_empty (an xfail while any is left).
-# THIS SET MUST BE EMPTY AT THE END: move each import to its module's top and delete its entry here.
-PENDING_ELSEWHERE: frozenset[tuple[str, str]] = frozenset({
-    ("convviz.core.finetune.bundled_graph", "convviz.core.finetune.onnx_backbone.export_program"),
-    ("convviz.core.finetune.bundled_graph", "convviz.core.model.taps.add_taps"),
-    ("convviz.core.finetune.bundled_graph", "convviz.core.finetune.heads.headless"),
-    ("convviz.core.finetune.network", "convviz.core.model.loading.load_model"),
-    ("convviz.core.finetune.onnx_backbone", "importlib.util"),
-    ("convviz.core.finetune.onnx_backbone", "copy"),
-    ("convviz.core.finetune.onnx_backbone", "contextlib"),
-    ("convviz.core.finetune.tasks", "convviz.core.finetune.atomic_write"),
-    ("convviz.core.finetune.tasks", "convviz.core.finetune.check_writable"),
-})
 
 
 def heavy_of(name: str) -> str | None:
@@ -110,7 +95,7 @@ class Deferred:
 
     @property
     def keys(self) -> frozenset[tuple[str, str]]:
-        """Its keys in ALLOWED / PENDING_ELSEWHERE: (enclosing module, imported name), one per name."""
+        """Its keys in ALLOWED: (enclosing module, imported name), one per name."""
         return frozenset((self.module, name) for name in self.names)
 
 
@@ -264,12 +249,12 @@ def load_graph(root: str = ROOT, package: str = PACKAGE) -> Graph:
     return Graph(sources)
 
 
-def violations(graph: Graph, allowed=ALLOWED, pending=PENDING_ELSEWHERE) -> list[str]:
+def violations(graph: Graph, allowed=ALLOWED) -> list[str]:
     """``path:line: statement — reason`` for every function-level import the rule refuses."""
     found = []
     for item in graph.deferred:
         why = graph.verdict(item)
-        if why is None or item.keys <= set(allowed) | set(pending):
+        if why is None or item.keys <= set(allowed):
             continue
         found.append(f"{item.path}:{item.line}: {item.text} — {why}")
     return found
@@ -287,19 +272,10 @@ def test_function_level_imports_are_justified(graph):
 
 
 def test_allow_lists_name_real_deferred_imports(graph):
-    """No stale entry: each ALLOWED / PENDING_ELSEWHERE key is a function-level import that the rule
+    """No stale entry: each ALLOWED key is a function-level import that the rule
     would otherwise refuse (moved up, or now adding something heavy: delete the entry)."""
     live = set().union(*(item.keys for item in graph.deferred if graph.verdict(item) is not None))
     assert not set(ALLOWED) - live, f"stale ALLOWED entries: {sorted(set(ALLOWED) - live)}"
-    assert not PENDING_ELSEWHERE - live, f"stale PENDING_ELSEWHERE entries: {sorted(PENDING_ELSEWHERE - live)}"
-    assert not set(ALLOWED) & PENDING_ELSEWHERE
-
-
-def test_pending_elsewhere_is_empty():
-    """A reminder, not a pass: files being edited elsewhere still hold these deferred imports."""
-    if PENDING_ELSEWHERE:
-        pytest.xfail(f"{len(PENDING_ELSEWHERE)} function-level imports left to move up: "
-                     + "; ".join(f"{m}: {n}" for m, n in sorted(PENDING_ELSEWHERE)))
 
 
 def test_the_rule_can_fail():
@@ -361,7 +337,7 @@ def test_the_rule_can_fail():
         )),
     }
     graph = Graph(sources)
-    flagged = violations(graph, allowed={}, pending=frozenset())
+    flagged = violations(graph, allowed={})
     where = sorted((text.split(":")[0], int(text.split(":")[1])) for text in flagged)
     assert where == [("pkg/torchy.py", 6), ("pkg/torchy.py", 8),
                      ("pkg/user.py", 5), ("pkg/user.py", 18), ("pkg/user.py", 24), ("pkg/user.py", 26)], flagged
@@ -369,9 +345,9 @@ def test_the_rule_can_fail():
     assert "adds nothing heavy" in next(t for t in flagged if t.startswith("pkg/user.py:5"))
     assert len(graph.deferred) == 13
     # an entry silences exactly its key; a statement needs all its names listed
-    assert len(violations(graph, allowed={("pkg.user", "json"): "test"}, pending=frozenset())) == 5
-    assert len(violations(graph, allowed={("pkg.user", "yaml"): "test"}, pending=frozenset())) == 6
-    assert len(violations(graph, allowed={}, pending={("pkg.user", "yaml"), ("pkg.user", "os.path")})) == 5
-    assert len(violations(graph, allowed={("pkg.user", "pkg.lazy.Light"): "test"}, pending=frozenset())) == 5
+    assert len(violations(graph, allowed={("pkg.user", "json"): "test"})) == 5
+    assert len(violations(graph, allowed={("pkg.user", "yaml"): "test"})) == 6
+    assert len(violations(graph, allowed={("pkg.user", "yaml"): "test", ("pkg.user", "os.path"): "test"})) == 5
+    assert len(violations(graph, allowed={("pkg.user", "pkg.lazy.Light"): "test"})) == 5
     assert graph.heavy(["pkg.sub.leaf"]) == {"PIL"} and graph.heavy(["pkg.user"]) == frozenset()
     assert graph.heavy(["pkg.lazy"]) == frozenset() and graph.heavy(["pkg.lazy.deep"]) == {"scipy"}

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..model.taps import DEFAULT_TAPS
-from .onnx_backbone import OnnxRunner, agrees, eager_features, new_session, probe
+from ..model.taps import DEFAULT_TAPS, add_taps
+from .heads import headless
+from .onnx_backbone import OnnxRunner, agrees, eager_features, export_program, new_session, probe
 
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
 TAPS = DEFAULT_TAPS  # the stages whose pooled outputs the graph also returns
@@ -112,8 +113,6 @@ def write_bundled(headless: torch.nn.Module, input_size: int, path: str) -> str:
     plus the probe's eager features in the metadata."""
     import onnx
 
-    from .onnx_backbone import export_program
-
     model = _fold_all_but_state(export_program(headless, input_size, optimize=False), set(headless.state_dict()))
     for node in model.graph.node:  # the exporter's per-node stack traces: most of the file, none of the graph
         del node.metadata_props[:]
@@ -160,8 +159,6 @@ def _fold_all_but_state(model, state_keys: set[str]):
 
 def main() -> None:  # pragma: no cover - a maintainer's tool
     from ..model.loading import load_model
-    from ..model.taps import add_taps
-    from .heads import headless
 
     module = headless(add_taps(load_model("default").module, TAPS)).to(memory_format=torch.contiguous_format)
     for size in GRAPH_SIZES:

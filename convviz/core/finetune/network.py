@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..model.loading import load_model
 from ..model.preprocess import Preprocess
 from ..model.taps import add_taps, state_head_features
 from .heads import FreezeReport, apply_freeze, head_freeze_report, head_name, headless, replace_head
@@ -50,8 +51,6 @@ class Network:
         """The model, built from ``arch`` (with ``state``) when the network is only a state dict."""
         if self.model is not None:
             return self.model
-        from ..model.loading import load_model
-
         model = load_model(self.arch).module  # its classifier is stripped or replaced before any use
         model.load_state_dict(dict(self.state))
         return add_taps(model, self.taps)

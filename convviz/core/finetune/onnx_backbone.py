@@ -14,8 +14,11 @@ point ``CONVVIZ_CACHE_DIR`` at a folder others can write.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import importlib.metadata
+import importlib.util
 import io
 import logging
 import os
@@ -35,8 +38,6 @@ _PACKAGES = ("torch", "onnx", "onnxscript", "onnxruntime")
 def available() -> bool:
     """True when onnxruntime, onnx and onnxscript are installed (found, not imported: onnxscript
     alone takes ~0.5 s to import and is only needed for the one-time export)."""
-    import importlib.util
-
     return all(importlib.util.find_spec(name) is not None for name in _PACKAGES)
 
 
@@ -78,8 +79,6 @@ def export_program(module: nn.Module, input_size: int, optimize: bool = True):
 
 def export_onnx(backbone: nn.Module, input_size: int, path: str) -> str:
     """Export ``backbone`` (eval, (N,3,S,S) → (N,D)) with the dynamo exporter; atomic write at ``path``."""
-    import copy
-
     import onnx
 
     module = _Contiguous(copy.deepcopy(backbone).to(memory_format=torch.contiguous_format)).eval()
@@ -178,8 +177,6 @@ class _quiet_stdout:
     """The dynamo exporter prints progress lines to stdout; keep the CLI's ``--json`` line clean."""
 
     def __enter__(self):
-        import contextlib
-
         self._redirect = contextlib.redirect_stdout(io.StringIO())
         self._redirect.__enter__()
         return self

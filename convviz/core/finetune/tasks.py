@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import replace
 
+from ..atomic import atomic_write, check_writable
 from ..errors import first_line
 from ..tasks import Need, Scope, task
 from .outcomes import AugmentPreview, FreezeInfo, ScanReport, train_outcome
@@ -168,8 +169,6 @@ def train_task(inputs, state):
 @task(Scope.NONE, title="Saving the model…")
 def copy_checkpoint_task(inputs, state) -> str:
     """``args``: source, target. Write the checkpoint ``source`` to ``target`` atomically; returns ``target``."""
-    from . import atomic_write, check_writable
-
     target = os.path.abspath(inputs.args["target"])
     check_writable(target)
     try:
