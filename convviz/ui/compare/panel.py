@@ -19,14 +19,14 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
-    QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QGridLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
+    QWidget,
 )
 
 from convviz.core.finetune.tasks import default_save_dir
 from convviz.core.where.look_figures import colour, evidence_picture
 from convviz.ui.panel import Panel
-from convviz.ui.widgets.sections import heading, text_label
+from convviz.ui.widgets.sections import heading, hrow, text_label, vstack
 
 from .weights_chart import WeightsChart
 
@@ -66,11 +66,7 @@ class Tile(QWidget):
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.picture.setStyleSheet("background: #202226;")
         self.caption = text_label(caption, colour="#555")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addWidget(self.picture)
-        layout.addWidget(self.caption)
+        vstack(self, self.picture, self.caption, spacing=2)
         self.set_side(self.side)
 
     def set_side(self, side: int) -> None:
@@ -152,24 +148,8 @@ class ComparePanel(Panel):
         self.summary.setStyleSheet("font-weight: 600;")
         self.chart = WeightsChart()
 
-        row1 = QHBoxLayout()
-        row1.setSpacing(6)
-        row1.addWidget(QLabel("Other model"))
-        row1.addWidget(self.other, 1)
-        row1.addWidget(browse)
-        row1.addWidget(latest)
-        row2 = QHBoxLayout()
-        row2.setSpacing(6)
-        row2.addWidget(QLabel("It is"))
-        row2.addWidget(self.order)
-        row2.addSpacing(8)
-        row2.addWidget(QLabel("Layer"))
-        row2.addWidget(self.layer)
-        row2.addWidget(QLabel("Channel"))
-        row2.addWidget(self.channel)
-        row2.addStretch(1)
-        row2.addWidget(self.go)
-        row2.addWidget(self.cancel)
+        row1 = hrow("Other model", (self.other, 1), browse, latest)
+        row2 = hrow("It is", self.order, 8, "Layer", self.layer, "Channel", self.channel, None, self.go, self.cancel)
         self.grid = QGridLayout()
         self.grid.setHorizontalSpacing(10)
         self.grid.setVerticalSpacing(6)
@@ -178,30 +158,13 @@ class ComparePanel(Panel):
         self.grid.addWidget(self.note, 1, 0, Qt.AlignmentFlag.AlignTop)
         self.grid.addWidget(self.tiles[4], 1, 1)
         self.grid.addWidget(self.tiles[5], 1, 2)
-        preds = QVBoxLayout()
-        preds.addWidget(self.preds[0])
-        preds.addWidget(self.preds[1])
-        preds.addStretch(1)
-        self.grid.addLayout(preds, 1, 3)
+        self.grid.addLayout(vstack(None, self.preds[0], self.preds[1], None), 1, 3)
         self.grid.setColumnStretch(4, 1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.setSpacing(6)
-        layout.addWidget(title)
-        layout.addLayout(row1)
-        layout.addLayout(row2)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
         # the results appear once there is a comparison (empty tiles say nothing)
         self.results_box = QWidget()
-        results = QVBoxLayout(self.results_box)
-        results.setContentsMargins(0, 0, 0, 0)
-        results.addLayout(self.grid)
-        results.addWidget(self.summary)
-        results.addWidget(self.chart)
+        vstack(self.results_box, self.grid, self.summary, self.chart)
         self.results_box.setVisible(False)
-        layout.addWidget(self.results_box)
-        layout.addStretch(1)
+        vstack(self, title, row1, row2, self.progress, self.status, self.results_box, None, margins=8, spacing=6)
 
     # ------------------------------------------------------------------ session
     def bind(self, session) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QWidget
+
+from convviz.ui.widgets.sections import vstack
 
 MOVED = (59, 81, 139)
 REPLACED = (255, 140, 0)
@@ -42,12 +44,7 @@ class WeightsChart(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setFixedHeight(26 + 24 * TABLE_ROWS)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.plot)
-        layout.addWidget(self.hover)
-        layout.addWidget(self.table)
+        vstack(self, self.plot, self.hover, self.table, spacing=4)
 
     def set_changes(self, changes) -> None:
         """Show a :func:`~convviz.core.where.compare.weight_changes` result."""

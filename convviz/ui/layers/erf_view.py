@@ -13,13 +13,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QCheckBox, QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QGraphicsRectItem, QLabel, QPushButton, QSpinBox, QWidget,
 )
 
 from convviz.core.where.look_figures import colour, heat_overlay
 
 from ..widgets.channel_view import image_view
 from ..widgets.reflow import FitHeight
+from ..widgets.sections import hrow, text_label, vstack
 
 KEY = "layers.erf"
 TASK = "where.erf:erf_task"
@@ -85,14 +86,10 @@ class ErfView(QWidget):
             box.setVisible(False)
             view.addItem(box)
             self.boxes.append(box)
-        captions = QHBoxLayout()
-        for text in ("the photo as the model sees it, |∂unit/∂input| over it; orange: the theoretical field "
-                     "(cut at the photo's edge)",
-                     "|∂unit/∂input| alone (square-root scale)"):
-            label = QLabel(text)
-            label.setWordWrap(True)
-            label.setStyleSheet("color: #666;")
-            captions.addWidget(label, 1)
+        captions = hrow(*((text_label(text, colour="#666"), 1) for text in (
+            "the photo as the model sees it, |∂unit/∂input| over it; orange: the theoretical field "
+            "(cut at the photo's edge)",
+            "|∂unit/∂input| alone (square-root scale)")), spacing=None)
 
         self.demo = pg.PlotWidget(background="w")
         self.demo.setMinimumHeight(200)
@@ -105,27 +102,10 @@ class ErfView(QWidget):
         self.demo_note.setStyleSheet("color: #555;")
         self.demo_note.setVisible(False)
 
-        controls = QHBoxLayout()
-        controls.setSpacing(6)
-        controls.addWidget(QLabel("Unit row"))
-        controls.addWidget(self.row_spin)
-        controls.addWidget(QLabel("column"))
-        controls.addWidget(self.col_spin)
-        controls.addWidget(self.only_channel)
-        controls.addStretch(1)
-        controls.addWidget(self.average)
-        controls.addWidget(self.demo_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.title)
-        layout.addLayout(controls)
-        layout.addWidget(self.status)
-        layout.addWidget(self.canvas, 1)
-        layout.addLayout(captions)
-        layout.addWidget(self.sentence)
-        layout.addWidget(self.demo)
-        layout.addWidget(self.demo_note)
+        controls = hrow("Unit row", self.row_spin, "column", self.col_spin, self.only_channel, None, self.average,
+                        self.demo_button)
+        vstack(self, self.title, controls, self.status, (self.canvas, 1), captions, self.sentence, self.demo,
+               self.demo_note, margins=6, spacing=4)
         self.fit_height = FitHeight(self)
 
     # ------------------------------------------------------------------ lab API

@@ -13,12 +13,13 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSizePolicy, QToolButton,
-    QVBoxLayout, QWidget,
+    QFileDialog, QGridLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSizePolicy, QToolButton,
+    QWidget,
 )
 
 from ..settings import app_settings
 from ..widgets.reflow import FitHeight
+from ..widgets.sections import hrow, vstack
 
 KEY = "layers.top_patches"
 TASK = "where.top_patches:top_patches_task"
@@ -97,22 +98,8 @@ class TopPatchesView(QWidget):
         self._cols, self._cell = 0, CELL
         self._place(3)
 
-        row = QHBoxLayout()
-        row.setSpacing(6)
-        row.addWidget(QLabel("Folder"))
-        row.addWidget(self.path, 1)
-        row.addWidget(self.choose)
-        row.addWidget(self.find)
-        row.addWidget(self.cancel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.title)
-        layout.addLayout(row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addLayout(self.grid)
-        layout.addStretch(1)
+        row = hrow("Folder", (self.path, 1), self.choose, self.find, self.cancel)
+        vstack(self, self.title, row, self.progress, self.status, self.grid, None, margins=6, spacing=4)
         self.fit_height = FitHeight(self)
         self._update_title()
 

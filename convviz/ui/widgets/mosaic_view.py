@@ -13,14 +13,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QWidget,
+    QComboBox, QGraphicsRectItem, QLabel, QSizePolicy, QWidget,
 )
 
 from convviz.core.views.colormaps import lookup_table
 from convviz.core.views.mosaic import indexed_lut, to_rgb8
 from convviz.core.views.mosaic_layout import ORDERS, columns_for, layout_for, tile_indices, tile_maps
 
-from .sections import vstack
+from .sections import hrow, vstack
 from .channel_view import ChannelView, image_view
 
 HIGHLIGHT = QColor(255, 140, 0)
@@ -98,14 +98,7 @@ class MosaicView(QWidget):
         self.values = self.channel.values
         self.spin = self.channel.spin
 
-        controls = QHBoxLayout()
-        controls.setSpacing(6)
-        controls.addWidget(QLabel("Scale"))
-        controls.addWidget(self.scale_combo)
-        controls.addSpacing(8)
-        controls.addWidget(QLabel("Order"))
-        controls.addWidget(self.order_combo)
-        controls.addStretch(1)
+        controls = hrow("Scale", self.scale_combo, 8, "Order", self.order_combo, None)
         vstack(self, self.title, controls, self.hover, (self.mosaic_widget, 1), self.scale_note, spacing=4)
 
     # ------------------------------------------------------------------ data

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QLayout, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QScrollArea, QVBoxLayout, QWidget
 
 
 def text_label(text: str = "", *, rich: bool = False, colour: str | None = None) -> QLabel:
@@ -18,19 +18,36 @@ def text_label(text: str = "", *, rich: bool = False, colour: str | None = None)
     return label
 
 
-def vstack(owner: QWidget, *items, margins: int = 0, spacing: int | None = None) -> QVBoxLayout:
-    """``owner``'s vertical layout holding ``items`` in order: widgets, layouts or ``(item, stretch)``."""
-    layout = QVBoxLayout(owner)
-    layout.setContentsMargins(margins, margins, margins, margins)
+def _fill(layout, items, spacing: int | None):
+    """Add ``items`` to ``layout``: widgets, layouts, ``(item, stretch)``; in a row also a str (a plain
+    label), an int (that much space) or None (a stretch)."""
     if spacing is not None:
         layout.setSpacing(spacing)
     for item in items:
         item, stretch = item if isinstance(item, tuple) else (item, 0)
-        if isinstance(item, QLayout):
+        if item is None:
+            layout.addStretch(1)
+        elif isinstance(item, int):
+            layout.addSpacing(item)
+        elif isinstance(item, QLayout):
             layout.addLayout(item, stretch)
         else:
-            layout.addWidget(item, stretch)
+            layout.addWidget(QLabel(item) if isinstance(item, str) else item, stretch)
     return layout
+
+
+def vstack(owner: QWidget | None, *items, margins: int = 0, spacing: int | None = None) -> QVBoxLayout:
+    """``owner``'s vertical layout (or a free one) holding ``items`` in order: widgets, layouts or
+    ``(item, stretch)``."""
+    layout = QVBoxLayout(owner) if owner is not None else QVBoxLayout()
+    layout.setContentsMargins(margins, margins, margins, margins)
+    return _fill(layout, items, spacing)
+
+
+def hrow(*items, spacing: int | None = 6) -> QHBoxLayout:
+    """A row of controls: widgets, layouts, ``(item, stretch)``, a str for a plain label, an int for
+    that much space, None for a stretch."""
+    return _fill(QHBoxLayout(), items, spacing)
 
 
 def heading(text: str) -> tuple[QWidget, QLabel]:
