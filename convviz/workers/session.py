@@ -134,7 +134,6 @@ class Session(QObject, SessionTasks):
         self.model_trusted = False
         self._image_key = 0
         self._subs: dict[str, Subscription] = {}
-        self._replays = 0  #: replays so far; a replay's deferred views start only if it is still the newest
         self._init_tasks()
 
     # ----------------------------------------------------------------- requests
@@ -236,25 +235,22 @@ class Session(QObject, SessionTasks):
         first result in and paints it. Their older results are made stale at once.
         """
         self.views_stale.emit()
-        self._replays += 1
         subs = list(reversed(self._subs.items()))
         if not subs:
             return
-        first, *rest = subs
-        for key, _sub in rest:
-            self.gens.next(f"view:{key}")
+        first, *others = subs
+        waiting = [(key, sub, self.gens.next(f"view:{key}")) for key, sub in others]
         handle = self._start_view(*first)
         if handle is None or not handle.running:
-            self._start_rest(self._replays, rest)
+            self._start_waiting(waiting)
         else:
-            handle.done.connect(partial(self._start_rest, self._replays, rest))
+            handle.done.connect(partial(self._start_waiting, waiting))
 
-    def _start_rest(self, replay: int, subs: list) -> None:
-        """Start the subscriptions left by replay number ``replay``, unless a newer replay or request took over."""
-        if replay != self._replays:
-            return
-        for key, sub in subs:
-            if self._subs.get(key) is sub:
+    def _start_waiting(self, waiting: list) -> None:
+        """Start the (key, subscription, ticket) a replay held back, unless a newer replay, request or
+        drop of the key has made its ticket stale."""
+        for key, sub, ticket in waiting:
+            if self.gens.is_current(ticket):
                 self._start_view(key, sub)
 
     # ------------------------------------------------------------------ results
