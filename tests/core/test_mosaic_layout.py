@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from convviz.core.views.colormaps import lookup_table
-from convviz.core.views.mosaic import GAP_INDEX, channel_mosaic, grid_shape, indexed_lut, to_indexed, to_rgb8
+from convviz.core.views.mosaic import GAP_INDEX, channel_mosaic, grid_shape, indexed_lut, to_rgb8
 from convviz.core.views.mosaic_layout import columns_for, layout_for, tile_indices, tile_maps
+
+
+def to_indexed(mosaic: np.ndarray) -> np.ndarray:
+    """The reference 8-bit mosaic: ``round(x·254)`` of the clipped [0, 1] values, NaN (gaps) → GAP_INDEX."""
+    mosaic = np.asarray(mosaic, dtype=np.float32)
+    scaled = np.rint(np.multiply(np.clip(mosaic, 0.0, 1.0), 254.0))
+    scaled[np.isnan(mosaic)] = GAP_INDEX
+    return scaled.astype(np.uint8)
 
 
 @pytest.fixture

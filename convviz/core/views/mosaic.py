@@ -44,26 +44,13 @@ def tile_origin(index: int, channels: int, tile_hw: tuple[int, int], gap: int = 
     return r * (h + gap), q * (w + gap)
 
 
-#: index of a gap between tiles in :func:`to_indexed`'s output (transparent in :func:`indexed_lut`)
+#: colour index of a gap between tiles (and of a NaN value) in the 8-bit mosaic the Layers panel draws
+#: (:func:`~convviz.core.views.mosaic_layout.tile_indices`; transparent in :func:`indexed_lut`)
 GAP_INDEX = 255
 
 
-def to_indexed(mosaic: np.ndarray) -> np.ndarray:
-    """[0, 1] mosaic with NaN gaps → uint8 indices: ``round(x·254)`` (0…254), gaps :data:`GAP_INDEX`.
-
-    With :func:`indexed_lut` it is drawn as an 8-bit indexed image: no float scaling, NaN search
-    or RGBA conversion when the view paints (pyqtgraph does all three for a float image with NaNs).
-    """
-    mosaic = np.asarray(mosaic, dtype=np.float32)
-    gaps = np.isnan(mosaic)
-    scaled = np.multiply(np.clip(mosaic, 0.0, 1.0), 254.0)
-    np.rint(scaled, out=scaled)
-    scaled[gaps] = GAP_INDEX
-    return scaled.astype(np.uint8)
-
-
 def indexed_lut(colormap: np.ndarray) -> np.ndarray:
-    """(256, 3) colormap → (256, 4) RGBA table for :func:`to_indexed`: 255 colours over the colormap's
+    """(256, 3) colormap → (256, 4) RGBA table for the 8-bit mosaic (``round(x·254)``, gaps :data:`GAP_INDEX`): 255 colours over the colormap's
     whole range (index i shows colormap entry round(i·255/254)), then a transparent gap."""
     colors = np.asarray(colormap, dtype=np.uint8)[np.rint(np.arange(255) * 255 / 254).astype(np.intp)]
     table = np.zeros((256, 4), dtype=np.uint8)

@@ -147,8 +147,8 @@ def tile_maps(maps: np.ndarray, layout: MosaicLayout) -> np.ndarray:
 
 
 def tile_indices(maps: np.ndarray, layout: MosaicLayout) -> np.ndarray:
-    """The 8-bit colour indices of :func:`tile_maps`' mosaic, made in one pass: equal to
-    ``to_indexed(tile_maps(maps, layout))`` (values ``round(x·254)``, gaps and NaN values ``GAP_INDEX``)."""
+    """The 8-bit colour indices of :func:`tile_maps`' mosaic, made in one pass: ``round(x·254)`` of each
+    clipped value, gaps and NaN values :data:`~.mosaic.GAP_INDEX` (drawn with :func:`~.mosaic.indexed_lut`)."""
     padded, tiles = _scaled_tiles(maps, layout, GAP_INDEX, np.uint8)
     nan = np.isnan(tiles)
     np.clip(tiles, 0.0, 1.0, out=tiles)

@@ -80,7 +80,7 @@ class MosaicView(QWidget):
         self.mosaic_widget = _Canvas()
         self.mosaic_widget.setMinimumSize(200, 140)
         self.view, self.image = image_view(self.mosaic_widget)
-        self.image.setLookupTable(indexed_lut(self.lut))  # the mosaic is drawn as indices (to_indexed)
+        self.image.setLookupTable(indexed_lut(self.lut))  # the mosaic is drawn as indices (tile_indices)
         self.highlight = QGraphicsRectItem()
         pen = pg.mkPen(HIGHLIGHT, width=2)
         pen.setCosmetic(True)
