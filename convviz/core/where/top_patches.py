@@ -30,6 +30,7 @@ from ..finetune.scan import Sample, walk_images
 from ..images import ImageError, load_image
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from ..capture.unit_field import unit_field
+from .frame import crop_frame
 from .layer_tap import check_channel, layer_row, run_to, spatial_row
 
 TOP_K = 9
@@ -254,12 +255,11 @@ def input_box(row, unit: tuple[int, int], input_size: int) -> tuple[int, int, in
 def photo_box(preprocess, photo_wh: tuple[int, int], box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """Input-pixel ``box`` (top, bottom, left, right) → (left, top, right, bottom) on the original photo
     (the model input is the preprocessing's crop box resized to the input size)."""
-    left, top, right, bottom = preprocess.crop_box(*photo_wh)
-    sx, sy = (right - left) / preprocess.input_size, (bottom - top) / preprocess.input_size
-    r0, r1, c0, c1 = box
-    x0, y0 = math.floor(left + c0 * sx + 1e-6), math.floor(top + r0 * sy + 1e-6)
-    x1, y1 = math.ceil(left + (c1 + 1) * sx - 1e-6), math.ceil(top + (r1 + 1) * sy - 1e-6)
     w, h = photo_wh
+    r0, r1, c0, c1 = box
+    left, top, right, bottom = crop_frame(preprocess, (h, w)).edges_to_photo(c0, r0, c1 + 1, r1 + 1)
+    x0, y0 = math.floor(left + 1e-6), math.floor(top + 1e-6)
+    x1, y1 = math.ceil(right - 1e-6), math.ceil(bottom - 1e-6)
     return max(0, x0), max(0, y0), min(w, max(x1, x0 + 1)), min(h, max(y1, y0 + 1))
 
 
