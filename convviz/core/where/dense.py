@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -107,7 +107,7 @@ def dense_maps(loaded, rgb: np.ndarray, size: int = DEFAULT_SIZE, state: TaskSta
     probs = torch.softmax(scores, 0).numpy()
     seconds = time.perf_counter() - started
     grid = layer_grid(model, head.maps[0], hw, pre.input_size)
-    grid = Grid(tuple(probs.shape[1:]), grid.rf, grid.jump, grid.start)
+    grid = replace(grid, shape=tuple(probs.shape[1:]))
     exact, note = _exactness(model, head, loaded, grid)
     return DenseMaps(probs, loaded.label_names(probs.shape[0]), head.maps[0], grid, whole_frame(rgb.shape[:2], hw),
                      exact, note, seconds)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -164,7 +164,7 @@ def layer_grid(model: nn.Module, layer: str, in_hw: tuple[int, int], native: int
         grid = _trace(model, layer, tuple(in_hw))
     elif small != tuple(in_hw):
         extra = tuple((n - s) // round(j) for n, s, j in zip(in_hw, small, grid.jump))
-        grid = Grid(tuple(c + e for c, e in zip(grid.shape, extra)), grid.rf, grid.jump, grid.start)
+        grid = replace(grid, shape=tuple(c + e for c, e in zip(grid.shape, extra)))
     cache[key] = grid
     return grid
 

@@ -10,7 +10,7 @@ evidence, not a trained box regressor.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -159,7 +159,7 @@ def grad_cam(loaded, rgb: np.ndarray, target=None, layer: str | None = None, row
     prob = float(loaded.probabilities(x, logits)[0, index])
     row = next((r for r in rows if r.name == layer), None) if rows else None
     grid = grid_from_row(row, cam.shape) if row is not None and tuple(row.out_shape[1:]) == cam.shape else None
-    grid = grid or _grid_with_shape(layer_grid(model, layer, tuple(x.shape[-2:]), pre.input_size), cam.shape)
+    grid = grid or replace(layer_grid(model, layer, tuple(x.shape[-2:]), pre.input_size), shape=cam.shape)
     frame = crop_frame(pre, rgb.shape[:2])
     peak = float(cam.max())
     norm = cam / peak if peak > 0 else cam
@@ -168,10 +168,6 @@ def grad_cam(loaded, rgb: np.ndarray, target=None, layer: str | None = None, row
     labels = loaded.label_names(logits.shape[1])
     return CamResult(index, labels[index], float(logits[0, index]), prob, layer, layer_type, grid, frame,
                      cam, heat, box, threshold, time.perf_counter() - started, tuple(labels))
-
-
-def _grid_with_shape(grid: Grid, shape) -> Grid:
-    return Grid(tuple(shape), grid.rf, grid.jump, grid.start)
 
 
 def peak_box(heat: np.ndarray, threshold: float, photo_hw, frame: Frame) -> tuple[float, float, float, float]:
