@@ -18,12 +18,11 @@ import torch
 from torch import nn
 
 from ..capture.activations import predict_top
-from ..capture.layer_table import layer_table
 from ..errors import first_line
 from ..model.head import head_name
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
-from .gradcam import grad_cam
-from .layer_tap import layer_row, run_to, spatial_row
+from .gradcam import grad_cam, spatial_layers
+from .layer_tap import layer_row, run_to, table_rows
 
 
 class ArchitectureMismatch(ValueError):
@@ -164,10 +163,10 @@ def _same_scaling(pa, pb) -> bool:
 
 def last_map_layer(rows) -> str:
     """The last layer whose output is a map larger than 1×1 (the default layer of :func:`compare_models`)."""
-    for row in reversed(rows):
-        if spatial_row(row) and row.out_shape[1] * row.out_shape[2] > 1:
-            return row.name
-    raise ValueError("this model has no layer with a spatial map")
+    names = spatial_layers(rows)
+    if not names:
+        raise ValueError("this model has no layer with a spatial map")
+    return names[-1]
 
 
 def compare_models(a, b, rgb: np.ndarray, layer: str | None = None, k: int = 5, rows=(),
@@ -177,9 +176,7 @@ def compare_models(a, b, rgb: np.ndarray, layer: str | None = None, k: int = 5, 
     ``evidence``, each model's Grad-CAM for its own top class there."""
     state = state or TaskState()
     check_same_architecture(a.module, b.module, a.title, b.title)
-    if not rows:
-        size = a.preprocess.input_size
-        rows = tuple(layer_table(a.module, (3, size, size)))
+    rows = table_rows(a.module, a.preprocess.input_size, rows)
     with torch.no_grad():
         result = _compare(a, b, rgb, layer, k, rows, state)
     if not evidence or result.maps_a.shape[1] * result.maps_a.shape[2] <= 1:

@@ -16,12 +16,11 @@ import numpy as np
 import torch
 
 from ..capture.activations import first_tensor
-from ..capture.layer_table import layer_table
 from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import view_hw
 from .classes import resolve_class
 from .frame import Frame, Grid, crop_frame, grid_from_row, layer_grid, mask_boxes, mean_side, to_photo
-from .layer_tap import find_module
+from .layer_tap import find_module, spatial_row, table_rows
 
 #: Default fraction of the peak the box's region stays above.
 BOX_THRESHOLD = 0.5
@@ -63,7 +62,7 @@ class CamResult:
 
 def spatial_layers(rows) -> list[str]:
     """Record names of the Layers-table rows whose output is a map with more than one position."""
-    return [r.name for r in rows if r.rf is not None and len(r.out_shape) == 3 and r.out_shape[1] * r.out_shape[2] > 1]
+    return [r.name for r in rows if spatial_row(r) and r.out_shape[1] * r.out_shape[2] > 1]
 
 
 def default_layer(rows) -> str:
@@ -72,12 +71,6 @@ def default_layer(rows) -> str:
     if not names:
         raise ValueError("this model has no layer with a spatial output (more than 1×1), so there is no map to show")
     return names[-1]
-
-
-def _rows_for(model, size: int, rows):
-    if rows:
-        return tuple(rows)
-    return tuple(layer_table(model, (3, size, size)))
 
 
 def layer_cam(model, x: torch.Tensor, layer: str, target) -> tuple[np.ndarray, torch.Tensor, int, str]:
@@ -147,7 +140,7 @@ def grad_cam(loaded, rgb: np.ndarray, target=None, layer: str | None = None, row
                          "layer's output or gradient (load the weights as a state dict or a convviz checkpoint)")
     x = pre.to_tensor(rgb)
     if layer is None:
-        rows = _rows_for(model, pre.input_size, rows)
+        rows = table_rows(model, pre.input_size, rows)
         layer = default_layer(rows)
     if target is None:
         def choose(logits):

@@ -66,12 +66,15 @@ def no_layer(model: nn.Module, layer: str) -> str:
 def layer_row(model: nn.Module, layer: str, input_size: int, rows=()):
     """The :class:`~convviz.core.capture.layer_table.LayerRow` of record ``layer`` (from ``rows`` when given,
     else from the layer table of ``model`` at ``input_size``)."""
-    if not rows:
-        rows = layer_table(model, (3, input_size, input_size))
-    for row in rows:
+    for row in table_rows(model, input_size, rows):
         if row.name == layer:
             return row
     raise ValueError(no_layer(model, layer))
+
+
+def table_rows(model: nn.Module, input_size: int, rows=()) -> tuple:
+    """``rows`` when given, else the layer table of ``model`` at ``input_size``."""
+    return tuple(rows) if rows else tuple(layer_table(model, (3, input_size, input_size)))
 
 
 def spatial_row(row) -> bool:
