@@ -139,6 +139,7 @@ def _unit(text: str | None) -> tuple[int, int] | None:
 
 def cmd_erf(args) -> int:
     from .core.where.erf import layer_erf, unit_erf
+    from .core.where.layer_tap import table_rows
     from .core.where.look_figures import erf_figure
 
     check_writable(args.out)
@@ -148,11 +149,12 @@ def cmd_erf(args) -> int:
     if loaded.scripted:
         raise CliError(f"{loaded.title}: TorchScript takes no hooks, so `erf` cannot look inside it")
     try:
-        one = unit_erf(loaded, image.rgb, args.layer, unit, args.channel)
+        rows = table_rows(loaded.module, loaded.preprocess.input_size)  # one layer table for both
+        one = unit_erf(loaded, image.rgb, args.layer, unit, args.channel, rows)
         average = None
         if args.average:
             with task_progress("erf") as state:
-                average = layer_erf(loaded, image.rgb, args.layer, args.channel, state=state)
+                average = layer_erf(loaded, image.rgb, args.layer, args.channel, rows=rows, state=state)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     _save_png(args.out, erf_figure(one, average, loaded.title))
