@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ from torch import nn
 from ..capture.activations import call_name, first_tensor
 from ..capture.receptive_field import FieldTracer
 from .frame import Grid, remember_grid
-from .layer_tap import find_module
+from .layer_tap import find_module, on_call
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def dense_logits(model: nn.Module, head: Head, x: torch.Tensor) -> torch.Tensor:
     handles = []
     for name in head.maps:
         module, call = find_module(model, name)
-        handles.append(module.register_forward_hook(_keeper(name, call, seen)))
+        handles.append(module.register_forward_hook(on_call(call, partial(seen.__setitem__, name))))
     try:
         with torch.no_grad():
             model(x)
@@ -151,14 +152,3 @@ def dense_logits(model: nn.Module, head: Head, x: torch.Tensor) -> torch.Tensor:
         part = F.conv2d(fmap.float(), weight[:, lo:hi, None, None].float(), bias if total is None else None)
         total = part if total is None else total + part
     return total
-
-
-def _keeper(name: str, call: int, seen: dict):
-    calls = [0]
-
-    def hook(_m, _a, output):
-        calls[0] += 1
-        if calls[0] == call:
-            seen[name] = output
-
-    return hook

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..capture.activations import first_tensor
 from ..capture.receptive_field import FieldTracer, traced_pass
-from .layer_tap import find_module
+from .layer_tap import find_module, on_call
 
 @dataclass(frozen=True)
 class Frame:
@@ -117,14 +117,8 @@ _GRIDS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary
 def _trace(model: nn.Module, layer: str, in_hw: tuple[int, int]) -> Grid:
     module, call = find_module(model, layer)
     x = torch.zeros((1, 3, *in_hw))
-    tracer, seen, calls = FieldTracer(x), [], [0]
-
-    def hook(_m, _a, output):
-        calls[0] += 1
-        if calls[0] == call:
-            seen.append(first_tensor(output))
-
-    traced_pass(model, tracer, x, [module], hook)
+    tracer, seen = FieldTracer(x), []
+    traced_pass(model, tracer, x, [module], on_call(call, lambda output: seen.append(first_tensor(output))))
     out = seen[0] if seen else None
     fields = tracer.field_of(out) if out is not None else None
     if fields is None or out.dim() != 4:

@@ -20,7 +20,7 @@ from ..tasks import Need, Scope, TaskInputs, TaskState, task
 from .boxes import view_hw
 from .classes import resolve_class
 from .frame import Frame, Grid, crop_frame, grid_from_row, layer_grid, mask_boxes, mean_side, to_photo
-from .layer_tap import find_module, spatial_row, table_rows
+from .layer_tap import find_module, on_call, spatial_row, table_rows
 
 #: Default fraction of the peak the box's region stays above.
 BOX_THRESHOLD = 0.5
@@ -82,12 +82,8 @@ def layer_cam(model, x: torch.Tensor, layer: str, target) -> tuple[np.ndarray, t
     module, call = find_module(model, layer)
     seen: list[torch.Tensor] = []
     shapes: list[tuple] = []
-    calls = [0]
 
-    def hook(_m, _a, output):
-        calls[0] += 1
-        if calls[0] != call:
-            return None
+    def at_layer(output):
         out = first_tensor(output)
         shapes.append(tuple(out.shape[1:]) if out is not None else ())
         if not isinstance(output, torch.Tensor) or output.dim() != 4 or not output.is_floating_point():
@@ -97,7 +93,7 @@ def layer_cam(model, x: torch.Tensor, layer: str, target) -> tuple[np.ndarray, t
         torch.set_grad_enabled(True)  # until the enclosing no_grad block ends
         return leaf.clone()
 
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_hook(on_call(call, at_layer))
     try:
         with torch.no_grad():
             logits = first_tensor(model(x))

@@ -24,18 +24,15 @@ def run_to(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     """The output of record ``layer`` (``blocks.2.1.conv_dw``, ``layer1.0.relu:2``) for batch ``x``."""
     module, call = find_module(model, layer)
     seen: list[torch.Tensor] = []
-    calls = [0]
 
-    def hook(_module, _args, output):
-        calls[0] += 1
-        if calls[0] == call:
-            out = first_tensor(output)
-            if out is None:
-                raise ValueError(f"{layer}: the layer returns no tensor")
-            seen.append(out)
-            raise _Reached
+    def reached(output):
+        out = first_tensor(output)
+        if out is None:
+            raise ValueError(f"{layer}: the layer returns no tensor")
+        seen.append(out)
+        raise _Reached
 
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_hook(on_call(call, reached))
     try:
         model(x)
     except _Reached:
@@ -45,6 +42,18 @@ def run_to(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     if not seen:
         raise ValueError(f"{layer}: the layer does not run in this model's forward pass (an unused branch?)")
     return seen[0]
+
+
+def on_call(call: int, action):
+    """A forward hook that returns ``action(output)`` on its module's ``call``-th call (1-based) and
+    leaves the other calls alone (a module may run more than once in a pass)."""
+    calls = [0]
+
+    def hook(_module, _args, output):
+        calls[0] += 1
+        return action(output) if calls[0] == call else None
+
+    return hook
 
 
 def find_module(model: nn.Module, layer: str) -> tuple[nn.Module, int]:
