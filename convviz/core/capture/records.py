@@ -117,12 +117,6 @@ class Capture:
         """The output of ``name`` for batch item ``index`` as a float32 numpy array (plain data)."""
         return _item(self.output(name), index, name)
 
-    def input_array(self, name: str, index: int = 0):
-        """The input of ``name`` for batch item ``index`` as float32 numpy, if it was recorded."""
-        if name not in self.inputs:
-            raise KeyError(f"{name!r}: its input was not recorded (only conv, pool, activation, dropout, linear)")
-        return _item(self.inputs[name], index, name)
-
 
 def _item(tensor: torch.Tensor, index: int, name: str):
     size = int(tensor.shape[0]) if tensor.dim() else 0
