@@ -45,9 +45,9 @@ def clip(x0: float, y0: float, x1: float, y1: float, photo_hw) -> tuple[float, f
     return max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
 
 
-def merge(boxes, iou: float = NMS_IOU) -> tuple[Box, ...]:
+def merge(boxes, iou: float | None = None) -> tuple[Box, ...]:
     """Per class, keep a box only if no higher-scoring box of its class overlaps it by more than
-    ``iou`` (:func:`torchvision.ops.batched_nms`); best first."""
+    ``iou`` (None: :data:`NMS_IOU`; :func:`torchvision.ops.batched_nms`); best first."""
     import torch
     from torchvision.ops import batched_nms
 
@@ -57,7 +57,7 @@ def merge(boxes, iou: float = NMS_IOU) -> tuple[Box, ...]:
     coords = torch.tensor([[b.x0, b.y0, b.x1, b.y1] for b in boxes], dtype=torch.float64)
     scores = torch.tensor([b.score for b in boxes], dtype=torch.float64)
     classes = torch.tensor([b.index for b in boxes])
-    keep = batched_nms(coords, scores, classes, float(iou))
+    keep = batched_nms(coords, scores, classes, float(NMS_IOU if iou is None else iou))
     return tuple(boxes[int(k)] for k in keep)
 
 

@@ -142,7 +142,7 @@ def dense_boxes(maps: DenseMaps, classes=None, threshold: float = THRESHOLD, iou
             edges = clip(*maps.frame.edges_to_photo(x0, y0, x1, y1), maps.frame.photo_hw)
             score = float(probs[index, rows, cols][region].max())
             found.append(Box(*edges, int(index), maps.labels[index], score))
-    return merge(found) if iou is None else merge(found, iou)
+    return merge(found, iou)
 
 
 @dataclass(frozen=True)

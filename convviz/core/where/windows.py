@@ -94,7 +94,7 @@ def crop_boxes(scores: WindowScores, classes=None, threshold: float = THRESHOLD,
     index = np.arange(scores.probs.shape[1]) if classes is None else np.asarray(list(classes), int)
     found = [Box(*map(float, scores.windows[w]), int(index[c]), scores.labels[index[c]], float(probs[w, c]))
              for w, c in zip(*np.nonzero(probs >= threshold))]
-    return merge(found) if iou is None else merge(found, iou)
+    return merge(found, iou)
 
 
 @task(Scope.IMAGE, (Need.MODEL, Need.IMAGE), title="Classifying crops…")
