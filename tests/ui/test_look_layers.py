@@ -12,7 +12,7 @@ from PIL import Image
 from convviz.core.capture.unit_field import unit_field
 from convviz.ui.layers import erf_view, top_patches_view
 
-from ui_helpers import STEP_MS
+from ui_helpers import STEP_MS, task_result
 
 LAYER = "blocks.1"
 
@@ -24,12 +24,6 @@ def photos(folder, count, seed=0):
         arr = rng.integers(0, 256, (60, 72, 3)).astype(np.uint8)
         Image.fromarray(arr).save(os.path.join(folder, f"{i:02d}.png"))
     return str(folder)
-
-
-def task_result(qtbot, window, key, action, timeout=STEP_MS):
-    with qtbot.waitSignal(window.session.task_ready, timeout=timeout, check_params_cb=lambda k, _r: k == key) as blocker:
-        action()
-    return blocker.args[1]
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from convviz.core.views.standard import LayerMosaic, Predictions
 from convviz.workers.results import Generations
 from convviz.workers.session import Session
 
-LOAD_MS = 180_000
-STEP_MS = 60_000
+from ui_helpers import STEP_MS, next_of
 
 
 @pytest.fixture
@@ -24,9 +23,7 @@ def loaded(qtbot, lite0_engine, sample_path):
 
 
 def wait_view(qtbot, session, key, action):
-    with qtbot.waitSignal(session.view_ready, timeout=STEP_MS, check_params_cb=lambda k, _d: k == key) as blocker:
-        action()
-    return blocker.args[1]
+    return next_of(qtbot, session.view_ready, key, action)
 
 
 def test_views_are_plain_frozen_data(qtbot, loaded):

@@ -8,7 +8,8 @@ from convviz.core.images import load_image
 from convviz.core.tasks import Need, Scope, TaskInputs, TaskState, task
 from convviz.workers.session import Session
 
-STEP_MS = 60_000
+from ui_helpers import STEP_MS, next_of
+
 RELEASE = threading.Event()  # lets the blocking task below go on
 
 
@@ -64,9 +65,7 @@ def session(qtbot, lite0_engine, sample_path):
 
 
 def ready_of(qtbot, session, key, action):
-    with qtbot.waitSignal(session.task_ready, timeout=STEP_MS, check_params_cb=lambda k, _r: k == key) as got:
-        action()
-    return got.args[1]
+    return next_of(qtbot, session.task_ready, key, action)
 
 
 def test_task_gets_model_image_and_gradients_and_reports(qtbot, session):

@@ -12,14 +12,7 @@ from PySide6.QtCore import QPointF
 from convviz.core.images import load_image
 from convviz.ui.where.panel import CAM, DENSE, WINDOWS
 
-from ui_helpers import STEP_MS
-
-
-def task_result(qtbot, window, key, action, timeout=STEP_MS):
-    """Run ``action`` and return the next ``task_ready`` result for ``key``."""
-    with qtbot.waitSignal(window.session.task_ready, timeout=timeout, check_params_cb=lambda k, _r: k == key) as blocker:
-        action()
-    return blocker.args[1]
+from ui_helpers import STEP_MS, task_result
 
 
 @pytest.fixture
