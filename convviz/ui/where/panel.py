@@ -12,11 +12,11 @@ from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QTabBar, QVBoxLayout, QWidget,
 )
 
-from convviz.core.atomic import atomic_write
 from convviz.ui.panel import Panel
 from convviz.ui.where.cam_page import CamPage
 from convviz.ui.where.detect_page import DetectPage
 from convviz.ui.where.segment_page import SegmentPage
+from convviz.ui.widgets.save import save_png
 
 CAM, DENSE, WINDOWS, TOP = "where.cam", "where.dense", "where.windows", "where.top"
 TASKS = {CAM: "where.gradcam:gradcam_task", DENSE: "where.dense:dense_task", WINDOWS: "where.windows:windows_task"}
@@ -287,15 +287,9 @@ class WherePanel(Panel):
             path = QFileDialog.getSaveFileName(self, "Export PNG", f"where-{self.step()}.png", "PNG (*.png)")[0]
         if not path:
             return False
-        from convviz.core.where.render import png_bytes
-
-        try:
-            atomic_write(path, lambda handle: handle.write(png_bytes(picture)))
-        except ValueError as exc:
-            self.status.setText(str(exc))
-            return False
-        self.status.setText(f"Saved {path}")
-        return True
+        problem = save_png(picture, path)
+        self.status.setText(problem or f"Saved {path}")
+        return not problem
 
     def shortcuts(self) -> list[tuple[str, str]]:
         return [("click a class", "in the predictions chart: its Grad-CAM in step 1")]
