@@ -57,6 +57,7 @@ class PhotoCanvas(pg.GraphicsLayoutWidget):
             self.rects.append(rect)
             self.tags.append(tag)
         self.size_hw: tuple[int, int] | None = None
+        self.rgb: np.ndarray | None = None  #: the photo shown (None: blank)
         self.setMinimumSize(180, 120)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
@@ -64,6 +65,7 @@ class PhotoCanvas(pg.GraphicsLayoutWidget):
 
     def set_photo(self, rgb: np.ndarray | None) -> None:
         """The (Hv, Wv, 3) photo at view size (None: blank); clears the overlay and boxes."""
+        self.rgb = rgb
         if rgb is None:
             self.photo.clear()
             self.size_hw = None

@@ -102,14 +102,12 @@ class DetectPage(QWidget):
         if which in ("both", "windows"):
             self.windows = None
             self.canvases[0].set_photo(None)
-            self.canvases[0].shown_photo = None
             self.times[0].setText(message)
         if which in ("both", "dense"):
             self.dense = None
             self.canvases[1].set_photo(None)
-            self.canvases[1].shown_photo = None
             self.times[1].setText(message)
-        self._texts()
+        self._texts(self.boxes())
 
     def boxes(self):
         """(windows' boxes, dense boxes) at the current threshold; None where not computed."""
@@ -121,21 +119,21 @@ class DetectPage(QWidget):
 
     def _redraw(self) -> None:
         self._label_threshold()
-        for canvas, result, boxes in zip(self.canvases, (self.windows, self.dense), self.boxes()):
+        both = self.boxes()
+        for canvas, result, boxes in zip(self.canvases, (self.windows, self.dense), both):
             if result is None or self.photo is None:
                 continue
-            if getattr(canvas, "shown_photo", None) is not self.photo:
+            if canvas.rgb is not self.photo:
                 canvas.set_photo(self.photo)
-                canvas.shown_photo = self.photo
             canvas.set_boxes(boxes, box_colours(boxes[:MAX_BOXES]), self.photo_hw(result))
-        self._texts()
+        self._texts(both)
 
     @staticmethod
     def photo_hw(result):
         return result.photo_hw if hasattr(result, "photo_hw") else result.frame.photo_hw
 
-    def _texts(self) -> None:
-        boxes = self.boxes()
+    def _texts(self, boxes) -> None:
+        """The timings, ratio and captions; ``boxes``: :meth:`boxes` at the current threshold."""
         if self.windows is not None:
             self.times[0].setText(f"{len(self.windows.windows)} crops in {self.windows.seconds:.2f} s · "
                                   f"{self._count(boxes[0])}")
