@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QCompleter, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget,
+    QComboBox, QCompleter, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QSlider, QWidget,
 )
 
 from convviz.core.views.colormaps import lookup_table
 from convviz.core.where.boxes import Box
 from convviz.ui.where.canvas import PhotoCanvas
+from convviz.ui.widgets.sections import text_label, vstack
 
 #: How many of the model's top classes the list offers.
 TOP_CLASSES = 10
@@ -22,33 +23,38 @@ def slider(lo: int, hi: int, value: int) -> QSlider:
     return s
 
 
+def swatch(colour: str, text: str) -> str:
+    """Rich text: a small block of CSS ``colour`` and ``text`` (already escaped) beside it."""
+    return f"<span style='background-color: {colour};'>&nbsp;&nbsp;&nbsp;&nbsp;</span>&nbsp;{text}"
+
+
+def css_rgb(rgb) -> str:
+    return "rgb({},{},{})".format(*map(int, rgb))
+
+
 def heat_legend() -> str:
     """Rich text: the heat's colours at no evidence, half the peak and the peak; grey outside the crop."""
     lut = lookup_table("viridis")
-    swatch = "<span style='background-color: rgb({},{},{});'>&nbsp;&nbsp;&nbsp;&nbsp;</span>&nbsp;{}"
-    parts = [swatch.format(*map(int, lut[k]), text) for k, text in
+    parts = [swatch(css_rgb(lut[k]), text) for k, text in
              ((0, "no&nbsp;evidence"), (128, "half&nbsp;the&nbsp;peak"), (255, "peak"))]
-    parts.append(swatch.format(40, 40, 40, "outside&nbsp;the&nbsp;crop&nbsp;the&nbsp;model&nbsp;sees"))
+    parts.append(swatch(css_rgb((40, 40, 40)), "outside&nbsp;the&nbsp;crop&nbsp;the&nbsp;model&nbsp;sees"))
     return " &nbsp; ".join(parts)
 
 
 def page_layout(page: QWidget, side: QWidget, canvas: QWidget, *below: QWidget) -> None:
     """A step's layout: its controls on the left, the photo (stretching) with lines below it on the right."""
-    right = QVBoxLayout()
-    right.setContentsMargins(0, 0, 0, 0)
-    right.addWidget(canvas, 1)
-    for widget in below:
-        right.addWidget(widget)
     layout = QHBoxLayout(page)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(side)
-    layout.addLayout(right, 1)
+    layout.addLayout(vstack(None, (canvas, 1), *below), 1)
 
 
-def _wrapped(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    return label
+def side_column(*items) -> QWidget:
+    """A step's controls: ``items`` top down in a column :data:`SIDE_WIDTH` wide, a stretch under them."""
+    side = QWidget()
+    side.setFixedWidth(SIDE_WIDTH)
+    vstack(side, *items, None)
+    return side
 
 
 class CamPage(QWidget):
@@ -61,40 +67,30 @@ class CamPage(QWidget):
         self.target = None  #: the class asked for: an index, a typed name, or None (the top class)
         self.result = None
         self._heat_key = None
-        side = QWidget()
-        side.setFixedWidth(SIDE_WIDTH)
-        column = QVBoxLayout(side)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(_wrapped("<b>Class</b>: click one, or type a name or index"))
         self.classes = QListWidget()
         self.classes.setMinimumHeight(90)
         self.classes.setMaximumHeight(self.classes.fontMetrics().lineSpacing() * (TOP_CLASSES + 1) + 8)
         self.classes.itemClicked.connect(self._on_item)
-        column.addWidget(self.classes)
         self.entry = QLineEdit()
         self.entry.setPlaceholderText("e.g. tiger cat or 282, then Enter")
         self.entry.returnPressed.connect(self._on_typed)
-        column.addWidget(self.entry)
-        column.addWidget(_wrapped("<b>Layer</b> weighed by the gradient"))
         self.layer = QComboBox()
         self.layer.setMinimumContentsLength(12)
         self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.layer.currentIndexChanged.connect(lambda _i: self.rerun.emit())
-        column.addWidget(self.layer)
-        self.opacity_label = _wrapped()
+        self.opacity_label = text_label()
         self.opacity = slider(0, 100, 60)
         self.opacity.valueChanged.connect(self._on_opacity)
-        self.threshold_label = _wrapped()
+        self.threshold_label = text_label()
         self.threshold = slider(10, 90, 50)
         self.threshold.valueChanged.connect(self._on_threshold)
-        for widget in (self.opacity_label, self.opacity, self.threshold_label, self.threshold):
-            column.addWidget(widget)
-        column.addStretch(1)
+        side = side_column(text_label("<b>Class</b>: click one, or type a name or index"), self.classes, self.entry,
+                           text_label("<b>Layer</b> weighed by the gradient"), self.layer,
+                           self.opacity_label, self.opacity, self.threshold_label, self.threshold)
         self.canvas = PhotoCanvas()
         self.legend = QLabel(heat_legend())
         self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.caption = QLabel()
-        self.caption.setWordWrap(True)
+        self.caption = text_label()
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         page_layout(self, side, self.canvas, self.legend, self.caption)
         self._label_opacity()

@@ -3,11 +3,12 @@ convolutional, with both timings and their measured ratio."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QSpinBox, QWidget
 
 from convviz.core.where.boxes import palette
 from convviz.ui.where.cam_page import slider
 from convviz.ui.where.canvas import MAX_BOXES, PhotoCanvas
+from convviz.ui.widgets.sections import hrow, text_label, vstack
 
 DEFAULT_SIZE = 448
 
@@ -36,7 +37,6 @@ class DetectPage(QWidget):
         super().__init__(parent)
         self.windows = self.dense = None
         self.photo = None
-        controls = QHBoxLayout()
         self.threshold_label = QLabel()
         self.threshold = slider(10, 95, 50)
         self.threshold.valueChanged.connect(self._redraw)
@@ -48,19 +48,13 @@ class DetectPage(QWidget):
         self.input_size.setKeyboardTracking(False)
         self.input_size.setToolTip("The whole photo is resized to about this many pixels squared (aspect kept) for the dense pass")
         self.input_size.valueChanged.connect(lambda _v: self.rerun_dense.emit())
-        controls.addWidget(self.threshold_label)
-        controls.addWidget(self.threshold, 1)
-        controls.addSpacing(12)
-        controls.addWidget(QLabel("Dense input ≈"))
-        controls.addWidget(self.input_size)
+        controls = hrow(self.threshold_label, (self.threshold, 1), 12, "Dense input ≈", self.input_size, spacing=None)
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         self.titles, self.canvases, self.times = [], [], []
         for column, title in enumerate(("<b>Crop and classify</b> (the R-CNN idea): every window classified on its own",
                                         "<b>Fully convolutional</b> (OverFeat / FCN): one pass, a score per window")):
-            label, canvas, timing = QLabel(title), PhotoCanvas(), QLabel("")
-            for text in (label, timing):
-                text.setWordWrap(True)
+            label, canvas, timing = text_label(title), PhotoCanvas(), text_label()
             grid.addWidget(label, 0, column)
             grid.addWidget(canvas, 1, column)
             grid.addWidget(timing, 2, column, Qt.AlignmentFlag.AlignTop)
@@ -68,17 +62,9 @@ class DetectPage(QWidget):
             self.canvases.append(canvas)
             self.times.append(timing)
         grid.setRowStretch(1, 1)
-        self.ratio = QLabel("")
-        self.ratio.setWordWrap(True)
-        self.caption = QLabel("")
-        self.caption.setWordWrap(True)
-        self.caption.setStyleSheet("color: #444;")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(controls)
-        layout.addLayout(grid, 1)
-        layout.addWidget(self.ratio)
-        layout.addWidget(self.caption)
+        self.ratio = text_label()
+        self.caption = text_label(colour="#444")
+        vstack(self, controls, (grid, 1), self.ratio, self.caption)
         self._label_threshold()
 
     def threshold_value(self) -> float:

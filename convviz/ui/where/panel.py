@@ -8,15 +8,14 @@ thresholds, opacity and the segmentation's class picks are redrawn from the resu
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QTabBar, QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QStackedWidget, QTabBar, QWidget
 
 from convviz.ui.panel import Panel
 from convviz.ui.where.cam_page import CamPage
 from convviz.ui.where.detect_page import DetectPage
 from convviz.ui.where.segment_page import SegmentPage
 from convviz.ui.widgets.save import save_png
+from convviz.ui.widgets.sections import hrow, text_label, vstack
 
 CAM, DENSE, WINDOWS, TOP = "where.cam", "where.dense", "where.windows", "where.top"
 TASKS = {CAM: "where.gradcam:gradcam_task", DENSE: "where.dense:dense_task", WINDOWS: "where.windows:windows_task"}
@@ -52,33 +51,21 @@ class WherePanel(Panel):
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(160)
         self.progress.setTextVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = text_label()
         self.run_button = QPushButton("Cancel")
         self.run_button.clicked.connect(self._on_run_button)
         self.export_button = QPushButton("Export PNG…")
         self.export_button.setToolTip("Save this step's picture with a legend and its caption")
         self.export_button.clicked.connect(lambda: self.export_png())
-        top = QHBoxLayout()
-        top.addWidget(self.steps)
-        top.addWidget(self.status, 1)
-        top.addWidget(self.progress)
-        top.addWidget(self.run_button)
-        top.addWidget(self.export_button)
-        self.intro = QLabel(INTROS[0])
-        self.intro.setWordWrap(True)
-        self.intro.setStyleSheet("color: #444;")
+        top = hrow(self.steps, (self.status, 1), self.progress, self.run_button, self.export_button, spacing=None)
+        self.intro = text_label(INTROS[0], colour="#444")
         self.cam, self.detect, self.segment = CamPage(), DetectPage(), SegmentPage()
         self.pages = QStackedWidget()
         for page in (self.cam, self.detect, self.segment):
             self.pages.addWidget(page)
         self.cam.rerun.connect(lambda: self._run(CAM))
         self.detect.rerun_dense.connect(lambda: self._run(DENSE))
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addLayout(top)
-        layout.addWidget(self.intro)
-        layout.addWidget(self.pages, 1)
+        vstack(self, top, self.intro, (self.pages, 1), margins=6)
         self._show_busy()
 
     # ------------------------------------------------------------------ wiring

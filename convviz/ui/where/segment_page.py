@@ -4,11 +4,12 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QWidget
 
 from convviz.core.where.boxes import palette
-from convviz.ui.where.cam_page import SIDE_WIDTH, page_layout, slider
+from convviz.ui.where.cam_page import css_rgb, page_layout, side_column, slider, swatch
 from convviz.ui.where.canvas import PhotoCanvas
+from convviz.ui.widgets.sections import text_label
 
 #: Classes offered (most probability over the photo first) and ticked at first.
 OFFERED, TICKED = 10, 4
@@ -27,34 +28,20 @@ class SegmentPage(QWidget):
         self.segmentation = None
         self.photo = None
         self._offered: tuple[int, ...] = ()
-        side = QWidget()
-        side.setFixedWidth(SIDE_WIDTH)
-        column = QVBoxLayout(side)
-        column.setContentsMargins(0, 0, 0, 0)
-        heading = QLabel("<b>Classes</b> to colour (most of the photo first)")
-        heading.setWordWrap(True)
-        column.addWidget(heading)
         self.classes = QListWidget()
         self.classes.setMaximumHeight(self.classes.fontMetrics().lineSpacing() * (OFFERED + 1) + 12)
         self.classes.itemChanged.connect(lambda _item: self.redraw())
-        column.addWidget(self.classes)
-        self.background_label = QLabel()
-        self.background_label.setWordWrap(True)
+        self.background_label = text_label()
         self.background = slider(0, 95, 30)
         self.background.valueChanged.connect(lambda _v: self.redraw())
         self.opacity = slider(10, 100, 55)
         self.opacity_label = QLabel()
         self.opacity.valueChanged.connect(lambda _v: self.redraw())
-        for widget in (self.background_label, self.background, self.opacity_label, self.opacity):
-            column.addWidget(widget)
-        column.addStretch(1)
+        side = side_column(text_label("<b>Classes</b> to colour (most of the photo first)"), self.classes,
+                           self.background_label, self.background, self.opacity_label, self.opacity)
         self.canvas = PhotoCanvas()
-        self.legend = QLabel()
-        self.legend.setWordWrap(True)
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.note = QLabel()
-        self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #444;")
+        self.legend = text_label(rich=True)
+        self.note = text_label(colour="#444")
         page_layout(self, side, self.canvas, self.legend, self.note)
         self._labels()
 
@@ -116,10 +103,9 @@ class SegmentPage(QWidget):
         self.segmentation = seg
         self.canvas.set_overlay(segment_rgba(seg.label_map, self.opacity.value() / 100))
         colours = palette(len(seg.classes))
-        swatch = "<span style='background-color: {};'>&nbsp;&nbsp;&nbsp;&nbsp;</span>&nbsp;"
-        items = [swatch.format("rgb({},{},{})".format(*map(int, c))) + _nowrap(f"{label} {share:.0%}")
+        items = [swatch(css_rgb(c), _nowrap(f"{label} {share:.0%}"))
                  for c, label, share in zip(colours, seg.labels, seg.fractions)]
-        items.append(swatch.format("#dddddd") + _nowrap(f"background {(seg.label_map < 0).mean():.0%}"))
+        items.append(swatch("#dddddd", _nowrap(f"background {(seg.label_map < 0).mean():.0%}")))
         self.legend.setText(" &nbsp; ".join(items) if seg.classes else "Tick a class to colour it.")
         self.note.setText(coarseness_text(self.result))
 
