@@ -245,7 +245,7 @@ class WherePanel(Panel):
 
         rgb = self.session.image.rgb if self.session is not None and self.session.image is not None else None
         step = self.step()
-        if rgb is None or not self.is_ready() or any(self.results[k] is None for k in NEEDS[step]):
+        if rgb is None or any(self.results[k] is None for k in NEEDS[step]):
             return None
         if step == "cam":
             cam = self.results[CAM]
