@@ -98,7 +98,7 @@ class CamPage(QWidget):
 
     # ------------------------------------------------------------------ inputs
     def args(self) -> dict:
-        return {"target": self.target, "layer": self.layer.currentData(), "threshold": self.threshold.value() / 100}
+        return {"target": self.target, "layer": self.layer.currentData(), "threshold": self.threshold_value()}
 
     def threshold_value(self) -> float:
         return self.threshold.value() / 100
@@ -196,7 +196,7 @@ class CamPage(QWidget):
         from convviz.core.where.gradcam import peak_box
 
         r = self.result
-        threshold = self.threshold.value() / 100
+        threshold = self.threshold_value()
         edges = r.box if threshold == r.threshold else peak_box(r.heat, threshold, r.frame.photo_hw, r.frame)
         return Box(*edges, r.index, r.label, r.prob)
 
