@@ -16,7 +16,6 @@ from convviz.ui.finetune.augment_section import AugmentSection
 from convviz.ui.finetune.data_section import DataSection
 from convviz.ui.finetune.freeze_section import FreezeSection
 from convviz.ui.finetune.layout import StepColumns, message_line
-from convviz.ui.finetune.pacing import TrainPacer
 from convviz.ui.finetune.results_view import ResultsView
 from convviz.ui.finetune.task_keys import FREEZE, PREPARE, PREVIEW, SCAN
 from convviz.ui.finetune.trained_model import TrainedModel
@@ -195,11 +194,6 @@ class FinetunePanel(Panel):
     def training_running(self) -> bool:
         """From the Train click until the run ends (its task may not be submitted yet)."""
         return self.training_run.running
-
-    @property
-    def pacer(self) -> TrainPacer:
-        """Paces the training task to the painting of its updates."""
-        return self.training_run.pacer
 
     @property
     def outcome(self):
