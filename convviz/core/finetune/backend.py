@@ -116,8 +116,10 @@ def choose_backend(network: Network, *, device: str = "cpu", graph: str = "auto"
     if network.graph_name in ARCHS and size in GRAPH_SIZES:  # the shipped topology with this model's weights
         filled = os.path.join(cache_dir(), f"bundled-{digest}-{size}.onnx")
         return OnnxBackend(lambda: load_bundled(state, size, reference=eager, filled=filled), torch_backend, key)
-    eager = eager if eager is not None else network.headless()  # what is exported (torch_backend sees it too)
-    path = onnx_backbone.onnx_path(cache_dir(), network.graph_name, weights_hash(eager), size)
+    if eager is None:  # what is exported (torch_backend sees it too); a built model's digest is its weights_hash
+        eager = network.headless()
+        digest = weights_hash(eager)
+    path = onnx_backbone.onnx_path(cache_dir(), network.graph_name, digest, size)
     if graph == "cached" and not os.path.isfile(path):
         return torch_backend()
     return OnnxBackend(lambda: onnx_backbone.load_or_export(eager, size, path, export=graph == "auto",
