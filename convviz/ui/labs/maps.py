@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from convviz.core.views.colormaps import lookup_table
+from convviz.ui.widgets.image_view import cosmetic_pen
 
 BACKGROUND = QColor(250, 250, 250)
 HIGHLIGHT = QColor(255, 140, 0)
@@ -60,12 +61,6 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _pen(colour: QColor, width: float):
-    pen = pg.mkPen(colour, width=width)
-    pen.setCosmetic(True)
-    return pen
-
-
 class Title(pg.LabelItem):
     """A cell title that never widens its column (long titles are clipped, columns stay equal)."""
 
@@ -96,7 +91,7 @@ class MapCell:
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.box = QGraphicsRectItem()
-        self.box.setPen(_pen(HIGHLIGHT, 2.5))
+        self.box.setPen(cosmetic_pen(HIGHLIGHT, 2.5))
         self.box.setZValue(10)
         self.box.setVisible(False)
         self.view.addItem(self.box)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from convviz.core.where.look_figures import colour, heat_overlay
 
 from ..widgets.channel_view import image_view
+from ..widgets.image_view import cosmetic_pen
 from ..widgets.reflow import FitHeight
 from ..widgets.sections import hrow, text_label, vstack
 
@@ -79,9 +80,7 @@ class ErfView(QWidget):
         self.boxes = []
         for view in (self.photo_view, self.heat_view):
             box = QGraphicsRectItem()
-            pen = pg.mkPen(ORANGE, width=2)
-            pen.setCosmetic(True)
-            box.setPen(pen)
+            box.setPen(cosmetic_pen(ORANGE, 2))
             box.setZValue(5)
             box.setVisible(False)
             view.addItem(box)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolic
 
 from convviz.core.views.mosaic_layout import columns_for
 from convviz.ui.widgets.channel_view import image_view
+from convviz.ui.widgets.image_view import cosmetic_pen
 
 FILTERS_KEY = "layers.first_filters"
 GAP_GREY = 200
@@ -52,9 +53,7 @@ class FiltersView(QWidget):
         self.sheet_widget.setMinimumSize(160, 120)
         self.view, self.sheet = image_view(self.sheet_widget)
         self.mark = QGraphicsRectItem()
-        pen = pg.mkPen(HIGHLIGHT, width=2)
-        pen.setCosmetic(True)
-        self.mark.setPen(pen)
+        self.mark.setPen(cosmetic_pen(HIGHLIGHT, 2))
         self.mark.setZValue(5)
         self.view.addItem(self.mark)
         self.sheet_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)

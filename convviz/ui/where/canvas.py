@@ -12,14 +12,10 @@ from PySide6.QtCore import QRectF, QSize
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QGraphicsRectItem
 
+from convviz.ui.widgets.image_view import cosmetic_pen
+
 #: Most boxes a canvas draws (the best ones).
 MAX_BOXES = 12
-
-
-def _pen(colour: QColor, width: float):
-    pen = pg.mkPen(colour, width=width)
-    pen.setCosmetic(True)
-    return pen
 
 
 def ink_for(rgb) -> QColor:
@@ -98,7 +94,7 @@ class PhotoCanvas(pg.GraphicsLayoutWidget):
                 continue
             box, rgb = shown[k], tuple(int(c) for c in colours[k])
             colour = QColor(*rgb)
-            rect.setPen(_pen(colour, 2.5))
+            rect.setPen(cosmetic_pen(colour, 2.5))
             rect.setRect(QRectF(box.x0 * sx, box.y0 * sy, (box.x1 - box.x0) * sx, (box.y1 - box.y0) * sy))
             tag.setText(f"{box.label} {box.score:.2f}")
             tag.setColor(ink_for(rgb))

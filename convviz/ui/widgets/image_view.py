@@ -38,7 +38,8 @@ def qimage_to_array(image: QImage) -> np.ndarray:
     return buffer.reshape(height, stride)[:, : width * 4].reshape(height, width, 4).copy()
 
 
-def _pen(colour: QColor, width: float, style=Qt.PenStyle.SolidLine):
+def cosmetic_pen(colour: QColor, width: float, style=Qt.PenStyle.SolidLine):
+    """A pen of ``width`` screen pixels at any zoom."""
     pen = pg.mkPen(colour, width=width, style=style)
     pen.setCosmetic(True)
     return pen
@@ -59,14 +60,14 @@ class PhotoView(pg.GraphicsLayoutWidget):
         self.shade.setBrush(QColor(0, 0, 0, 120))
         self.shade.setPen(pg.mkPen(None))
         self.crop = QGraphicsRectItem()
-        self.crop.setPen(_pen(CROP_COLOUR, 1.5, Qt.PenStyle.DashLine))
+        self.crop.setPen(cosmetic_pen(CROP_COLOUR, 1.5, Qt.PenStyle.DashLine))
         self.crop_label = pg.TextItem(color=CROP_COLOUR, anchor=(0, 0), fill=QColor(0, 0, 0, 140))
         self.field = QGraphicsRectItem()
-        self.field.setPen(_pen(FIELD_COLOUR, 2.5))
+        self.field.setPen(cosmetic_pen(FIELD_COLOUR, 2.5))
         self.field.setBrush(QColor(255, 140, 0, 45))
         self.field_label = pg.TextItem(color=FIELD_COLOUR, anchor=(0, 0), fill=QColor(0, 0, 0, 150))
         self.padding = QGraphicsPathItem()  # the part of the field when part of it falls in the padding
-        self.padding.setPen(_pen(FIELD_COLOUR, 1.5, Qt.PenStyle.DashLine))
+        self.padding.setPen(cosmetic_pen(FIELD_COLOUR, 1.5, Qt.PenStyle.DashLine))
         self.padding.setBrush(QBrush(QColor(255, 140, 0, 110), Qt.BrushStyle.BDiagPattern))
         items = (self.shade, self.crop, self.crop_label, self.padding, self.field, self.field_label)
         for z, item in enumerate(items, start=1):

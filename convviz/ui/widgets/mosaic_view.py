@@ -22,6 +22,7 @@ from convviz.core.views.mosaic_layout import ORDERS, columns_for, layout_for, ti
 
 from .sections import hrow, vstack
 from .channel_view import ChannelView, image_view
+from .image_view import cosmetic_pen
 
 HIGHLIGHT = QColor(255, 140, 0)
 ORDER_TEXT = {"index": "number", "mean": "mean ↓", "max": "max ↓"}
@@ -82,9 +83,7 @@ class MosaicView(QWidget):
         self.view, self.image = image_view(self.mosaic_widget)
         self.image.setLookupTable(indexed_lut(self.lut))  # the mosaic is drawn as indices (tile_indices)
         self.highlight = QGraphicsRectItem()
-        pen = pg.mkPen(HIGHLIGHT, width=2)
-        pen.setCosmetic(True)
-        self.highlight.setPen(pen)
+        self.highlight.setPen(cosmetic_pen(HIGHLIGHT, 2))
         self.highlight.setZValue(5)
         self.highlight.setVisible(False)
         self.view.addItem(self.highlight)
