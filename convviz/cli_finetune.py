@@ -91,7 +91,8 @@ def cmd_finetune(args) -> int:
             raise
         except ValueError as exc:
             raise CliError(str(exc).splitlines()[0]) from None
-        run = fine_tune(loaded, scan, config, on_status=lambda m: bar.write(m, file=sys.stderr))  # bar: below
+        run = fine_tune(loaded, scan, config, on_status=lambda m: bar.write(m, file=sys.stderr),  # bar: below
+                        copy_model=False)  # nothing else uses ``loaded``: trained in place, not copied again
     # the bar appears only once every check has passed, so an error stays the only line on stderr
     bar = tqdm(total=100, desc="finetune", unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
     last = None

@@ -116,7 +116,7 @@ def prepare_task(inputs, state) -> str:
     machine, model and input size); returns its kind."""
     from . import prepare_backbone
 
-    return prepare_backbone(inputs.model, inputs.args["config"])
+    return prepare_backbone(inputs.model, inputs.args["config"], copy_model=False)  # the copy is the task's own
 
 
 @task(Scope.NONE, (Need.MODEL_COPY,), title="Fine-tuning…", graceful=True)

@@ -57,14 +57,14 @@ def network_of(loaded: LoadedModel, config: TrainConfig = TrainConfig(), *, copy
 
 
 def prepare_backbone(loaded: LoadedModel, config: TrainConfig = TrainConfig(),
-                     on_status: Callable[[str], None] | None = None) -> str:
+                     on_status: Callable[[str], None] | None = None, *, copy_model: bool = True) -> str:
     """Export (once per machine) and check the graph the fast path will use for ``loaded``; returns the
     backend's kind (``onnx`` or ``eager``). Run it in the background before training, so that
-    training with ``graph="cached"`` finds it ready."""
+    training with ``graph="cached"`` finds it ready. ``copy_model=False``: as for :func:`fine_tune`."""
     config = config.resolved()
     if not config.fast or config.device != "cpu":
         return "eager"
-    return choose_backend(network_of(loaded, config), graph="auto", on_status=on_status).open()
+    return choose_backend(network_of(loaded, config, copy_model=copy_model), graph="auto", on_status=on_status).open()
 
 
 def fine_tune(loaded: LoadedModel, scan: ScanResult, config: TrainConfig = TrainConfig(), *,
