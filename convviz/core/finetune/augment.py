@@ -28,15 +28,20 @@ def _interp(preprocess: Preprocess):
         preprocess.interpolation, InterpolationMode.BILINEAR)
 
 
+def model_input_uint8(rgb: np.ndarray, preprocess: Preprocess) -> torch.Tensor:
+    """Centre crop + resize (:meth:`Preprocess.to_uint8`) kept as uint8 (3, S, S)."""
+    return torch.from_numpy(preprocess.to_uint8(rgb).copy()).permute(2, 0, 1)
+
+
 class ModelInput:
-    """uint8 (3, H, W) tensor → the model's input as uint8 (3, S, S): :meth:`Preprocess.to_uint8`'s crop
-    box and resize (as the views and the un-augmented fine-tune see the photo)."""
+    """uint8 (3, H, W) tensor → the model's input as uint8 (3, S, S): :func:`model_input_uint8`
+    (as the views and the un-augmented fine-tune see the photo)."""
 
     def __init__(self, preprocess: Preprocess):
         self.preprocess = preprocess
 
     def __call__(self, chw: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.preprocess.to_uint8(chw.permute(1, 2, 0).numpy()).copy()).permute(2, 0, 1)
+        return model_input_uint8(chw.permute(1, 2, 0).numpy(), self.preprocess)
 
 
 def build_transform(spec: AugmentSpec, preprocess: Preprocess) -> v2.Compose:

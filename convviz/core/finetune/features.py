@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..images import ALLOWED_FORMATS, ImageError, load_image, pil_to_rgb
 from ..model.preprocess import Preprocess
-from .augment import augmented_input, build_transform, sample_seed
+from .augment import augmented_input, build_transform, model_input_uint8, sample_seed
 from .feature_cache import cache_root, file_digest, open_store
 from .scan import Sample
 
@@ -42,11 +42,6 @@ def decode_rgb(path: str, min_side: int | None = None) -> np.ndarray:
     except Exception:  # header problems: load_image gives the one-line reason
         pass
     return load_image(path).rgb
-
-
-def model_input_uint8(rgb: np.ndarray, preprocess: Preprocess) -> torch.Tensor:
-    """Centre crop + resize (:meth:`Preprocess.to_uint8`) kept as uint8 (3, S, S)."""
-    return torch.from_numpy(preprocess.to_uint8(rgb).copy()).permute(2, 0, 1)
 
 
 def normalize(batch: torch.Tensor, preprocess: Preprocess, device: str | torch.device = "cpu") -> torch.Tensor:
