@@ -89,7 +89,6 @@ class TaskInputs:
     rgb: Any = None  #: (H, W, 3) uint8 of the current image (IMAGE)
     second: Any = None  #: the second :class:`LoadedModel` (SECOND_MODEL)
     rows: tuple = ()  #: the current model's layer-table rows, when known
-    preprocess: Any = None  #: the current model's :class:`~convviz.core.model.preprocess.Preprocess`, when known
 
 
 @dataclass(frozen=True)

@@ -105,4 +105,4 @@ def _inputs(engine, task, args: dict, rgb):
             grad = torch.enable_grad()
         with grad:
             yield TaskInputs(dict(args), model, rgb if Need.IMAGE in needs else None, second,
-                             info.rows if info is not None else (), info.preprocess if info is not None else None)
+                             info.rows if info is not None else ())
