@@ -75,10 +75,7 @@ class SessionTasks:
     # ------------------------------------------------------------------ plumbing
     def _start_task(self, key: str) -> None:
         run = self._tasks[key]
-        ticket = self.gens.next(f"task:{key}")
-        if run.handle is not None and run.handle.running:
-            run.handle.cancel()
-        run.result = None
+        ticket = self._retire(key, run)
         missing = self._missing(run.task)
         if missing:
             self.task_failed.emit(key, missing)
@@ -119,8 +116,13 @@ class SessionTasks:
             if run.replay:
                 self._start_task(key)
                 continue
-            self.gens.next(f"task:{key}")
-            if run.handle is not None and run.handle.running:
-                run.handle.cancel()
-            run.result = None
+            self._retire(key, run)
             self.task_stale.emit(key)
+
+    def _retire(self, key: str, run: TaskRun):
+        """Make what ``key`` ran so far stale: a new ticket (returned), its job cancelled, its result dropped."""
+        ticket = self.gens.next(f"task:{key}")
+        if run.handle is not None and run.handle.running:
+            run.handle.cancel()
+        run.result = None
+        return ticket
