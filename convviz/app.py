@@ -17,7 +17,7 @@ EXIT_USAGE = 2
 SCREENSHOT_TIMEOUT_MS = 300_000
 
 
-from .core.labs.names import LABS  # noqa: E402,F401  (torch-free: the one table of lab names, for --lab)
+from .core.labs.names import LABS  # noqa: E402  (torch-free: the one table of lab names, for --lab)
 from .ui.registry import panel_names  # noqa: E402  (Qt-free: the one list of panels)
 from .workers.process import configure_gui_process  # noqa: E402  (standard library only)
 
