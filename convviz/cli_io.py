@@ -18,6 +18,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
+from .core.atomic import shown
 from .core.tasks import TaskState
 
 
@@ -64,12 +65,6 @@ def decode_image(path: str):
 
     with time_limit(DECODE_SECONDS, shown(os.path.basename(path) or path)):
         return load_image(path)
-
-
-def shown(path: str | os.PathLike) -> str:
-    """``path`` as text safe for any stream: undecodable bytes (surrogate escapes) shown as ``\\xNN``."""
-    text = os.fsdecode(path)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def finite_or_none(value):

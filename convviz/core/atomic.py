@@ -23,13 +23,13 @@ class WriteError(ValueError):
     """A file that cannot be written; the message is one line for the user."""
 
 
-def _shown(path: str) -> str:
-    """``path`` printable on any stream (undecodable bytes as ``\\xNN``)."""
+def shown(path: str | os.PathLike) -> str:
+    """``path`` printable on any stream (undecodable bytes, surrogate escapes, as ``\\xNN``)."""
     return os.fsdecode(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _failed(path: str, exc: OSError) -> WriteError:
-    return WriteError(f"cannot write {_shown(path)}: {exc.strerror or exc}")
+    return WriteError(f"cannot write {shown(path)}: {exc.strerror or exc}")
 
 
 def check_writable(path: str) -> None:
@@ -37,11 +37,11 @@ def check_writable(path: str) -> None:
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
     if os.path.isdir(path):
-        raise WriteError(f"cannot write {_shown(path)}: it is a folder")
+        raise WriteError(f"cannot write {shown(path)}: it is a folder")
     if not os.path.isdir(folder):
-        raise WriteError(f"cannot write {_shown(path)}: folder {_shown(folder)} does not exist")
+        raise WriteError(f"cannot write {shown(path)}: folder {shown(folder)} does not exist")
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise WriteError(f"cannot write {_shown(path)}: permission denied")
+        raise WriteError(f"cannot write {shown(path)}: permission denied")
 
 
 def atomic_write(path: str, write: Writer) -> None:
@@ -81,7 +81,7 @@ def _write_temp(path: str, write: Writer) -> str:
     """The temp file beside ``path``, written, flushed and fsynced; its path."""
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
-        raise WriteError(f"cannot write {_shown(path)}: folder {_shown(folder)} does not exist")
+        raise WriteError(f"cannot write {shown(path)}: folder {shown(folder)} does not exist")
     try:
         fd, tmp = _create_temp(path)
     except OSError as exc:
