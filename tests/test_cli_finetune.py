@@ -57,7 +57,7 @@ def test_finetune_json_then_predict_new_classes(capsys, tmp_path, tiny_start):
     assert sum(map(sum, summary["confusion"])) == summary["val_images"]
     assert "%" in stderr  # tqdm progress bar on stderr
     # mobilenet has no stages to tap; its predictions average each photo with its mirror image, as evaluated
-    assert torch.load(out, weights_only=True)["head"] == {"taps": [], "mirror": True}
+    assert torch.load(out, weights_only=True)["head"] == {"taps": [], "pool": "mean", "mirror": True}
     code, stdout, _ = run(capsys, "predict", os.path.join(data, "red", "0.jpg"), "--model", out, "--json", "--topk", "2")
     assert code == 0 and {t["label"] for t in json.loads(stdout)["top"]} == {"blue", "red"}
 
@@ -69,7 +69,7 @@ def test_full_loop_with_augmentation(capsys, tmp_path, tiny_start):
                                "--plain-head")
     assert code == 0, stderr
     assert json.loads(stdout)["classes"] == ["blue", "red"]
-    assert torch.load(tmp_path / "a.pt", weights_only=True)["head"] == {"taps": [], "mirror": False}
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["head"] == {"taps": [], "pool": "mean", "mirror": False}
 
 
 @pytest.mark.parametrize("case, expected", [

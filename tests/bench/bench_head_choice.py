@@ -3,15 +3,18 @@
     python tests/bench/bench_head_choice.py [DATA_DIR] [--splits 40]
 
 Every image of DATA_DIR (train/ and val/ pooled) and its mirror image go once through the shipped,
-tapped backbone (pooled bn2 1280 | blocks.4 112 | blocks.5 192 features). Then, on ``--splits``
-random stratified splits of the same size as the folder's own, four heads are fitted exactly as
-the fast path fits them (training mirrors as extra samples, standardised, L2 chosen by 5-fold CV
-on the training split, L-BFGS) and scored on the held-out split:
+tapped backbone (pooled bn2 1280 | blocks.4 112 means, 112 log std | blocks.5 192 means, 192 log std).
+Then, on ``--splits`` random stratified splits of the same size as the folder's own, heads are
+fitted as the fast path fits them on a fixed feature set (training mirrors as extra samples,
+standardised, L2 chosen by 5-fold CV log-loss on the training split over the grid 0.03…1, L-BFGS)
+and scored on the held-out split:
 
-* ``last_layer``: bn2's features only (the previous default);
-* ``taps``: plus blocks.4 and blocks.5 (core.taps);
+* ``last_layer``: bn2's features only (the first default);
+* ``taps``: plus blocks.4's and blocks.5's channel means (core.taps, ``pool="mean"``);
 * ``mirror``: bn2's features, each held-out image judged with its mirror image (log-softmax mean);
-* ``taps+mirror``: both (the default).
+* ``taps+mirror``: both;
+* ``taps+logstd+mirror``: also the stages' log standard deviations (``pool="mean+logstd"``; the
+  fast path chooses between this and ``taps+mirror`` by the same CV, ``bench_head_recipes.py``).
 
 Prints one JSON line per recipe: mean accuracy, and the paired difference to ``last_layer``
 (mean ± standard error, splits won / lost).
@@ -48,7 +51,8 @@ def features(data: str):
     samples = scan.train + scan.val
     *_, (_, state) = extract_features(backbone, samples, network.preprocess, batch_size=32, mirror=True, workers=0)
     val_per_class = min(scan.counts("val").values())
-    return state["features"], state["mirror_features"], torch.tensor([s.label for s in samples]), val_per_class
+    return (state["features"], state["mirror_features"], torch.tensor([s.label for s in samples]), val_per_class,
+            network.mean_columns())
 
 
 def splits(labels, val_per_class: int, count: int):
@@ -65,21 +69,21 @@ def splits(labels, val_per_class: int, count: int):
         yield torch.tensor(train), torch.tensor(val)
 
 
-def accuracy(f, m, y, train, val, width: int, mirror: bool) -> float:
-    """The fast path's head (core.finetune.head_fit) on the first ``width`` features."""
+def accuracy(f, m, y, train, val, columns: list[int], mirror: bool) -> float:
+    """The fast path's head (core.finetune.head_fit) on the feature ``columns``."""
     import torch
 
-    from convviz.core.finetune.head_fit import choose_l2, fit_logistic, single_thread
+    from convviz.core.finetune.head_fit import MEAN_L2_GRID, choose_l2, fit_logistic, single_thread
     from convviz.core.model.loading import mirror_scores
 
-    f, m = f[:, :width], m[:, :width]
+    f, m = f[:, columns], m[:, columns]
     x = torch.cat([f[train], m[train]])
     labels = torch.cat([y[train], y[train]])
     groups = torch.cat([torch.arange(len(train))] * 2)
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
     classes = int(y.max()) + 1
-    l2 = choose_l2(z, labels, groups, classes)
+    l2 = choose_l2(z, labels, groups, classes, grid=MEAN_L2_GRID)
     head = single_thread(fit_logistic)(z, labels, classes, l2)
     with torch.no_grad():
         scores = head((f[val] - mu) / sd)
@@ -96,9 +100,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    f, m, y, val_per_class = features(args.data)
-    recipes = {"last_layer": (LAST_LAYER, False), "taps": (f.shape[1], False),
-               "mirror": (LAST_LAYER, True), "taps+mirror": (f.shape[1], True)}
+    f, m, y, val_per_class, means = features(args.data)
+    last, every = list(range(LAST_LAYER)), list(range(f.shape[1]))
+    recipes = {"last_layer": (last, False), "taps": (means, False), "mirror": (last, True), "taps+mirror": (means, True),
+               "taps+logstd+mirror": (every, True)}
     scores = {name: [] for name in recipes}
     for train, val in splits(y, val_per_class, args.splits):
         for name, (width, mirror) in recipes.items():
@@ -108,7 +113,7 @@ def main() -> None:
         diff = [a - b for a, b in zip(values, reference)]
         print(json.dumps({
             "figure": "head_choice", "data": os.path.basename(os.path.normpath(args.data)), "recipe": name,
-            "splits": args.splits, "val_per_class": val_per_class, "features": recipes[name][0],
+            "splits": args.splits, "val_per_class": val_per_class, "features": len(recipes[name][0]),
             "mean_accuracy": round(statistics.mean(values), 4), "stdev": round(statistics.stdev(values), 4),
             "min": round(min(values), 4), "max": round(max(values), 4),
             "paired_vs_last_layer": round(statistics.mean(diff), 4),

@@ -11,11 +11,15 @@ random-resized crops (area 35–100 % of the photo, aspect 3/4–4/3; a fixed dr
 Extra views are *training samples only* (same label, same CV group as their image); every
 held-out image is judged as the saved model judges it: itself and its mirror, log-softmax mean.
 
-Heads as the fast path fits them (standardised, L2-regularised logistic regression, L-BFGS), the
-L2 strength chosen by 5-fold CV on the training split by accuracy (``acc``, grid 0.001…0.1: the
-fast path's criterion when these recipes were compared, the reference recipe ``default``) or by
-held-out log-loss (``ll``, grid 0.03…1: :func:`~convviz.core.finetune.head_fit.choose_l2`, the
-fast path's criterion since, as recipe ``cv_logloss`` showed +0.18 ± 0.06 points on clothing).
+Heads as the fast path fits them (standardised, L2-regularised logistic regression, L-BFGS), on the
+backbone's pooled bn2 and the tapped stages' channel means (``pool="mean"``), the L2 strength chosen
+by 5-fold CV on the training split by accuracy (``acc``, grid 0.001…0.1: the fast path's criterion
+when these recipes were compared, the reference recipe ``default``) or by held-out log-loss (``ll``,
+grid 0.03…1: :func:`~convviz.core.finetune.head_fit.choose_l2`, as recipe ``cv_logloss`` showed
++0.18 ± 0.06 points on clothing). ``logstd``: the stages' log standard deviations too
+(``pool="mean+logstd"``, grid 0.1…1); ``chosen``: the same CV log-loss picks one of the two
+feature sets and its L2 per split (:func:`~convviz.core.finetune.head_fit.choose_columns`: the
+fast path's head today).
 Prints one JSON line per recipe: mean accuracy and the paired difference to ``default`` (mean ±
 standard error, splits won / lost).
 """
@@ -47,6 +51,8 @@ RECIPES = {
     "+z80": (("z80",), "acc"),
     "+full": (("full",), "acc"),
     "cv_logloss": ((), "ll"),
+    "logstd": ((), "ll+logstd"),
+    "chosen": ((), "chosen"),
     **{f"cv_logloss+{v}": ((v,), "ll") for v in RRC},
 }
 
@@ -110,14 +116,15 @@ def view_features(data: str):
     stacked = {k: torch.cat(v) for k, v in feats.items()}
     labels = torch.tensor([s.label for s in samples])
     val_per_class = min(scan.counts("val").values()) if scan.val else max(1, round(0.2 * len(samples) / len(scan.classes)))
-    return stacked, labels, val_per_class
+    return stacked, labels, val_per_class, network.mean_columns()
 
 
-def accuracy(feats, y, train, val, extra: tuple[str, ...], criterion: str) -> float:
-    """The fast path's head on the training views; held-out images judged with their mirrors."""
+def accuracy(feats, y, train, val, extra: tuple[str, ...], criterion: str, means: list[int]) -> float:
+    """The fast path's head on the training views; held-out images judged with their mirrors.
+    ``means``: the columns without the tapped stages' log standard deviations."""
     import torch
 
-    from convviz.core.finetune.head_fit import choose_l2, fit_logistic, single_thread
+    from convviz.core.finetune.head_fit import L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread
     from convviz.core.model.loading import mirror_scores
 
     views = [v for name in ("c", *extra) for v in (name, name + "_m")]
@@ -126,10 +133,20 @@ def accuracy(feats, y, train, val, extra: tuple[str, ...], criterion: str) -> fl
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
     classes = int(y.max()) + 1
-    l2 = cv_accuracy(z, labels, groups, classes) if criterion == "acc" else choose_l2(z, labels, groups, classes, grid=LL_GRID)
-    head = single_thread(fit_logistic)(z, labels, classes, l2)
+    columns = means
+    if criterion == "acc":
+        l2 = cv_accuracy(z[:, means], labels, groups, classes)
+    elif criterion == "ll":
+        l2 = choose_l2(z[:, means], labels, groups, classes, grid=LL_GRID)
+    elif criterion == "ll+logstd":
+        columns, l2 = slice(None), choose_l2(z, labels, groups, classes, grid=L2_GRID)
+    else:
+        name, l2 = choose_columns(z, labels, groups, classes, {"logstd": (None, L2_GRID), "mean": (means, LL_GRID)})
+        columns = slice(None) if name == "logstd" else means
+    head = single_thread(fit_logistic)(z[:, columns], labels, classes, l2)
     with torch.no_grad():
-        scores = mirror_scores(head((feats["c"][val] - mu) / sd), head((feats["c_m"][val] - mu) / sd))
+        mu, sd = mu[columns], sd[columns]
+        scores = mirror_scores(head((feats["c"][val][:, columns] - mu) / sd), head((feats["c_m"][val][:, columns] - mu) / sd))
     return float((scores.argmax(1) == y[val]).float().mean())
 
 
@@ -167,12 +184,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    feats, y, val_per_class = view_features(args.data)
+    feats, y, val_per_class, means = view_features(args.data)
     torch.set_num_threads(1)
     scores: dict[str, list[float]] = {n: [] for n in names}
     for train, val in splits(y, val_per_class, args.splits):
         for name in names:
-            scores[name].append(accuracy(feats, y, train, val, *RECIPES[name]))
+            scores[name].append(accuracy(feats, y, train, val, *RECIPES[name], means))
     for name, values in scores.items():
         diff = [a - b for a, b in zip(values, scores["default"])]
         print(json.dumps({

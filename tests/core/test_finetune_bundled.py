@@ -10,7 +10,7 @@ import torch
 
 from convviz.core.finetune import onnx_backbone
 from convviz.core.finetune.backend import OnnxBackend, TorchBackend, choose_backend
-from convviz.core.finetune.bundled_graph import GRAPH_SIZES, TAPS, graph_file, load_bundled, probe
+from convviz.core.finetune.bundled_graph import GRAPH_SIZES, POOL, TAPS, graph_file, load_bundled, probe
 from convviz.core.finetune.features import ImageDataset, normalize
 from convviz.core.finetune.heads import headless
 from convviz.core.finetune.network import Network
@@ -35,12 +35,13 @@ def lite0():
 
 @pytest.fixture(scope="module")
 def tapped(lite0):
-    """The headless bundled model as the fast path reads it: pooled bn2 + blocks.4 + blocks.5 (core.taps)."""
+    """The headless bundled model as the fast path reads it: pooled bn2, then blocks.4 and blocks.5 each as
+    channel means and log standard deviations (core.taps)."""
     import copy
 
     from convviz.core.model.taps import add_taps
 
-    return headless(add_taps(copy.deepcopy(lite0.module), TAPS))
+    return headless(add_taps(copy.deepcopy(lite0.module), TAPS, POOL))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_graph_ships_no_weights_and_its_reference_is_torchs(tapped):
     stored = torch.tensor(json.loads({p.key: p.value for p in model.metadata_props}["convviz.probe_features"]))
     with torch.no_grad():
         want = eager(probe(SIZE).contiguous(memory_format=torch.channels_last))
-    assert stored.shape == want.shape == (2, 1280 + 112 + 192)
+    assert stored.shape == want.shape == (2, 1280 + 2 * (112 + 192))
     assert (stored - want).abs().max().item() <= onnx_backbone.TOLERANCE
 
 
@@ -166,7 +167,7 @@ def test_a_cancelled_bundled_run_saves_what_the_built_model_saves(lite0, tmp_pat
     assert a.cancelled and b.cancelled and mine.stage == built.stage == "cancelled"
     assert a.freeze == b.freeze and a.history == b.history == {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
     weights = a.checkpoint()["state_dict"]["classifier.weight"]
-    assert weights.shape == (2, 1280 + 112 + 192) and weights.abs().sum() > 0
+    assert weights.shape == (2, 1280 + 2 * (112 + 192)) and weights.abs().sum() > 0
     assert torch.equal(weights, b.checkpoint()["state_dict"]["classifier.weight"])
 
 
@@ -213,7 +214,8 @@ def test_cli_default_finetune_imports_neither_timm_nor_torchvision_and_a_warm_ru
     assert out.returncode == 0, out.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported and "timm" not in imported and "torchvision" not in imported
-    assert torch.load(tmp_path / "ft.pt", weights_only=True)["head"] == {"taps": list(TAPS), "mirror": True}
+    head = torch.load(tmp_path / "ft.pt", weights_only=True)["head"]
+    assert head["taps"] == list(TAPS) and head["mirror"] and head["pool"] in (POOL, "mean")  # the run's choice
     again = subprocess.run(out.args, cwd=ROOT, env=env, capture_output=True, text=True)  # every feature cached now
     assert again.returncode == 0, again.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from convviz.core.finetune import onnx_backbone
 from convviz.core.finetune.backend import OnnxBackend, TorchBackend, cache_dir, choose_backend, weights_hash
-from convviz.core.finetune.head_fit import choose_l2, fit_logistic
+from convviz.core.finetune.head_fit import choose_columns, choose_l2, fit_logistic
 from convviz.core.finetune.heads import headless
 from convviz.core.finetune.network import Network
 from convviz.core.model.preprocess import Preprocess
@@ -127,3 +127,20 @@ def test_l2_chosen_by_cross_validated_log_loss_with_groups_kept_together():
     assert choose_l2(twice, coins, torch.cat([groups, groups]), 2, grid=(1e-3, 1.0)) == 1.0
     # … when each sample's twin is in its fold; tested on twins it has learnt, it would pick the weakest
     assert choose_l2(twice, coins, torch.arange(80), 2, grid=(1e-3, 1.0)) == 1e-3
+
+def test_feature_columns_are_kept_only_where_cross_validation_says_they_help():
+    """The fast path's choice between a head on every column and one on a subset (the tapped stages'
+    means without their log standard deviations): the least held-out log-loss decides."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.cat([torch.zeros(40), torch.ones(40)]).long()
+    weak = (2 * y - 1).float()[:, None] * 0.3 + torch.randn(80, 3, generator=g)  # a little signal
+    strong = (2 * y - 1).float()[:, None] * 2.0 + torch.randn(80, 2, generator=g)
+    noise = torch.randn(80, 40, generator=g)
+    groups, subset = torch.arange(80), [0, 1, 2]
+    grid = (0.1, 1.0)
+    # the extra columns separate the classes: the head reads them
+    name, l2 = choose_columns(torch.cat([weak, strong], 1), y, groups, 2, {"all": (None, grid), "subset": (subset, grid)})
+    assert name == "all" and l2 in grid
+    # they are noise that only lets the head overfit: the subset wins
+    name, _ = choose_columns(torch.cat([weak, noise], 1), y, groups, 2, {"all": (None, grid), "subset": (subset, grid)})
+    assert name == "subset"

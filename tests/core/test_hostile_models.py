@@ -107,6 +107,8 @@ GOOD_PRE = {"input_size": 64, "crop_pct": 0.875, "mean": [0.5, 0.5, 0.5], "std":
     ({"head": {"taps": [4, 4]}}, "head.taps"),
     ({"head": {"taps": [-1]}}, "head.taps"),
     ({"head": {"taps": [True]}}, "head.taps"),
+    ({"head": {"taps": [4], "pool": "max"}}, "head.pool"),
+    ({"head": {"pool": ["mean"]}}, "head.pool"),
     ({"head": {"mirror": 1}}, "head.mirror"),
     ({"head": {"evil": 1}}, "unknown key"),
 ])

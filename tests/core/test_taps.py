@@ -5,8 +5,8 @@ import pytest
 import torch
 from convviz.core.finetune.heads import replace_head
 from convviz.core.model.loading import LoadedModel, ModelError, load_model, mirror_scores
-from convviz.core.model.taps import (DEFAULT_TAPS, add_taps, can_tap, check_taps, default_taps, head_features,
-                               state_head_features, taps_of)
+from convviz.core.model.taps import (DEFAULT_POOL, DEFAULT_TAPS, POOLS, add_taps, can_tap, check_taps, default_taps,
+                                     head_features, pool_of, state_head_features, taps_of)
 
 
 @pytest.fixture(scope="module")
@@ -14,10 +14,17 @@ def lite0():
     return load_model("default")
 
 
-def pooled_by_hooks(model, x, stages):
-    """blocks[i] outputs, global-average-pooled, recorded by forward hooks on the plain timm model."""
+def stage_pool(out, pool):
+    """A stage's pooled output as written out by hand: channel means, then (``mean+logstd``) the log of
+    each channel's standard deviation over the map."""
+    flat = out.flatten(2)
+    return flat.mean(2) if pool == "mean" else torch.cat([flat.mean(2), flat.std(2, unbiased=False).log()], 1)
+
+
+def pooled_by_hooks(model, x, stages, pool="mean"):
+    """blocks[i] outputs, pooled (:func:`stage_pool`), recorded by forward hooks on the plain timm model."""
     seen = {}
-    handles = [model.blocks[i].register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, out.mean((2, 3))))
+    handles = [model.blocks[i].register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, stage_pool(out, pool)))
                for i in stages]
     try:
         final = model.forward_head(model.forward_features(x), pre_logits=True)
@@ -27,15 +34,16 @@ def pooled_by_hooks(model, x, stages):
     return torch.cat([final] + [seen[i] for i in stages], 1)
 
 
-def test_tapped_forward_is_the_plain_forward_with_a_wider_classifier(lite0):
+@pytest.mark.parametrize("pool,width", [("mean", 1280 + 112 + 192), ("mean+logstd", 1280 + 2 * (112 + 192))])
+def test_tapped_forward_is_the_plain_forward_with_a_wider_classifier(lite0, pool, width):
     plain = copy.deepcopy(lite0.module).eval()
-    tapped = add_taps(copy.deepcopy(lite0.module), DEFAULT_TAPS).eval()
+    tapped = add_taps(copy.deepcopy(lite0.module), DEFAULT_TAPS, pool).eval()
     head = replace_head(tapped, 3)
-    assert taps_of(tapped) == (4, 5) and head.in_features == head_features(tapped) == 1280 + 112 + 192
+    assert taps_of(tapped) == (4, 5) and pool_of(tapped) == pool and head.in_features == head_features(tapped) == width
     torch.manual_seed(0)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
-        want = head(pooled_by_hooks(plain, x, DEFAULT_TAPS))
+        want = head(pooled_by_hooks(plain, x, DEFAULT_TAPS, pool))
         got = tapped(x)
     assert torch.allclose(got, want, atol=1e-5)
     # the model's class, its module tree (what every panel explores) and its state-dict keys are unchanged
@@ -43,7 +51,14 @@ def test_tapped_forward_is_the_plain_forward_with_a_wider_classifier(lite0):
     assert [(n, type(m)) for n, m in tapped.named_modules()] == [(n, type(m)) for n, m in plain.named_modules()]
     assert list(tapped.state_dict()) == list(plain.state_dict())
     state = tapped.state_dict()
-    assert state_head_features(state, DEFAULT_TAPS) == 1584 and state["classifier.weight"].shape == (3, 1584)
+    assert state_head_features(state, DEFAULT_TAPS, pool) == width and state["classifier.weight"].shape == (3, width)
+
+
+def test_the_default_pool_is_mean_and_log_std_and_unknown_pools_are_refused(lite0):
+    assert DEFAULT_POOL == "mean+logstd" and POOLS == ("mean", "mean+logstd")
+    assert pool_of(add_taps(copy.deepcopy(lite0.module))) == DEFAULT_POOL
+    with pytest.raises(ValueError, match="expected one of mean, mean\\+logstd"):
+        add_taps(copy.deepcopy(lite0.module), DEFAULT_TAPS, "max")
 
 
 def test_copies_keep_their_own_tapped_forward(lite0):
@@ -93,17 +108,21 @@ def test_two_threads_running_one_tapped_model_each_get_their_own_stages(lite0):
 
 
 def test_a_checkpoint_of_the_earlier_tapped_class_loads_as_the_same_network(lite0, tmp_path):
-    """Checkpoints saved when taps swapped the model's class hold the plain network's keys and a wider
-    classifier; they load to the same function (written out here: pooled bn2, blocks.4, blocks.5, linear)."""
+    """Checkpoints saved when taps swapped the model's class, or before the pool was a choice (no
+    ``head.pool``), hold the plain network's keys and a classifier over average-pooled stages; they load
+    to the same function (written out here: pooled bn2, blocks.4, blocks.5, linear)."""
     from convviz.core.model.files import checkpoint_dict, save_checkpoint
 
     state = dict(lite0.module.state_dict())
     torch.manual_seed(3)
     state["classifier.weight"], state["classifier.bias"] = torch.randn(2, 1584) * 0.05, torch.randn(2)
     path = str(tmp_path / "before.pt")
-    save_checkpoint(path, checkpoint_dict(state, arch="default", labels=["a", "b"], preprocess=lite0.preprocess,
-                                          training={}, taps=(4, 5), mirror=False))
+    payload = checkpoint_dict(state, arch="default", labels=["a", "b"], preprocess=lite0.preprocess,
+                              training={}, taps=(4, 5), mirror=False)
+    del payload["head"]["pool"]  # as written before the choice
+    save_checkpoint(path, payload)
     loaded = load_model(path)
+    assert pool_of(loaded.module) == "mean"
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         want = pooled_by_hooks(lite0.module, x, (4, 5)) @ state["classifier.weight"].T + state["classifier.bias"]
@@ -168,10 +187,12 @@ def test_tapped_mirror_checkpoint_round_trip(lite0, tmp_path):
     replace_head(tapped, 2)
     path = str(tmp_path / "tapped.pt")
     save_checkpoint(path, checkpoint_dict(tapped, arch="default", labels=["a", "b"], preprocess=lite0.preprocess,
-                                          training={}, taps=taps_of(tapped), mirror=True))
+                                          training={}, taps=taps_of(tapped), pool=pool_of(tapped), mirror=True))
     loaded = load_model(path)
-    assert taps_of(loaded.module) == (4, 5) and loaded.mirror and not loaded.note  # not a warning: a fact
-    assert loaded.head_note == ("The head reads the pooled outputs of the last layer, blocks.4, blocks.5; "
+    assert taps_of(loaded.module) == (4, 5) and pool_of(loaded.module) == "mean+logstd"
+    assert loaded.mirror and not loaded.note  # not a warning: a fact
+    assert loaded.head_note == ("The head reads the pooled outputs of the last layer and, of blocks.4 and blocks.5, "
+                                "each channel's mean and log standard deviation over the map; "
                                 "it predicts from the photo and its mirror image (averaged)")
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():

@@ -123,7 +123,8 @@ def test_frozen_layers_match_what_training_leaves_unchanged(qtbot, panel, tiny_f
         for key, value in modules[name].state_dict().items():
             assert torch.equal(state[f"{name}.{key}"], value), f"{name}.{key} changed although frozen"
     # the new head reads the last layer's 1280 pooled features and blocks.4's and blocks.5's (112 + 192)
-    assert state["classifier.weight"].shape == (2, original["classifier.weight"].shape[1] + 112 + 192)
+    # channel means and log standard deviations
+    assert state["classifier.weight"].shape == (2, original["classifier.weight"].shape[1] + 2 * (112 + 192))
     params = dict(panel.session.engine.loaded.module.named_parameters())
     changed = [k for k in params if state[k].shape != params[k].shape or not torch.equal(state[k], params[k])]
     allowed = [k for k in params if k.rpartition(".")[0] not in frozen]  # the parameters of layers not frozen

@@ -36,8 +36,9 @@ from .feature_cache import cache_root
 from .network import Network
 
 #: bump when what a cached graph or feature computes changes for the same weights (v2: timm's
-#: ``tf_`` Lite networks, TF "SAME" padding, replaced ``efficientnet_lite0`` as the bundled model)
-CACHE_VERSION = 2
+#: ``tf_`` Lite networks, TF "SAME" padding, replaced ``efficientnet_lite0`` as the bundled model;
+#: v3: tapped stages pooled as mean + log std by default)
+CACHE_VERSION = 3
 GRAPH_MODES = ("auto", "cached", "eager")
 
 
@@ -106,7 +107,7 @@ def choose_backend(network: Network, *, device: str = "cpu", graph: str = "auto"
     eager = network.headless() if network.model is not None else None
     state = eager.state_dict() if eager is not None else network.backbone_state()
     digest = state_hash(state, repr(eager) if eager is not None else SOURCE)  # the weights and what runs them
-    key = f"{digest}|taps{network.taps}"
+    key = f"{digest}|taps{network.taps}|{network.pool}"
 
     def torch_backend() -> TorchBackend:
         return TorchBackend(eager if eager is not None else network.headless(), device, key)

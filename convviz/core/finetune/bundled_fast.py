@@ -17,7 +17,7 @@ from ..model.lite import PREPROCESS, bundled_weights_path, remap_keys
 from ..model.files import ModelError, read_weights
 from ..model.loading import DEFAULT_SPEC
 from ..model.preprocess import Preprocess
-from .bundled_graph import GRAPH_SIZES, TAPS, graph_file
+from .bundled_graph import GRAPH_SIZES, POOL, TAPS, graph_file
 from .network import Network
 from .onnx_backbone import available
 from .scan import ScanResult
@@ -39,7 +39,7 @@ def prepare(config: TrainConfig) -> Network | None:
         state = remap_keys(read_weights(bundled_weights_path()))
     except (ImportError, KeyError, ModelError):
         return None
-    return Network(DEFAULT_SPEC, preprocess, TAPS, state=state)
+    return Network(DEFAULT_SPEC, preprocess, TAPS, POOL, state=state)
 
 
 def fine_tune_bundled(network: Network, scan: ScanResult, config: TrainConfig = TrainConfig(), *,

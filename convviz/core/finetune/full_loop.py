@@ -130,7 +130,7 @@ def _warm_start(run: Run, head):
             update = next(steps)
         except StopIteration as done:
             fit: HeadFit = done.value
-            load_head(head, fit.weight, fit.bias)
+            load_head(head, run.network.widened(fit.weight, fit.pool), fit.bias)  # the model's head reads every column
             return fit
         if update.stage == "features":  # the head fit's own epochs are not the run's: not shown
             fraction = WARM_SHARE * update.fraction

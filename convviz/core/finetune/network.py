@@ -9,14 +9,15 @@ look at which it is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from ..model.loading import load_model
 from ..model.preprocess import Preprocess
-from ..model.taps import add_taps, state_head_features
+from ..model.taps import (DEFAULT_POOL, add_taps, mean_columns, pool_width, stage_channels, state_head_features,
+                          state_widths, tap_suffix)
 from .heads import FreezeReport, apply_freeze, head_freeze_report, head_name, headless, replace_head
 
 #: the classifier's key prefix in a state-only network (a timm EfficientNet: the bundled model)
@@ -39,13 +40,14 @@ class Network:
     arch: str  #: the spec a checkpoint rebuilds it from (``default``, ``resnet18``, ``timm:NAME``)
     preprocess: Preprocess  #: the run's input
     taps: tuple[int, ...] = ()  #: stages the head reads beside the last layer (:mod:`..taps`)
+    pool: str = DEFAULT_POOL  #: how it pools them (:data:`..taps.POOLS`)
     model: nn.Module | None = None
     state: Mapping[str, torch.Tensor] | None = None
 
     @property
     def graph_name(self) -> str:
         """The architecture and what the headless network outputs (names cached graphs)."""
-        return self.arch + "".join(f"+tap{t}" for t in self.taps)
+        return self.arch + tap_suffix(self.taps, self.pool)
 
     def built(self) -> nn.Module:
         """The model, built from ``arch`` (with ``state``) when the network is only a state dict."""
@@ -53,11 +55,38 @@ class Network:
             return self.model
         model = load_model(self.arch).module  # its classifier is stripped or replaced before any use
         model.load_state_dict(dict(self.state))
-        return add_taps(model, self.taps)
+        return add_taps(model, self.taps, self.pool)
 
     def headless(self) -> nn.Module:
         """A copy without the classifier: (N, 3, S, S) → (N, D) features, eval, channels_last."""
         return headless(self.built())
+
+    def mean_columns(self) -> list[int]:
+        """The columns of this network's features that a ``"mean"``-pooled head reads (:func:`~..taps.mean_columns`)."""
+        return mean_columns(*self._widths(), self.pool)
+
+    def _widths(self) -> tuple[int, list[int]]:
+        if self.model is not None:
+            return int(self.model.num_features), [stage_channels(self.model, t) for t in self.taps]
+        return state_widths(self.state, self.taps)
+
+    def widened(self, weight: torch.Tensor, pool: str | None) -> torch.Tensor:
+        """A fitted head's ``weight`` over this network's whole head input: a ``"mean"`` head's, read from a
+        network that also pools log standard deviations, gets zeros there (the same function)."""
+        if pool is None or pool == self.pool or not weight.numel():
+            return weight
+        last, widths = self._widths()
+        wide = weight.new_zeros(len(weight), last + pool_width(self.pool) * sum(widths))
+        wide[:, mean_columns(last, widths, self.pool)] = weight
+        return wide
+
+    def pooled(self, pool: str) -> "Network":
+        """This network with its tapped stages pooled as ``pool`` (a built model is changed in place)."""
+        if pool == self.pool:
+            return self
+        if self.model is not None:
+            add_taps(self.model, self.taps, pool)
+        return replace(self, pool=pool)
 
     def backbone_state(self) -> dict[str, torch.Tensor]:
         """The state dict without the classifier's tensors (what the headless network reads)."""
@@ -76,7 +105,7 @@ class Network:
             return Trained(apply_freeze(self.model, "head"), model=self.model)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            head = nn.Linear(state_head_features(self.state, self.taps), classes)
+            head = nn.Linear(state_head_features(self.state, self.taps, self.pool), classes)
         load_head(head, weight, bias)
         state = dict(self.state)
         state[f"{STATE_HEAD}.weight"], state[f"{STATE_HEAD}.bias"] = head.weight.detach(), head.bias.detach()

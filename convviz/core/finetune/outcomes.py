@@ -41,6 +41,7 @@ class FreezeInfo:
     blocks: int  #: backbone blocks "last N" can open
     devices: list  #: "cpu" and "cuda" when present
     taps: tuple = ()  #: stages the new head reads beside the last layer (core.taps)
+    reads: str = ""  #: what the new head reads, in words (core.taps.tap_note; "" for a plain head)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class RunFacts:
     unit: str = "epoch"  #: what one entry of ``history`` is: "epoch", or "L-BFGS iteration"
     mirror: bool = False  #: validated (and predicting) on each photo and its mirror image
     kept_epoch: int | None = None  #: full loop: 0 = the warm-started head was kept, n = the state after epoch n
+    reads: str = ""  #: what the saved head reads, in words (core.model.taps.tap_note; "" for a plain head)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def train_outcome(result, checkpoint: str | None, notes: list, gallery: list) ->
     ev = result.evaluation
     facts = RunFacts(result.seconds, result.train_images, result.val_images, result.freeze.trainable_params,
                      result.freeze.total_params, result.backbone, len(result.history.get("val_acc", [])),
-                     result.config.unit, result.config.mirror_test, result.kept_epoch)
+                     result.config.unit, result.config.mirror_test, result.kept_epoch,
+                     result.reads)
     return TrainOutcome(list(result.labels), ev.accuracy, ev.loss, dict(ev.per_class_accuracy),
                         [list(r) for r in ev.confusion], list(ev.misclassified),
                         {k: list(v) for k, v in result.history.items()}, result.cancelled, facts, checkpoint,

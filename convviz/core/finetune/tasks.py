@@ -107,7 +107,19 @@ def freeze_task(inputs, state) -> FreezeInfo:
     report = apply_freeze(model, inputs.args["strategy"])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     return FreezeInfo(report.strategy, report.trainable_params, report.total_params, list(report.frozen_modules),
-                      len(backbone_blocks(model)), devices, taps_of(model))
+                      len(backbone_blocks(model)), devices, taps_of(model), _reads(model))
+
+
+def _reads(model) -> str:
+    """What the new head reads, in words, before a run (the fast path may drop the log standard deviations)."""
+    from ..model.taps import pool_of, tap_note, taps_of
+
+    taps, pool = taps_of(model), pool_of(model)
+    if not taps:
+        return ""
+    return tap_note(taps, pool) + ("" if pool == "mean" else
+                                   " (a head-only run without augmentation keeps the log standard deviations "
+                                   "only where cross-validation on the training images finds that they help)")
 
 
 @task(Scope.MODEL, (Need.MODEL_COPY,), title="Preparing the fast feature extractor (once)…")

@@ -23,7 +23,7 @@ import torch
 
 from ..model.files import ModelError, is_convviz_checkpoint, read_weights
 from ..model.loading import DEFAULT_SPEC, LoadedModel
-from ..model.taps import add_taps, default_taps, taps_of
+from ..model.taps import DEFAULT_POOL, add_taps, default_taps, pool_of, taps_of
 from .backend import choose_backend
 from .fast_path import fast
 from .full_loop import full
@@ -53,7 +53,7 @@ def network_of(loaded: LoadedModel, config: TrainConfig = TrainConfig(), *, copy
     """The network a run with ``config`` trains: (a copy of) ``loaded.module`` on the CPU, with the
     multi-layer head input :func:`with_taps` gives it, and the run's input (:func:`preprocess_for`)."""
     model = with_taps((copy.deepcopy(loaded.module) if copy_model else loaded.module).cpu(), config)
-    return Network(arch_of(loaded), preprocess_for(loaded.preprocess, config), taps_of(model), model=model)
+    return Network(arch_of(loaded), preprocess_for(loaded.preprocess, config), taps_of(model), pool_of(model), model=model)
 
 
 def prepare_backbone(loaded: LoadedModel, config: TrainConfig = TrainConfig(),
@@ -96,6 +96,7 @@ def fine_tune_network(network: Network, scan: ScanResult, config: TrainConfig = 
                             config=config, freeze=trained.freeze, seconds=time.perf_counter() - run.started,
                             cancelled=outcome.cancelled, train_images=len(scan.train), val_images=len(scan.val),
                             skipped=list(scan.skipped), backbone=outcome.backbone, taps=network.taps,
+                            pool=outcome.pool or network.pool,
                             kept_epoch=outcome.kept_epoch)
     yield final_progress(outcome.last, result)
 
@@ -119,11 +120,13 @@ def head_taps(model, config: TrainConfig) -> tuple[int, ...]:
 
 
 def with_taps(model, config: TrainConfig = TrainConfig()):
-    """``model`` (in place) with the multi-layer head input a run with ``config`` trains (:func:`head_taps`)."""
+    """``model`` (in place) with the multi-layer head input a run with ``config`` trains (:func:`head_taps`),
+    its stages pooled by :data:`~convviz.core.model.taps.DEFAULT_POOL` (whatever a fine-tuned model's own
+    head read: the fast path chooses again whether the head reads the log standard deviations)."""
     taps = head_taps(model, config)
-    if taps != taps_of(model):
+    if taps != taps_of(model) or (taps and pool_of(model) != DEFAULT_POOL):
         try:
-            add_taps(model, taps)  # the old head no longer fits: every run puts a new one in
+            add_taps(model, taps, DEFAULT_POOL)  # the old head no longer fits: every run puts a new one in
         except ValueError as exc:
             raise ModelError(str(exc)) from None
     return model

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..model.files import checkpoint_dict, save_checkpoint
 from ..model.preprocess import Preprocess
+from ..model.taps import tap_note
 from .evaluate import Evaluation
 from .heads import FreezeReport
 from .network import Network, Trained
@@ -61,14 +62,21 @@ class FineTuneResult:
     backbone: str = "eager"  # how features were computed: onnx | eager | full (the full loop)
     state_dict: dict[str, torch.Tensor] | None = None  # the trained weights when ``model`` is None
     taps: tuple[int, ...] = ()  # stages the new head also reads
+    pool: str = "mean"  # how it pools them (core.taps.POOLS)
     kept_epoch: int | None = None  # full loop: the state kept (best on validation): 0 = the warm-started head, n = epoch n
+
+    @property
+    def reads(self) -> str:
+        """What the new head reads, in words ("" for a plain head)."""
+        return tap_note(self.taps, self.pool) if self.taps else ""
 
     def checkpoint(self) -> dict:
         training = {**asdict(self.config), "augment": self.config.augment.names(), "val_accuracy": self.evaluation.accuracy,
                     "train_images": self.train_images, "val_images": self.val_images, "cancelled": self.cancelled,
                     "seconds": round(self.seconds, 3), "history": self.history, "kept_epoch": self.kept_epoch}
         return checkpoint_dict(self.model if self.model is not None else self.state_dict, arch=self.arch, labels=self.labels,
-                               preprocess=self.preprocess, training=training, taps=self.taps, mirror=self.config.mirror_test)
+                               preprocess=self.preprocess, training=training, taps=self.taps, pool=self.pool,
+                               mirror=self.config.mirror_test)
 
     def save(self, path: str) -> None:
         """Atomic save (temp file, fsync, rename); reload with ``load_model(path)``."""
@@ -107,6 +115,7 @@ class Outcome:
     backbone: str  # onnx | eager (fast path) | full
     last: TrainProgress | None
     kept_epoch: int | None = None
+    pool: str | None = None  # how the new head pools the tapped stages, where the run chose it (None: the network's)
 
 
 def eta(started: float, fraction: float) -> float | None:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..atomic import atomic_write
 from ..errors import first_line
+from .taps import POOLS
 
 CHECKPOINT_FORMAT = "convviz-checkpoint-1"
 #: Compressed zip entries may inflate to at most this many bytes in total (torch writes them stored).
@@ -236,15 +237,15 @@ def head_classes(state: dict[str, torch.Tensor]) -> int | None:
 
 
 def checkpoint_dict(model: nn.Module | dict, *, arch: str, labels: list[str], preprocess, training: dict,
-                    taps: tuple[int, ...] = (), mirror: bool = False) -> dict:
+                    taps: tuple[int, ...] = (), pool: str = "mean", mirror: bool = False) -> dict:
     """A convviz checkpoint (what :func:`checkpoint_fields` reads back): plain types and CPU tensors only.
 
     ``model``: a module or its state dict; ``preprocess``: a :class:`~convviz.core.model.preprocess.Preprocess`;
-    ``taps``/``mirror``: how the head reads the network and how it predicts (:class:`CheckpointFields`).
+    ``taps``/``pool``/``mirror``: how the head reads the network and how it predicts (:class:`CheckpointFields`).
     """
     state = model if isinstance(model, dict) else model.state_dict()
     return {
-        "head": {"taps": [int(t) for t in taps], "mirror": bool(mirror)},
+        "head": {"taps": [int(t) for t in taps], "pool": str(pool), "mirror": bool(mirror)},
         "format": CHECKPOINT_FORMAT,
         "arch": arch,
         "labels": [str(label) for label in labels],
@@ -287,6 +288,7 @@ class CheckpointFields:
     state_dict: dict[str, torch.Tensor]
     training: dict | None
     taps: tuple[int, ...] = ()  #: stages a multi-layer head reads (:mod:`.taps`)
+    pool: str = "mean"  #: how it pools them (:data:`.taps.POOLS`; absent before the choice: ``"mean"``)
     mirror: bool = False  #: predictions average the image and its mirror image
 
 
@@ -311,25 +313,28 @@ def checkpoint_fields(obj: dict, name: str) -> CheckpointFields:
     training = obj.get("training")
     if training is not None and (not isinstance(training, dict) or not _plain(training)):
         raise bad("training", "expected a plain dict of numbers, strings and lists")
-    taps, mirror = _head_fields(obj.get("head", {}), bad)
-    return CheckpointFields(arch.strip(), tuple(labels), preprocess, state, training, taps, mirror)
+    taps, pool, mirror = _head_fields(obj.get("head", {}), bad)
+    return CheckpointFields(arch.strip(), tuple(labels), preprocess, state, training, taps, pool, mirror)
 
 
-def _head_fields(head, bad) -> tuple[tuple[int, ...], bool]:
-    """The optional ``head`` field: ``{"taps": [stage, …], "mirror": bool}``."""
+def _head_fields(head, bad) -> tuple[tuple[int, ...], str, bool]:
+    """The optional ``head`` field: ``{"taps": [stage, …], "pool": one of POOLS, "mirror": bool}``."""
     if not isinstance(head, dict):
         raise bad("head", "expected a dict")
-    unknown = set(head) - {"taps", "mirror"}
+    unknown = set(head) - {"taps", "pool", "mirror"}
     if unknown:
         raise bad("head", f"unknown key {sorted(map(str, unknown))[0]!r}")
     taps = head.get("taps", [])
     if not isinstance(taps, (list, tuple)) or len(taps) > 16 or not all(_is_int(t) and 0 <= t < 64 for t in taps) \
             or len(set(taps)) != len(taps):
         raise bad("head.taps", "expected distinct stage numbers from 0 to 63")
+    pool = head.get("pool", "mean")
+    if pool not in POOLS:
+        raise bad("head.pool", f"expected one of {', '.join(POOLS)}")
     mirror = head.get("mirror", False)
     if not isinstance(mirror, bool):
         raise bad("head.mirror", "expected true or false")
-    return tuple(sorted(int(t) for t in taps)), mirror
+    return tuple(sorted(int(t) for t in taps)), pool, mirror
 
 
 def _preprocess_fields(pre, bad) -> dict:

@@ -39,7 +39,7 @@ from .files import (
     is_torchscript, load_strict, read_weights, unwrap_state_dict,
 )
 from .preprocess import Preprocess
-from .taps import add_taps, taps_of
+from .taps import add_taps, pool_of, tap_note, taps_of
 
 DEFAULT_SPEC = "default"
 #: Offered in the model picker; any other torchvision or ``timm:`` name works too.
@@ -89,8 +89,7 @@ class LoadedModel:
         """One line on how the classifier reads the network (:mod:`.taps`) and predicts; "" when plainly.
         The model card shows it, so a model that averages with the mirror image says so."""
         taps = taps_of(self.module) if isinstance(self.module, nn.Module) else ()
-        parts = ([f"the head reads the pooled outputs of the last layer, {', '.join(f'blocks.{t}' for t in taps)}"]
-                 if taps else []) + ([MIRROR_NOTE] if self.mirror else [])
+        parts = ([tap_note(taps, pool_of(self.module))] if taps else []) + ([MIRROR_NOTE] if self.mirror else [])
         return "; ".join(parts).capitalize() if parts else ""
 
     def label_names(self, num_outputs: int) -> tuple[str, ...]:
@@ -142,16 +141,16 @@ def load_model(spec: str = DEFAULT_SPEC, *, require_weights: bool = True, allow_
 
 
 def build_architecture(arch: str, *, num_classes: int | None = None, require_weights: bool = False,
-                       taps: tuple[int, ...] = ()):
+                       taps: tuple[int, ...] = (), pool: str = "mean"):
     """(module, preprocess, pretrained, note) for a torchvision or ``timm:`` name.
 
     Cached pretrained weights are loaded only when ``num_classes`` is None (ImageNet head).
-    ``taps``: a multi-layer head reading those stages too (:mod:`.taps`), sized for ``num_classes``.
+    ``taps``/``pool``: a multi-layer head reading those stages too (:mod:`.taps`), sized for ``num_classes``.
     """
     if taps:
         module, preprocess, pretrained, note = build_architecture(arch, num_classes=num_classes, require_weights=require_weights)
         try:
-            add_taps(module, taps)
+            add_taps(module, taps, pool)
         except ValueError as exc:
             raise ModelError(str(exc)) from None
         replace_head(module, num_classes or 1000)
@@ -282,8 +281,9 @@ def _load_file(path: str, allow_pickle: bool) -> LoadedModel:
     if is_convviz_checkpoint(obj):
         fields = checkpoint_fields(obj, name)
         _check_known(fields.arch, name)
-        _check_fits(fields.arch, len(fields.labels), fields.state_dict, name, fields.taps)
-        module, preprocess, _, _ = build_architecture(fields.arch, num_classes=len(fields.labels), taps=fields.taps)
+        _check_fits(fields.arch, len(fields.labels), fields.state_dict, name, fields.taps, fields.pool)
+        module, preprocess, _, _ = build_architecture(fields.arch, num_classes=len(fields.labels), taps=fields.taps,
+                                                      pool=fields.pool)
         load_strict(module, fields.state_dict, name)
         preprocess = Preprocess(**{**preprocess.__dict__, **fields.preprocess})
         return _finish(LoadedModel(path, f"{name} (fine-tuned {fields.arch})", module, preprocess, fields.labels,
@@ -320,11 +320,11 @@ def _check_known(arch: str, what: str) -> None:
 
 
 def _check_fits(arch: str, num_classes: int | None, state: dict[str, torch.Tensor], what: str,
-                taps: tuple[int, ...] = ()) -> None:
+                taps: tuple[int, ...] = (), pool: str = "mean") -> None:
     """Build ``arch`` on the meta device (no memory) and check that ``state`` fits it exactly."""
     try:
         with torch.device("meta"):
-            module, _, _, _ = build_architecture(arch, num_classes=num_classes or 1000, taps=taps)
+            module, _, _, _ = build_architecture(arch, num_classes=num_classes or 1000, taps=taps, pool=pool)
     except ModelError as exc:
         raise ModelError(f"{what}: {exc}") from None
     except Exception as exc:

@@ -116,7 +116,9 @@ class ResultsView(QWidget):
                              f"validation accuracy ({facts.val_images - wrong} of {facts.val_images} right, "
                              f"loss {outcome.loss:.3f})"
                              + ("<br><span style='color:#666'>Each photo is judged with its mirror image (their "
-                                "predictions averaged), as the saved model predicts.</span>" if facts.mirror else ""))
+                                "predictions averaged), as the saved model predicts.</span>" if facts.mirror else "")
+                             + (f"<br><span style='color:#666'>{html.escape(facts.reads[:1].upper() + facts.reads[1:])}."
+                                "</span>" if facts.reads else ""))
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td align='right'>&nbsp;{a:.1%}</td></tr>"
                        for c, a in outcome.per_class_accuracy.items())
         self.per_class.setText(f"<b>Per class</b><table cellspacing='2'>{rows}</table>")
