@@ -176,3 +176,16 @@ def test_second_run_reads_cached_features_and_imports_no_onnx(tmp_path):
     Image.open(os.path.join(data, "red", "copy.jpg")).rotate(90).save(os.path.join(data, "red", "copy.jpg"))
     third, imported = finetune()
     assert imported == {"onnx": False, "ort": True} and third["train_images"] + third["val_images"] == 13
+
+
+def test_finetune_text_output_says_what_the_head_reads(capsys, tmp_path):
+    """The bundled model's head reads tapped stages: the text summary names them, as the saved file records."""
+    data = make_folder(tmp_path / "data")
+    out = str(tmp_path / "ft.pt")
+    code, stdout, stderr = run(capsys, "finetune", data, "--epochs", "20", "--out", out)
+    assert code == 0, stderr
+    head = torch.load(out, weights_only=True)["head"]
+    reads = [line for line in stdout.splitlines() if line.startswith("The head reads")]
+    assert len(reads) == 1 and "blocks.4" in reads[0] and "blocks.5" in reads[0]
+    assert ("log standard deviation" in reads[0]) == (head["pool"] == "mean+logstd")
+    assert stdout.splitlines()[-1].startswith("saved ")

@@ -124,13 +124,13 @@ def accuracy(feats, y, train, val, extra: tuple[str, ...], criterion: str, means
     ``means``: the columns without the tapped stages' log standard deviations."""
     import torch
 
-    from convviz.core.finetune.head_fit import L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread
+    from convviz.core.finetune.head_fit import L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread, standardizer
     from convviz.core.model.loading import mirror_scores
 
     views = [v for name in ("c", *extra) for v in (name, name + "_m")]
     x = torch.cat([feats[v][train] for v in views])
     labels, groups = y[train].repeat(len(views)), torch.arange(len(train)).repeat(len(views))
-    mu, sd = x.mean(0), x.std(0) + 1e-6
+    mu, sd = standardizer(x)
     z = (x - mu) / sd
     classes = int(y.max()) + 1
     columns = means

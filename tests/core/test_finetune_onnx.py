@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from convviz.core.finetune import onnx_backbone
 from convviz.core.finetune.backend import OnnxBackend, TorchBackend, cache_dir, choose_backend, weights_hash
-from convviz.core.finetune.head_fit import choose_columns, choose_l2, fit_logistic
+from convviz.core.finetune.head_fit import choose_columns, choose_l2, fit_logistic, standardizer
 from convviz.core.finetune.heads import headless
 from convviz.core.finetune.network import Network
 from convviz.core.model.preprocess import Preprocess
@@ -144,3 +144,21 @@ def test_feature_columns_are_kept_only_where_cross_validation_says_they_help():
     # they are noise that only lets the head overfit: the subset wins
     name, _ = choose_columns(torch.cat([weak, noise], 1), y, groups, 2, {"all": (None, grid), "subset": (subset, grid)})
     assert name == "subset"
+
+
+def test_a_feature_constant_on_the_training_images_reads_as_zero_for_every_image():
+    """A channel dead on every training photo but alive on a new one must not blow up its score."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 20, generator=g)
+    x[:, 1] = 0.0  # dead on every training image
+    x[:, 2] = 1e-7 * torch.randn(12, generator=g)  # all but dead
+    mu, sd = standardizer(x)
+    assert torch.isinf(sd[1:3]).all()
+    plain = [0, *range(3, 20)]
+    assert torch.allclose(mu[plain], x[:, plain].mean(0)) and torch.allclose(sd[plain], x[:, plain].std(0))
+    new = torch.zeros(1, 20)
+    new[0, 1:3] = torch.tensor([3.0, 2.0])  # the dead channels fire on a new image
+    z = (new - mu) / sd
+    assert torch.isfinite(z).all() and (z[0, 1:3] == 0).all()
+    head = fit_logistic((x - mu) / sd, (x[:, 0] > 0).long(), 2, l2=0.1)
+    assert (head.weight[:, 1:3] == 0).all()  # nothing to learn from a constant: its weight stays 0

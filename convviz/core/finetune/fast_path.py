@@ -27,7 +27,7 @@ from ..model.loading import mirror_scores
 from .backend import FeatureBackend, choose_backend
 from .evaluate import Evaluation, evaluate_logits
 from .features import extract_features
-from .head_fit import L2_GRID, MEAN_L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread
+from .head_fit import L2_GRID, MEAN_L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread, standardizer
 from .train_types import Outcome, Run, TrainProgress
 
 
@@ -142,7 +142,7 @@ def _standardised(tr: dict, va: dict) -> tuple[_Split, torch.Tensor, torch.Tenso
     groups = torch.arange(len(xtr))
     if "mirror_features" in tr:
         xtr, ytr, groups = torch.cat([xtr, tr["mirror_features"][tr["ok"]]]), torch.cat([ytr, ytr]), torch.cat([groups, groups])
-    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
+    mu, sd = standardizer(xtr)
     zmirror = (va["mirror_features"] - mu) / sd if "mirror_features" in va else None
     return _Split(ztr=(xtr - mu) / sd, ytr=ytr, groups=groups, zva=(va["features"] - mu) / sd, yva=va["labels"],
                   zmirror=zmirror), mu, sd

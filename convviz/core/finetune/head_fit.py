@@ -16,9 +16,20 @@ import numpy as np
 import torch
 from torch import nn
 
+FLAT = 1e-2  #: a feature whose training spread is under this share of the median feature's counts as constant
 L2_GRID = (0.1, 0.3, 1.0)  # candidates for the L2 strength (mean loss + l2 * |W|²)
 MEAN_L2_GRID = (0.03, 0.1, 0.3, 1.0)  # the same for a head without the tapped stages' log std (core.model.taps)
 CV_FOLDS = 5
+
+
+def standardizer(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, spread) of each column of the training samples ``x``, to standardise by. A column that is
+    (nearly) constant on them (spread under :data:`FLAT` × the median column's, e.g. a channel dead on
+    every training photo) gets an infinite spread: it carries nothing to learn from, and dividing by
+    its tiny spread would blow up a new image's value (×10⁶ seen on a 6-photo folder), so it reads as
+    0 for every image and its weight stays 0."""
+    mu, sd = x.mean(0), x.std(0)
+    return mu, torch.where(sd > FLAT * sd.median(), sd, torch.inf)
 
 
 def single_thread(fn):
@@ -122,7 +133,7 @@ def cv_losses(z: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, classes: i
             if len(torch.unique(y[train])) < classes:
                 continue
             with torch.no_grad():
-                mu, sd = z[train].mean(0), z[train].std(0) + 1e-6
+                mu, sd = standardizer(z[train])
             linear = fit_logistic((z[train] - mu) / sd, y[train], classes, l2, iterations)
             with torch.no_grad():
                 loss += float(nn.functional.cross_entropy(linear((z[test] - mu) / sd), y[test], reduction="sum"))

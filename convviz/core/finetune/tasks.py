@@ -117,9 +117,8 @@ def _reads(model) -> str:
     taps, pool = taps_of(model), pool_of(model)
     if not taps:
         return ""
-    return tap_note(taps, pool) + ("" if pool == "mean" else
-                                   " (a head-only run without augmentation keeps the log standard deviations "
-                                   "only where cross-validation on the training images finds that they help)")
+    return tap_note(taps, pool) + ("" if pool == "mean" else " (head only, no augmentation: the log standard "
+                                   "deviations only if cross-validation on the training images prefers them)")
 
 
 @task(Scope.MODEL, (Need.MODEL_COPY,), title="Preparing the fast feature extractor (once)…")
