@@ -81,7 +81,8 @@ def fit_head(backend: FeatureBackend, run: Run):
     config, scan, labels = run.config, run.scan, run.labels
     preprocess = run.network.preprocess
     total = len(scan.train) + len(scan.val)
-    # ONNX Runtime already keeps every core busy: a decode process only competes with it (measured)
+    # ONNX Runtime already keeps every core busy: overlapping decoding only competes with it (2 cores: a decode
+    # process 1.2× the serial time, ONNX Runtime's run_async 1.48×; tests/bench/bench_decode_overlap.py)
     workers = config.workers if config.workers is not None else 0 if backend.kind == "onnx" else None
     states, done_before = {}, 0
     for split in ("train", "val"):
