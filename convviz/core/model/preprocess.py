@@ -43,19 +43,27 @@ class Preprocess:
         left, top = (width - side) / 2, (height - side) / 2
         return left, top, left + side, top + side
 
+    @property
+    def resample(self) -> int:
+        """Pillow's filter for :attr:`interpolation`."""
+        return _RESAMPLE.get(self.interpolation, Image.BILINEAR)
+
     def to_uint8(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3+) uint8 → the photo as the model sees it before scaling: the crop box resized to
         (S, S, 3) uint8 with the model's own interpolation (the one home of photo → model pixels)."""
         img = Image.fromarray(np.ascontiguousarray(rgb[..., :3]))
         box = self.crop_box(img.width, img.height)
-        resample = _RESAMPLE.get(self.interpolation, Image.BILINEAR)
-        return np.asarray(img.resize((self.input_size, self.input_size), resample, box=box))
+        return np.asarray(img.resize((self.input_size, self.input_size), self.resample, box=box))
+
+    def scale(self, pixels: np.ndarray) -> np.ndarray:
+        """(H, W, 3) pixel values 0…255 (the model's size or any other) → the model's scaling, float32 (3, H, W)."""
+        arr = pixels.astype(np.float32) / 255.0
+        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
     def to_array(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 → normalised float32 (3, S, S)."""
-        arr = self.to_uint8(rgb).astype(np.float32) / 255.0
-        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        return self.scale(self.to_uint8(rgb))
 
     def to_tensor(self, rgb: np.ndarray):
         """(H, W, 3) uint8 → torch float32 batch (1, 3, S, S)."""

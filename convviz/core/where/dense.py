@@ -29,7 +29,6 @@ DEFAULT_SIZE = 448
 MIN_SIZE, MAX_SIZE = 32, 2048
 #: Default class probability a position needs to count (boxes) or to be coloured (segmentation).
 THRESHOLD = 0.3
-_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,7 @@ def input_hw(photo_hw: tuple[int, int], size: int) -> tuple[int, int]:
 def photo_tensor(preprocess, rgb: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
     """The whole photo resized to ``hw`` with the model's interpolation and scaling: (1, 3, h, w)."""
     img = Image.fromarray(np.ascontiguousarray(rgb[..., :3]))
-    arr = np.asarray(img.resize((hw[1], hw[0]), _RESAMPLE.get(preprocess.interpolation, Image.BILINEAR)), np.float32)
-    arr = (arr / 255.0 - np.asarray(preprocess.mean, np.float32)) / np.asarray(preprocess.std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+    return torch.from_numpy(preprocess.scale(np.asarray(img.resize((hw[1], hw[0]), preprocess.resample))))[None]
 
 
 def pads(model: nn.Module) -> bool:

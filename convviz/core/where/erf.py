@@ -176,8 +176,7 @@ def _layer_input(loaded, rgb, layer, rows):
         raise ValueError(f"{layer}: its output is {row.out_shape}, neither a map (C, H, W) nor a vector")
     pp = loaded.preprocess
     seen = pp.to_uint8(rgb)
-    x = (seen.astype(np.float32) / 255.0 - np.asarray(pp.mean, np.float32)) / np.asarray(pp.std, np.float32)
-    return row, torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None], seen
+    return row, torch.from_numpy(pp.scale(seen))[None], seen
 
 
 def unit_erf(loaded, rgb: np.ndarray, layer: str, unit: tuple[int, int] | None = None, channel: int | None = None,
