@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
+from convviz.core.finetune.tasks import PREVIEW_COUNT
 from convviz.core.finetune.train_config import TrainConfig
 from convviz.ui.finetune.augment_section import AugmentSection
 from convviz.ui.finetune.data_section import DataSection
@@ -22,8 +23,6 @@ from convviz.ui.finetune.trained_model import TrainedModel
 from convviz.ui.finetune.training_run import TrainingRun
 from convviz.ui.finetune.training_view import TrainingView
 from convviz.ui.panel import Panel
-
-PREVIEW_COUNT = 8
 
 
 class FinetunePanel(Panel):
