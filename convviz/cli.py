@@ -15,7 +15,8 @@ import sys
 import time
 
 from .cli_io import (
-    CliError, TimeLimitExceeded, collected_warnings, emit_json, load_model_arg as _load, decode_image as _decode, model_options, quiet_broken_pipe, safe_stdout, shown,
+    CliError, TimeLimitExceeded, collected_warnings, emit_json, load_model_arg as _load, decode_image as _decode, model_options,
+    no_hooks, quiet_broken_pipe, safe_stdout, shown,
 )
 from .core.atomic import WriteError, atomic_write_all
 from .core.capture.allocator import keep_freed_memory
@@ -75,12 +76,6 @@ def _report(message: str) -> None:
     tqdm.write(f"error: {shown(message)}", file=sys.stderr)
 
 
-def _no_hooks(loaded, command: str) -> None:
-    if loaded.scripted:
-        raise CliError(f"{loaded.title}: TorchScript takes no hooks, so `{command}` cannot look inside it "
-                       "(use a state dict or a convviz checkpoint; `predict` works)")
-
-
 def cmd_predict(args) -> int:
     import torch
     from tqdm import tqdm
@@ -133,7 +128,7 @@ def cmd_layers(args) -> int:
     if args.input_size is not None and not 1 <= args.input_size <= MAX_INPUT_SIZE:
         raise CliError(f"--input-size must be from 1 to {MAX_INPUT_SIZE} pixels")
     loaded = _load(args, require_weights=False)
-    _no_hooks(loaded, "layers")
+    no_hooks(loaded, "layers")
     size = args.input_size or loaded.preprocess.input_size
     try:
         rows = layer_table(loaded.module, (3, size, size))
@@ -168,7 +163,7 @@ def cmd_activations(args) -> int:
         raise CliError(str(exc)) from None
     image = _decode(args.image)
     loaded = _load(args, require_weights=False)
-    _no_hooks(loaded, "activations")
+    no_hooks(loaded, "activations")
     capture = Capturer(loaded.module)(loaded.preprocess.to_tensor(image.rgb))
     if args.layer not in capture.outputs:
         close = difflib.get_close_matches(args.layer, capture.names(), n=1)

@@ -59,6 +59,13 @@ def load_model_arg(args, require_weights: bool, spec: str | None = None):
     return loaded
 
 
+def no_hooks(loaded, command: str) -> None:
+    """:class:`CliError` when ``command`` needs hooks inside ``loaded`` and it is TorchScript (it takes none)."""
+    if loaded.scripted:
+        raise CliError(f"{loaded.title}: TorchScript takes no hooks, so `{command}` cannot look inside it "
+                       "(use a state dict or a convviz checkpoint; `predict` works)")
+
+
 def decode_image(path: str):
     """Decode one image within :data:`DECODE_SECONDS` (a :class:`~convviz.core.images.LoadedImage`)."""
     from .core.images import load_image

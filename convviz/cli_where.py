@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .cli_io import CliError, decode_image, emit_json, load_model_arg, model_options, shown, task_progress
+from .cli_io import CliError, decode_image, emit_json, load_model_arg, model_options, no_hooks, shown, task_progress
 from .core.atomic import atomic_write
 from .core.where.classes import resolve_classes
 
@@ -59,7 +59,7 @@ def cmd_cam(args) -> int:
     threshold = _fraction(args.threshold, "--threshold") or BOX_THRESHOLD
     image = decode_image(args.image)
     loaded = load_model_arg(args, require_weights=True)
-    _hooks_or_fail(loaded, "cam")
+    no_hooks(loaded, "cam")
     try:  # one pass and one gradient: no progress bar (an error stays the only line on stderr)
         result = grad_cam(loaded, image.rgb, args.target, args.layer, threshold=threshold)
     except ValueError as exc:
@@ -87,7 +87,7 @@ def cmd_detect(args) -> int:
     threshold = _fraction(args.threshold, "--threshold") or dense.THRESHOLD
     image = decode_image(args.image)
     loaded = load_model_arg(args, require_weights=True)
-    _hooks_or_fail(loaded, "detect")
+    no_hooks(loaded, "detect")
     size = args.input_size or dense.DEFAULT_SIZE
     try:  # every check before the bar appears, so an error stays the only line on stderr
         if args.method == "dense":
@@ -140,12 +140,6 @@ def _class_count(loaded) -> int:
 
     size = loaded.preprocess.input_size
     return int(loaded.class_scores(loaded.preprocess.to_tensor(np.zeros((size, size, 3), np.uint8))).shape[-1])
-
-
-def _hooks_or_fail(loaded, command: str) -> None:
-    if loaded.scripted:
-        raise CliError(f"{loaded.title}: TorchScript takes no hooks, so `{command}` cannot look inside it "
-                       "(use a state dict or a convviz checkpoint; `predict` works)")
 
 
 COMMANDS = {"cam": cmd_cam, "detect": cmd_detect}
