@@ -36,7 +36,7 @@ def bundled():
 def test_dense_scores_are_the_classifiers_logits_on_each_window_where_exact():
     model = toy()
     head = find_head(model, 33)
-    assert head.maps == ("5",) and head.linear == "8" and head.relu == (False,)
+    assert head.maps == ("5",) and head.linear == "8" and head.kinds == ("mean",)
     x = torch.randn(1, 3, 41, 57)
     scores = dense_logits(model, head, x)[0]
     rows = {r.name: r for r in layer_table(model, (3, 41, 57))}
@@ -108,6 +108,41 @@ def test_a_multi_layer_head_becomes_one_convolution_per_map():
     loaded = LoadedModel("tapped", "tapped", module, preprocess)
     maps = dense.dense_maps(loaded, np.zeros((100, 100, 3), np.uint8), 224)
     assert not maps.exact and "also reads blocks.4, blocks.5" in maps.note
+
+
+def test_a_head_that_reads_log_standard_deviations_adds_their_share_at_every_position():
+    """A fine-tuned head pooled as means and log standard deviations (core.taps): each log std is a
+    whole-map statistic, the same share at every position; the mean over positions is still the logits."""
+    module, preprocess, _, _ = build_architecture("lite0", num_classes=3, taps=(4, 5), pool="mean+logstd")
+    module.eval()
+    head = find_head(module, 224)
+    assert head.maps == ("bn2", "blocks.4", "blocks.4", "blocks.5", "blocks.5")
+    assert head.kinds == ("mean", "mean", "logstd", "mean", "logstd")
+    assert [hi - lo for lo, hi in head.cols] == [1280, 112, 112, 192, 192]
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    scores = dense_logits(module, head, x)
+    with torch.no_grad():
+        torch.testing.assert_close(scores.mean((2, 3)), module(x), rtol=1e-4, atol=1e-4)
+        # written out: bn2's 1×1 convolution plus blocks.4 / blocks.5 pooled onto its grid, plus the constants
+        seen = {}
+        hooks = [module.get_submodule(n).register_forward_hook(lambda m, a, o, n=n: seen.__setitem__(n, o))
+                 for n in ("bn2", "blocks.4", "blocks.5")]
+        module(x)
+        for h in hooks:
+            h.remove()
+        w, b = module.classifier.weight, module.classifier.bias
+        want = torch.einsum("kc,nchw->nkhw", w[:, :1280], seen["bn2"]) + b[None, :, None, None]
+        for (lo, hi), name in (((1280, 1392), "blocks.4"), ((1504, 1696), "blocks.5")):
+            want += torch.einsum("kc,nchw->nkhw", w[:, lo:hi], torch.nn.functional.adaptive_avg_pool2d(seen[name], (7, 7)))
+            logstd = seen[name].flatten(2).std(2, unbiased=False).log()
+            want += (logstd @ w[:, hi:hi + (hi - lo)].T)[:, :, None, None]
+    torch.testing.assert_close(scores, want, rtol=1e-4, atol=1e-4)
+    loaded = LoadedModel("tapped", "tapped", module, preprocess)
+    maps = dense.dense_maps(loaded, np.zeros((100, 100, 3), np.uint8), 224)
+    assert not maps.exact and maps.note == (
+        "Approximate: the head also reads blocks.4, blocks.5, pooled here onto bn2's grid, not over each window; "
+        "it reads the log standard deviation of blocks.4 and blocks.5 over the whole map, so that share of the score "
+        "is the same at every position.")
 
 
 def test_models_without_a_linear_head_are_refused_in_one_sentence():

@@ -111,16 +111,24 @@ def dense_maps(loaded, rgb: np.ndarray, size: int = DEFAULT_SIZE, state: TaskSta
 
 
 def _exactness(model: nn.Module, head: Head, loaded, grid: Grid) -> tuple[bool, str]:
+    """Whether each score is exactly the classifier's output on its window, and one sentence on why (not)."""
     window = f"{mean_side(grid.rf):g} px"
+    spread = [m for m, k in zip(head.maps, head.kinds) if k == "logstd"]
+    finer = list(dict.fromkeys(m for m, k in zip(head.maps[1:], head.kinds[1:]) if k != "logstd"))
+    reasons = []
     if loaded.mirror:
-        return False, ("Approximate: the model averages each photo with its mirror image, so each position averages "
-                       "its window with the mirrored one.")
-    if len(head.maps) > 1:
-        return False, (f"Approximate: the head also reads {', '.join(head.maps[1:])}, pooled here onto "
-                       f"{head.maps[0]}'s grid, not over each window.")
-    if pads(model):
-        return False, (f"Approximate: the network pads its layers, so a score is close to, not exactly, the classifier's "
-                       f"output on its {window} window (a crop would see zeros where the whole photo has pixels).")
+        reasons.append("the model averages each photo with its mirror image, so each position averages its window "
+                       "with the mirrored one")
+    if finer:
+        reasons.append(f"the head also reads {', '.join(finer)}, pooled here onto {head.maps[0]}'s grid, not over each window")
+    if spread:
+        reasons.append(f"it reads the log standard deviation of {' and '.join(spread)} over the whole map, so that share "
+                       "of the score is the same at every position")
+    if not reasons and pads(model):
+        reasons.append(f"the network pads its layers, so a score is close to, not exactly, the classifier's output on its "
+                       f"{window} window (a crop would see zeros where the whole photo has pixels)")
+    if reasons:
+        return False, "Approximate: " + "; ".join(reasons) + "."
     return True, f"Exact: no layer pads, so each score is the classifier's output on its {window} window."
 
 

@@ -7,6 +7,11 @@ and the linear layer are found by running the model once on a fixed random input
 number by number, that the linear layer's input is those pooled maps (ReLU'd first, as DenseNet
 does, is recognised too) and that the model's output is that layer's output. Anything else
 (VGG's three linear layers, MobileNetV3's hidden layer) has no linear head to convert.
+
+A convviz head that also reads a map's log standard deviation (``core.model.taps``,
+``pool="mean+logstd"``) is converted too: that statistic belongs to the whole map, not to any
+window, so its share of the score is the same at every position (and the mean over positions is
+still the model's output).
 """
 from __future__ import annotations
 
@@ -20,16 +25,19 @@ from torch import nn
 
 from ..capture.activations import call_name, first_tensor
 from ..capture.receptive_field import FieldTracer
+from ..model.taps import pooled
 from .frame import Grid, remember_grid
 from .layer_tap import find_module, on_call
 
 
 @dataclass(frozen=True)
 class Head:
-    """What the dense pass needs: ``maps[k]`` (a record name) feeds columns ``cols[k]`` of ``linear``."""
+    """What the dense pass needs: ``maps[k]`` (a record name), pooled as ``kinds[k]``, feeds columns
+    ``cols[k]`` of ``linear``."""
 
     maps: tuple[str, ...]  #: record names; the first is the last (coarsest) feature map
-    relu: tuple[bool, ...]  #: whether the map goes through ReLU before its pooling
+    #: "mean" (global average), "relu-mean" (of the map's ReLU) or "logstd" (its log standard deviation)
+    kinds: tuple[str, ...]
     cols: tuple[tuple[int, int], ...]
     linear: str
     classes: int
@@ -97,11 +105,13 @@ def _search(model: nn.Module, input_size: int, title: str) -> Head:
         raise ValueError(no_head(title, "its last linear layer does not read a flat vector"))
     found, offset = [], 0
     while offset < lin_in.shape[1]:
-        match = _match(maps, lin_in[0, offset:], {name for name, _, _ in found})
+        match = _match(maps, lin_in[0, offset:], {(name, kind) for name, kind, _ in found})
         if match is None:
             raise ValueError(no_head(title, f"the input of {lin_name} is not the global average pool of a feature map"))
-        name, relu, channels = match
-        found.append((name, relu, (offset, offset + channels)))
+        name, kind, channels = match
+        if not found and kind == "logstd":  # the first map gives the grid of positions: it must be pooled per window
+            raise ValueError(no_head(title, f"the input of {lin_name} starts with a whole-map statistic"))
+        found.append((name, kind, (offset, offset + channels)))
         offset += channels
     first = dict(maps)[found[0][0]]
     fields = tracer.field_of(first)
@@ -112,16 +122,23 @@ def _search(model: nn.Module, input_size: int, title: str) -> Head:
                 int(linear.out_features))
 
 
-def _match(maps, rest: torch.Tensor, used: set[str]):
-    """The latest map whose global average (or that of its ReLU) starts ``rest``: (name, relu, channels)."""
+_KINDS = {"mean": lambda t: t.mean((2, 3)), "relu-mean": lambda t: torch.relu(t).mean((2, 3)),
+          "logstd": lambda t: pooled(t, "mean+logstd")[:, t.shape[1]:]}
+
+
+def _match(maps, rest: torch.Tensor, used: set[tuple[str, str]]):
+    """The latest map whose global average (or that of its ReLU, or its log standard deviation) starts
+    ``rest``: (name, kind, channels)."""
     for name, tensor in reversed(maps):
         channels = tensor.shape[1]
-        if name in used or channels > rest.numel():
+        if channels > rest.numel():
             continue
-        for relu in (False, True):
-            pooled = (torch.relu(tensor) if relu else tensor).mean((2, 3))[0]
-            if torch.allclose(pooled, rest[:channels], rtol=1e-4, atol=1e-5 * (1 + float(rest[:channels].abs().max()))):
-                return name, relu, channels
+        for kind, pool in _KINDS.items():
+            if (name, kind) in used or (kind != "logstd" and any(n == name and k != "logstd" for n, k in used)):
+                continue
+            stat = pool(tensor)[0]
+            if torch.allclose(stat, rest[:channels], rtol=1e-4, atol=1e-5 * (1 + float(rest[:channels].abs().max()))):
+                return name, kind, channels
     return None
 
 
@@ -132,7 +149,7 @@ def dense_logits(model: nn.Module, head: Head, x: torch.Tensor) -> torch.Tensor:
     linear = dict(model.named_modules())[head.linear.split(":")[0]]
     seen: dict[str, torch.Tensor] = {}
     handles = []
-    for name in head.maps:
+    for name in dict.fromkeys(head.maps):
         module, call = find_module(model, name)
         handles.append(module.register_forward_hook(on_call(call, partial(seen.__setitem__, name))))
     try:
@@ -145,8 +162,11 @@ def dense_logits(model: nn.Module, head: Head, x: torch.Tensor) -> torch.Tensor:
     bias = None if linear.bias is None else linear.bias.detach().float()
     hw = tuple(seen[head.maps[0]].shape[-2:])
     total = None
-    for name, relu, (lo, hi) in zip(head.maps, head.relu, head.cols):
-        fmap = torch.relu(seen[name]) if relu else seen[name]
+    for name, kind, (lo, hi) in zip(head.maps, head.kinds, head.cols):
+        if kind == "logstd":  # a whole-map statistic: the same share at every position
+            total = total + (_KINDS[kind](seen[name].float()) @ weight[:, lo:hi].T.float())[:, :, None, None]
+            continue
+        fmap = torch.relu(seen[name]) if kind == "relu-mean" else seen[name]
         if tuple(fmap.shape[-2:]) != hw:
             fmap = F.adaptive_avg_pool2d(fmap, hw)
         part = F.conv2d(fmap.float(), weight[:, lo:hi, None, None].float(), bias if total is None else None)
