@@ -105,6 +105,40 @@ def test_pooled_vector_is_not_labelled(lite0):
         get_view("vector")(ctx_for(lite0, "conv_head"))
 
 
+def test_a_multi_layer_heads_input_names_its_parts(lite0):
+    """A fine-tuned head's input (core.taps, mean + log std): the vector says which part each value is,
+    and each named value is what torch computes for that channel."""
+    import copy
+
+    from convviz.core.finetune.heads import replace_head
+    from convviz.core.model.loading import LoadedModel
+    from convviz.core.model.taps import add_taps
+
+    loaded, _, x = lite0
+    model = add_taps(copy.deepcopy(loaded.module), (4, 5), "mean+logstd").eval()
+    replace_head(model, 2)
+    capture = Capturer(model)(x)
+    tapped = LoadedModel("t", "t", model, loaded.preprocess, labels=("a", "b"))
+    data = get_view("vector")(ViewContext(capture=capture, model=tapped, layer="global_pool", module=model.global_pool))
+    assert data.parts == (("bn2 mean", 1280), ("blocks.4 mean", 112), ("blocks.4 log std", 112),
+                          ("blocks.5 mean", 192), ("blocks.5 log std", 192))
+    assert data.what == "values: bn2 mean 1280 · blocks.4 mean 112 · blocks.4 log std 112 · blocks.5 mean 192 · blocks.5 log std 192"
+    seen = {}
+    hooks = [model.get_submodule(n).register_forward_hook(lambda m, a, o, n=n: seen.__setitem__(n, o)) for n in ("blocks.4", "blocks.5")]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    for index, name, want in ((7, "bn2 mean 7", None), (1280 + 3, "blocks.4 mean 3", seen["blocks.4"][0, 3].mean()),
+                              (1392 + 5, "blocks.4 log std 5", seen["blocks.4"][0, 5].std(unbiased=False).log()),
+                              (1887, "blocks.5 log std 191", seen["blocks.5"][0, 191].std(unbiased=False).log())):
+        assert data.entry_name(index) == name
+        if want is not None:
+            assert abs(float(data.values[index]) - float(want)) < 1e-4
+    plain = get_view("vector")(ctx_for(lite0, "global_pool"))
+    assert plain.parts == () and plain.what == "values, one per channel" and plain.entry_name(7) == "channel 7"
+
+
 def test_mosaic_view_carries_the_raw_maps(lite0):
     _, capture, _ = lite0
     data = get_view("mosaic")(ctx_for(lite0, "conv_stem"))

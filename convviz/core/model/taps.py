@@ -182,6 +182,19 @@ def head_features(model: nn.Module) -> int:
     return int(model.num_features) + pool_width(pool_of(model)) * sum(stage_channels(model, t) for t in taps_of(model))
 
 
+def head_parts(model: nn.Module) -> tuple[tuple[str, int], ...]:
+    """The parts of a tapped model's head input (``global_pool``'s output), in order, with their widths:
+    ``("bn2 mean", 1280), ("blocks.4 mean", 112), ("blocks.4 log std", 112), …``; () for a plain model."""
+    taps, pool = taps_of(model), pool_of(model)
+    if not taps:
+        return ()
+    parts = [("bn2 mean", int(model.num_features))]
+    for t in taps:
+        width = stage_channels(model, t)
+        parts += [(f"blocks.{t} mean", width)] + ([(f"blocks.{t} log std", width)] if pool != "mean" else [])
+    return tuple(parts)
+
+
 def add_taps(model: nn.Module, taps=DEFAULT_TAPS, pool: str = DEFAULT_POOL) -> nn.Module:
     """Make ``model``'s classifier read the ``pool``-ed outputs of ``taps`` too (in place; empty ``taps``:
     the architecture's own forward again). The classifier itself is not replaced: see

@@ -73,10 +73,9 @@ class VectorView(QWidget):
         """Show a :class:`~convviz.core.views.layer.LayerVector`."""
         self.data = data
         n = len(data.values)
-        what = "logits, one per class" if data.is_logits else "values, one per channel"
         kind = f" · {type_name}" if type_name else ""
         mirror = " · p: the photo and its mirror image, averaged" if data.is_logits and data.mirrored else ""
-        self.title.setText(f"{data.layer}{kind} · {n} {what}{mirror}")
+        self.title.setText(f"{data.layer}{kind} · {n} {data.what}{mirror}")
         self._draw()
         self.top_list.setText(self._top_text())
         self.top_list.setVisible(True)
@@ -114,7 +113,7 @@ class VectorView(QWidget):
                            for i in top)
             head = "<tr><th>#</th><th align='left'>class</th><th>logit</th><th>p</th></tr>"
         else:
-            rows = "".join(f"<tr><td>{d.ranks[i]}.</td><td>channel {i}</td><td align='right'>{_fmt(d.values[i])}</td>"
+            rows = "".join(f"<tr><td>{d.ranks[i]}.</td><td>{d.entry_name(i)}</td><td align='right'>{_fmt(d.values[i])}</td>"
                            "</tr>" for i in top)
             head = "<tr><th>#</th><th align='left'>channel</th><th>value</th></tr>"
         return f"<b>Largest {len(top)}</b><table cellspacing='3'>{head}{rows}</table>"
@@ -133,7 +132,7 @@ class VectorView(QWidget):
         if d.is_logits:
             return (f"class {index} “{d.labels[index]}”: logit {_fmt(d.values[index])} · p {d.probs[index]:.2%}"
                     f" · rank {d.ranks[index]} of {n}")
-        return f"channel {index}: {_fmt(d.values[index])} · rank {d.ranks[index]} of {n}"
+        return f"{d.entry_name(index)}: {_fmt(d.values[index])} · rank {d.ranks[index]} of {n}"
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         index = self.entry_at(scene_pos)
