@@ -118,7 +118,7 @@ def cmd_finetune(args) -> int:
               f"({scan.split} split), {len(scan.skipped)} skipped")
         print(f"val accuracy {ev.accuracy * 100:.1f}%  " + "  ".join(f"{c}: {a * 100:.1f}%" for c, a in ev.per_class_accuracy.items()))
         if result.reads:
-            print(f"{result.reads[:1].upper()}{result.reads[1:]}.")
+            print(result.reads)
         for m in ev.misclassified[:5]:
             print(f"  misclassified {m.path}: {m.true} → {m.predicted} ({m.prob * 100:.0f}%)")
         print(f"saved {os.path.abspath(out)} ({summary['seconds']:.1f} s); try: convviz predict IMAGE --model {out}")

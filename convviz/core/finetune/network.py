@@ -16,8 +16,8 @@ from torch import nn
 
 from ..model.loading import load_model
 from ..model.preprocess import Preprocess
-from ..model.taps import (DEFAULT_POOL, add_taps, mean_columns, pool_width, stage_channels, state_head_features,
-                          state_widths, tap_suffix)
+from ..model.taps import (DEFAULT_POOL, add_taps, layout, mean_columns, stage_channels, state_head_features, state_widths,
+                          tap_suffix)
 from .heads import FreezeReport, apply_freeze, head_freeze_report, head_name, headless, replace_head
 
 #: the classifier's key prefix in a state-only network (a timm EfficientNet: the bundled model)
@@ -63,21 +63,24 @@ class Network:
 
     def mean_columns(self) -> list[int]:
         """The columns of this network's features that a ``"mean"``-pooled head reads (:func:`~..taps.mean_columns`)."""
-        return mean_columns(*self._widths(), self.pool)
+        return mean_columns(self._parts())
 
-    def _widths(self) -> tuple[int, list[int]]:
+    def _parts(self) -> tuple[tuple[str, int], ...]:
+        """:func:`~..taps.layout` of the head input (built model or state dict alike)."""
         if self.model is not None:
-            return int(self.model.num_features), [stage_channels(self.model, t) for t in self.taps]
-        return state_widths(self.state, self.taps)
+            last, widths = int(self.model.num_features), [stage_channels(self.model, t) for t in self.taps]
+        else:
+            last, widths = state_widths(self.state, self.taps)
+        return layout(last, widths, self.taps, self.pool)
 
     def widened(self, weight: torch.Tensor, pool: str | None) -> torch.Tensor:
         """A fitted head's ``weight`` over this network's whole head input: a ``"mean"`` head's, read from a
         network that also pools log standard deviations, gets zeros there (the same function)."""
         if pool is None or pool == self.pool or not weight.numel():
             return weight
-        last, widths = self._widths()
-        wide = weight.new_zeros(len(weight), last + pool_width(self.pool) * sum(widths))
-        wide[:, mean_columns(last, widths, self.pool)] = weight
+        parts = self._parts()
+        wide = weight.new_zeros(len(weight), sum(width for _, width in parts))
+        wide[:, mean_columns(parts)] = weight
         return wide
 
     def pooled(self, pool: str) -> "Network":

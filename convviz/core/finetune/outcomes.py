@@ -40,8 +40,7 @@ class FreezeInfo:
     frozen_modules: list  #: module paths whose parameters are all frozen (for the Layers tree)
     blocks: int  #: backbone blocks "last N" can open
     devices: list  #: "cpu" and "cuda" when present
-    taps: tuple = ()  #: stages the new head reads beside the last layer (core.taps)
-    reads: str = ""  #: what the new head reads, in words (core.taps.tap_note; "" for a plain head)
+    reads: str = ""  #: what the new head reads, a sentence (core.model.taps.tap_sentence; "" for a plain head)
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ class RunFacts:
     unit: str = "epoch"  #: what one entry of ``history`` is: "epoch", or "L-BFGS iteration"
     mirror: bool = False  #: validated (and predicting) on each photo and its mirror image
     kept_epoch: int | None = None  #: full loop: 0 = the warm-started head was kept, n = the state after epoch n
-    reads: str = ""  #: what the saved head reads, in words (core.model.taps.tap_note; "" for a plain head)
+    reads: str = ""  #: what the saved head reads, a sentence (core.model.taps.tap_sentence; "" for a plain head)
 
 
 @dataclass(frozen=True)

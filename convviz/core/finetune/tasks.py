@@ -99,7 +99,6 @@ def freeze_task(inputs, state) -> FreezeInfo:
     import torch
 
     from . import apply_freeze, augment, backbone_blocks, replace_head, with_taps
-    from ..model.taps import taps_of
 
     model = inputs.model.module
     with augment.rng_guard:  # a new head's init draws from torch's global generator, which a preview reseeds
@@ -107,18 +106,16 @@ def freeze_task(inputs, state) -> FreezeInfo:
     report = apply_freeze(model, inputs.args["strategy"])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     return FreezeInfo(report.strategy, report.trainable_params, report.total_params, list(report.frozen_modules),
-                      len(backbone_blocks(model)), devices, taps_of(model), _reads(model))
+                      len(backbone_blocks(model)), devices, _reads(model))
 
 
 def _reads(model) -> str:
-    """What the new head reads, in words, before a run (the fast path may drop the log standard deviations)."""
-    from ..model.taps import pool_of, tap_note, taps_of
+    """What the new head reads, as a sentence, before a run (the fast path may drop the log standard deviations)."""
+    from ..model.taps import pool_of, tap_sentence, taps_of
 
-    taps, pool = taps_of(model), pool_of(model)
-    if not taps:
-        return ""
-    return tap_note(taps, pool) + ("" if pool == "mean" else " (head only, no augmentation: the log standard "
-                                   "deviations only if cross-validation on the training images prefers them)")
+    pool = pool_of(model)
+    return tap_sentence(taps_of(model), pool, "" if pool == "mean" else " (head only, no augmentation: the log standard "
+                        "deviations only if cross-validation on the training images prefers them)")
 
 
 @task(Scope.MODEL, (Need.MODEL_COPY,), title="Preparing the fast feature extractor (once)…")

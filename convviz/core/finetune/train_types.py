@@ -11,7 +11,7 @@ from torch import nn
 
 from ..model.files import checkpoint_dict, save_checkpoint
 from ..model.preprocess import Preprocess
-from ..model.taps import tap_note
+from ..model.taps import tap_sentence
 from .evaluate import Evaluation
 from .heads import FreezeReport
 from .network import Network, Trained
@@ -67,8 +67,8 @@ class FineTuneResult:
 
     @property
     def reads(self) -> str:
-        """What the new head reads, in words ("" for a plain head)."""
-        return tap_note(self.taps, self.pool) if self.taps else ""
+        """What the new head reads, as a sentence ("" for a plain head)."""
+        return tap_sentence(self.taps, self.pool)
 
     def checkpoint(self) -> dict:
         training = {**asdict(self.config), "augment": self.config.augment.names(), "val_accuracy": self.evaluation.accuracy,

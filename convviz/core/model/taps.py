@@ -123,6 +123,14 @@ def tap_note(taps, pool: str) -> str:
             "each channel's mean and log standard deviation over the map")
 
 
+def tap_sentence(taps, pool: str, aside: str = "") -> str:
+    """:func:`tap_note` as a sentence (capitalised, ``aside`` before the full stop); "" without taps."""
+    if not taps:
+        return ""
+    note = tap_note(taps, pool)
+    return f"{note[:1].upper()}{note[1:]}{aside}."
+
+
 def check_taps(model: nn.Module, taps) -> tuple[int, ...]:
     """``taps`` as a sorted tuple of distinct stage indices of ``model``; ValueError otherwise."""
     taps = tuple(sorted(set(int(t) for t in taps)))
@@ -149,11 +157,6 @@ def stage_channels(model: nn.Module, stage: int) -> int:
     return int(convs[-1].out_channels)
 
 
-def pool_width(pool: str) -> int:
-    """Features per tapped channel: 1 for ``"mean"``, 2 for ``"mean+logstd"``."""
-    return 1 if pool == "mean" else 2
-
-
 def state_widths(state: dict[str, torch.Tensor], taps) -> tuple[int, list[int]]:
     """(last layer's features, each tapped stage's channels) of a tapped EfficientNet from its state dict alone."""
     def last_conv(prefix: str) -> int:
@@ -161,38 +164,44 @@ def state_widths(state: dict[str, torch.Tensor], taps) -> tuple[int, list[int]]:
     return last_conv("conv_head."), [last_conv(f"blocks.{t}.") for t in taps]
 
 
+def layout(last: int, widths, taps, pool: str) -> tuple[tuple[str, int], ...]:
+    """The parts of a tapped head's input (``global_pool``'s output), in order, with their widths:
+    ``("bn2 mean", last)``, then per tapped stage ``("blocks.4 mean", c)`` and, pooled ``"mean+logstd"``,
+    ``("blocks.4 log std", c)``."""
+    parts = [("bn2 mean", int(last))]
+    for t, width in zip(taps, widths):
+        parts += [(f"blocks.{t} mean", int(width))] + ([(f"blocks.{t} log std", int(width))] if pool != "mean" else [])
+    return tuple(parts)
+
+
+def mean_columns(parts) -> list[int]:
+    """The columns of a head input laid out as ``parts`` (:func:`layout`) that a ``"mean"`` head reads:
+    all but the stages' log standard deviations."""
+    columns, start = [], 0
+    for name, width in parts:
+        if not name.endswith("log std"):
+            columns += range(start, start + width)
+        start += width
+    return columns
+
+
 def state_head_features(state: dict[str, torch.Tensor], taps, pool: str = DEFAULT_POOL) -> int:
     """:func:`head_features` of a tapped EfficientNet from its state dict alone (no module built)."""
     last, widths = state_widths(state, taps)
-    return last + pool_width(pool) * sum(widths)
+    return sum(width for _, width in layout(last, widths, taps, pool))
 
 
-def mean_columns(last: int, widths, pool: str) -> list[int]:
-    """Which columns of a ``pool`` head input (the last layer's features, then each tapped stage's
-    pooled channels) make the ``"mean"`` head input: all but the stages' log standard deviations."""
-    columns, start = list(range(last)), last
-    for width in widths:
-        columns += range(start, start + width)
-        start += pool_width(pool) * width
-    return columns
+def head_parts(model: nn.Module) -> tuple[tuple[str, int], ...]:
+    """:func:`layout` of a tapped model's head input; () for a plain model."""
+    taps = taps_of(model)
+    if not taps:
+        return ()
+    return layout(model.num_features, [stage_channels(model, t) for t in taps], taps, pool_of(model))
 
 
 def head_features(model: nn.Module) -> int:
     """Width of the classifier's input: the last layer's features plus every tapped stage's pooled channels."""
-    return int(model.num_features) + pool_width(pool_of(model)) * sum(stage_channels(model, t) for t in taps_of(model))
-
-
-def head_parts(model: nn.Module) -> tuple[tuple[str, int], ...]:
-    """The parts of a tapped model's head input (``global_pool``'s output), in order, with their widths:
-    ``("bn2 mean", 1280), ("blocks.4 mean", 112), ("blocks.4 log std", 112), …``; () for a plain model."""
-    taps, pool = taps_of(model), pool_of(model)
-    if not taps:
-        return ()
-    parts = [("bn2 mean", int(model.num_features))]
-    for t in taps:
-        width = stage_channels(model, t)
-        parts += [(f"blocks.{t} mean", width)] + ([(f"blocks.{t} log std", width)] if pool != "mean" else [])
-    return tuple(parts)
+    return sum(width for _, width in head_parts(model)) or int(model.num_features)
 
 
 def add_taps(model: nn.Module, taps=DEFAULT_TAPS, pool: str = DEFAULT_POOL) -> nn.Module:

@@ -57,4 +57,4 @@ class FreezeSection(QWidget):
         share = info.trainable_params / max(1, info.total_params)
         self.count.setText(f"<b>{info.trainable_params:,}</b> of {info.total_params:,} parameters train ({share:.1%}); "
                            f"{len(info.frozen_modules)} layers frozen (marked ❄ in the Layers tab once a folder is chosen)."
-                           + (f" {info.reads[:1].upper()}{info.reads[1:]}." if info.reads else ""))
+                           + (f" {info.reads}" if info.reads else ""))

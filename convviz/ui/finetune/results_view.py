@@ -117,8 +117,7 @@ class ResultsView(QWidget):
                              f"loss {outcome.loss:.3f})"
                              + ("<br><span style='color:#666'>Each photo is judged with its mirror image (their "
                                 "predictions averaged), as the saved model predicts.</span>" if facts.mirror else "")
-                             + (f"<br><span style='color:#666'>{html.escape(facts.reads[:1].upper() + facts.reads[1:])}."
-                                "</span>" if facts.reads else ""))
+                             + (f"<br><span style='color:#666'>{html.escape(facts.reads)}</span>" if facts.reads else ""))
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td align='right'>&nbsp;{a:.1%}</td></tr>"
                        for c, a in outcome.per_class_accuracy.items())
         self.per_class.setText(f"<b>Per class</b><table cellspacing='2'>{rows}</table>")
