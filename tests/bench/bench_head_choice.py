@@ -73,7 +73,7 @@ def accuracy(f, m, y, train, val, columns: list[int], mirror: bool) -> float:
     """The fast path's head (core.finetune.head_fit) on the feature ``columns``."""
     import torch
 
-    from convviz.core.finetune.head_fit import MEAN_L2_GRID, choose_l2, fit_logistic, single_thread
+    from convviz.core.finetune.head_fit import choose_l2, fit_logistic, single_thread
     from convviz.core.model.loading import mirror_scores
 
     f, m = f[:, columns], m[:, columns]
@@ -83,7 +83,7 @@ def accuracy(f, m, y, train, val, columns: list[int], mirror: bool) -> float:
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
     classes = int(y.max()) + 1
-    l2 = choose_l2(z, labels, groups, classes, grid=MEAN_L2_GRID)
+    l2 = choose_l2(z, labels, groups, classes)
     head = single_thread(fit_logistic)(z, labels, classes, l2)
     with torch.no_grad():
         scores = head((f[val] - mu) / sd)

@@ -124,7 +124,7 @@ def accuracy(feats, y, train, val, extra: tuple[str, ...], criterion: str, means
     ``means``: the columns without the tapped stages' log standard deviations."""
     import torch
 
-    from convviz.core.finetune.head_fit import L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread, standardizer
+    from convviz.core.finetune.head_fit import LOGSTD_L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread, standardizer
     from convviz.core.model.loading import mirror_scores
 
     views = [v for name in ("c", *extra) for v in (name, name + "_m")]
@@ -139,9 +139,9 @@ def accuracy(feats, y, train, val, extra: tuple[str, ...], criterion: str, means
     elif criterion == "ll":
         l2 = choose_l2(z[:, means], labels, groups, classes, grid=LL_GRID)
     elif criterion == "ll+logstd":
-        columns, l2 = slice(None), choose_l2(z, labels, groups, classes, grid=L2_GRID)
+        columns, l2 = slice(None), choose_l2(z, labels, groups, classes, grid=LOGSTD_L2_GRID)
     else:
-        name, l2 = choose_columns(z, labels, groups, classes, {"logstd": (None, L2_GRID), "mean": (means, LL_GRID)})
+        name, l2 = choose_columns(z, labels, groups, classes, {"logstd": (None, LOGSTD_L2_GRID), "mean": (means, LL_GRID)})
         columns = slice(None) if name == "logstd" else means
     head = single_thread(fit_logistic)(z[:, columns], labels, classes, l2)
     with torch.no_grad():

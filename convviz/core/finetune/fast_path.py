@@ -27,7 +27,7 @@ from ..model.loading import mirror_scores
 from .backend import FeatureBackend, choose_backend
 from .evaluate import Evaluation, evaluate_logits
 from .features import extract_features
-from .head_fit import L2_GRID, MEAN_L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread, standardizer
+from .head_fit import L2_GRID, LOGSTD_L2_GRID, choose_columns, choose_l2, fit_logistic, single_thread, standardizer
 from .train_types import Outcome, Run, TrainProgress
 
 
@@ -132,7 +132,7 @@ def _choose(split: _Split, run: Run, classes: int) -> tuple[str, float]:
         return network.pool, config.l2
     if not network.taps or network.pool == "mean":
         return network.pool, choose_l2(split.ztr, split.ytr, split.groups, classes, seed=config.seed)
-    candidates = {network.pool: (None, L2_GRID), "mean": (network.mean_columns(), MEAN_L2_GRID)}
+    candidates = {network.pool: (None, LOGSTD_L2_GRID), "mean": (network.mean_columns(), L2_GRID)}
     return choose_columns(split.ztr, split.ytr, split.groups, classes, candidates, seed=config.seed)
 
 

@@ -6,7 +6,7 @@ id (an image and its mirror image) kept in one fold so a fold never tests on the
 sample. (Log-loss rather than accuracy: over 40 resampled splits of the clothing set, +0.18 ± 0.06
 points, 10 splits won and 1 lost; cats-dogs +0.21; ``tests/bench/bench_head_recipes.py``.) With the
 tapped stages' log standard deviations in the features (:mod:`..model.taps`), 0.03 was never better
-than 0.1 and 3 never chosen: the grid is 0.1…1 (three fits per fold, not four).
+than 0.1 and 3 never chosen: that head's grid is 0.1…1 (:data:`LOGSTD_L2_GRID`).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 FLAT = 1e-2  #: a feature whose training spread is under this share of the median feature's counts as constant
-L2_GRID = (0.1, 0.3, 1.0)  # candidates for the L2 strength (mean loss + l2 * |W|²)
-MEAN_L2_GRID = (0.03, 0.1, 0.3, 1.0)  # the same for a head without the tapped stages' log std (core.model.taps)
+L2_GRID = (0.03, 0.1, 0.3, 1.0)  # candidates for the L2 strength (mean loss + l2 * |W|²)
+LOGSTD_L2_GRID = (0.1, 0.3, 1.0)  # the same for a head that also reads the tapped stages' log std (core.model.taps)
 CV_FOLDS = 5
 
 
@@ -95,8 +95,7 @@ def choose_l2(z: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, classes: i
     """The L2 strength from ``grid`` with the least ``folds``-fold cross-validated log-loss (summed
     cross-entropy of the held-out samples) on (z, y); samples sharing a ``groups`` id stay in one
     fold; ties go to the stronger L2."""
-    losses = cv_losses(z, y, groups, classes, grid, folds, seed, iterations)
-    return -min((loss, -l2) for loss, l2 in zip(losses, grid))[1]
+    return choose_columns(z, y, groups, classes, {"all": (None, grid)}, folds, seed, iterations)[1]
 
 
 @single_thread
