@@ -105,7 +105,7 @@ def _search(model: nn.Module, input_size: int, title: str) -> Head:
         raise ValueError(no_head(title, "its last linear layer does not read a flat vector"))
     found, offset = [], 0
     while offset < lin_in.shape[1]:
-        match = _match(maps, lin_in[0, offset:], {(name, kind) for name, kind, _ in found})
+        match = _match(maps, lin_in[0, offset:], {_slot(name, kind) for name, kind, _ in found})
         if match is None:
             raise ValueError(no_head(title, f"the input of {lin_name} is not the global average pool of a feature map"))
         name, kind, channels = match
@@ -126,15 +126,20 @@ _KINDS = {"mean": lambda t: t.mean((2, 3)), "relu-mean": lambda t: torch.relu(t)
           "logstd": lambda t: pooled(t, "mean+logstd")[:, t.shape[1]:]}
 
 
+def _slot(name: str, kind: str) -> tuple[str, str]:
+    """What a map read as ``kind`` uses up: its average (plain or of its ReLU) or its log standard deviation."""
+    return name, "logstd" if kind == "logstd" else "mean"
+
+
 def _match(maps, rest: torch.Tensor, used: set[tuple[str, str]]):
-    """The latest map whose global average (or that of its ReLU, or its log standard deviation) starts
-    ``rest``: (name, kind, channels)."""
+    """The latest map whose global average (or that of its ReLU, or its log standard deviation), not yet
+    read (``used``: :func:`_slot`), starts ``rest``: (name, kind, channels)."""
     for name, tensor in reversed(maps):
         channels = tensor.shape[1]
         if channels > rest.numel():
             continue
         for kind, pool in _KINDS.items():
-            if (name, kind) in used or (kind != "logstd" and any(n == name and k != "logstd" for n, k in used)):
+            if _slot(name, kind) in used:
                 continue
             stat = pool(tensor)[0]
             if torch.allclose(stat, rest[:channels], rtol=1e-4, atol=1e-5 * (1 + float(rest[:channels].abs().max()))):
